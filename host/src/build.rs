@@ -1,0 +1,79 @@
+//! `plume build`: build the plugins of a source tree for `wasm32-wasip2`.
+//!
+//! Plugins build into their own target directory (`target/plugins`) so a
+//! plugin build never waits on, or invalidates, the host's build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The WebAssembly target plugins are built for.
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// The source tree `start` is in: the nearest ancestor with a `Cargo.toml`
+/// and a `plugins/` directory.
+pub fn find_workspace(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.toml").is_file() && dir.join("plugins").is_dir() && dir.join("wit").is_dir())
+        .map(Path::to_owned)
+}
+
+/// Where a workspace's built plugins land.
+pub fn plugin_dir(workspace: &Path) -> PathBuf {
+    workspace.join("target/plugins").join(TARGET).join("release")
+}
+
+/// The plugin crates of a workspace: every `plugins/<name>/Cargo.toml`.
+pub fn plugin_names(workspace: &Path) -> anyhow::Result<Vec<String>> {
+    let dir = workspace.join("plugins");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        if entry.path().join("Cargo.toml").is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn target_installed() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET))
+        .unwrap_or(false)
+}
+
+/// Build every plugin of `workspace` in release mode, installing the
+/// target first if it is missing. Cargo's progress goes to the terminal.
+pub fn build_plugins(workspace: &Path) -> anyhow::Result<PathBuf> {
+    if !target_installed() {
+        eprintln!("plume: installing the {TARGET} target (rustup target add {TARGET})");
+        let status = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status()
+            .context("cannot run rustup; install the target by hand: rustup target add wasm32-wasip2")?;
+        if !status.success() {
+            bail!("rustup target add {TARGET} failed");
+        }
+    }
+    let names = plugin_names(workspace)?;
+    eprintln!("plume: building plugins for {TARGET}: {}", names.join(", "));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .arg(workspace.join("target/plugins"));
+    for name in &names {
+        command.args(["-p", name]);
+    }
+    let status = command.status().context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building the plugins failed (see cargo's output above)");
+    }
+    Ok(plugin_dir(workspace))
+}

@@ -1,0 +1,308 @@
+//! `plume.toml`: what plume serves and with which limits.
+//!
+//! Every mistake is reported with the file, the line and the key, and what
+//! to do about it. With no file, plume serves the demo app ([`DEMO`]) from
+//! the plugins built in this source tree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The demo app's configuration: `plume serve` with no `--config`.
+/// Plugin paths are relative to the built plugins' directory.
+pub const DEMO: &str = include_str!("demo.toml");
+
+/// The development secret used when neither the config nor
+/// `SECRET_KEY_BASE` gives one. Never use it in production.
+pub const DEV_SECRET: &str =
+    "plume-test-secret-key-base-0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub runtime: Runtime,
+    #[serde(default)]
+    pub app: AppSection,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSection>,
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address to listen on.
+    pub bind: String,
+    /// How long shutdown waits for sockets to close, in milliseconds.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            bind: "127.0.0.1:4000".into(),
+            shutdown_timeout_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// CPU time one plugin call may take.
+    pub deadline_ms: u64,
+    /// Linear memory one plugin instance may use.
+    pub memory_limit_mb: u64,
+    /// Idle instances kept per plugin version.
+    pub max_idle_instances: usize,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        let d = crate::runtime::Settings::default();
+        Runtime {
+            deadline_ms: d.deadline.as_millis() as u64,
+            memory_limit_mb: (d.memory_limit / (1024 * 1024)) as u64,
+            max_idle_instances: d.max_idle_instances,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppSection {
+    pub id: String,
+    /// Where the socket is mounted: WebSocket at `<socket_path>/websocket`.
+    pub socket_path: String,
+    /// The Phoenix `secret_key_base` for tokens. Falls back to the
+    /// `SECRET_KEY_BASE` environment variable, then to a development secret.
+    pub secret_key_base: Option<String>,
+    /// The plugin that authenticates connections; none accepts everyone.
+    pub socket_plugin: Option<Spanned<String>>,
+}
+
+impl Default for AppSection {
+    fn default() -> Self {
+        AppSection {
+            id: "demo".into(),
+            socket_path: "/socket".into(),
+            secret_key_base: None,
+            socket_plugin: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub max_payload_bytes: usize,
+    pub max_kv_value_bytes: usize,
+    pub max_channels_per_socket: usize,
+    pub max_timers_per_channel: usize,
+    pub idle_timeout_ms: u64,
+    pub outbound_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let d = crate::app::Limits::default();
+        Limits {
+            max_frame_bytes: d.max_frame_bytes,
+            max_payload_bytes: d.max_payload_bytes,
+            max_kv_value_bytes: d.max_kv_value_bytes,
+            max_channels_per_socket: d.max_channels_per_socket,
+            max_timers_per_channel: d.max_timers_per_channel,
+            idle_timeout_ms: d.idle_timeout.as_millis() as u64,
+            outbound_queue: d.outbound_queue,
+        }
+    }
+}
+
+impl Limits {
+    pub fn to_app_limits(&self) -> crate::app::Limits {
+        crate::app::Limits {
+            max_frame_bytes: self.max_frame_bytes,
+            max_payload_bytes: self.max_payload_bytes,
+            max_kv_value_bytes: self.max_kv_value_bytes,
+            max_channels_per_socket: self.max_channels_per_socket,
+            max_timers_per_channel: self.max_timers_per_channel,
+            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
+            outbound_queue: self.outbound_queue,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// The component file, relative to the config file.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// `room:*` (a prefix) or `admin:dashboard` (one topic).
+    pub topic: String,
+    pub plugin: Spanned<String>,
+    /// Any table: the plugin reads it as JSON through `plugin-config`.
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+}
+
+/// A configuration mistake, with where it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// A parsed configuration and the directory its relative paths start from.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub base: PathBuf,
+    pub file: String,
+    text: String,
+}
+
+impl Loaded {
+    /// The 1-based line of a byte offset in the file.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    pub fn error_at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.line_of(offset),
+            message: message.into(),
+        }
+    }
+
+    /// Check references between sections: every route and the socket plugin
+    /// name a plugin that is declared.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let known = || self.config.plugins.keys().cloned().collect::<Vec<_>>().join(", ");
+        let check = |name: &Spanned<String>, key: &str| {
+            if self.config.plugins.contains_key(name.get_ref()) {
+                Ok(())
+            } else {
+                Err(self.error_at(
+                    name.span().start,
+                    format!(
+                        "{key}: no plugin named `{}`; declare it as [plugins.{}] with a `path` (declared: {})",
+                        name.get_ref(),
+                        name.get_ref(),
+                        known()
+                    ),
+                ))
+            }
+        };
+        if let Some(name) = &self.config.app.socket_plugin {
+            check(name, "app.socket_plugin")?;
+        }
+        for (i, route) in self.config.routes.iter().enumerate() {
+            check(&route.plugin, &format!("routes[{i}].plugin"))?;
+            if route.topic.is_empty() {
+                return Err(self.error_at(route.plugin.span().start, format!("routes[{i}].topic: a topic pattern must not be empty")));
+            }
+        }
+        if !self.config.app.socket_path.starts_with('/') {
+            return Err(ConfigError {
+                file: self.file.clone(),
+                line: 1,
+                message: format!(
+                    "app.socket_path: `{}` must start with `/`, e.g. \"/socket\"",
+                    self.config.app.socket_path
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parse configuration text. `file` names it in errors; `base` is where
+/// relative plugin paths start.
+pub fn parse(text: &str, file: &str, base: &Path) -> Result<Loaded, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map_or(1, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        ConfigError {
+            file: file.to_owned(),
+            line,
+            message: e.message().to_owned(),
+        }
+    })?;
+    let loaded = Loaded {
+        config,
+        base: base.to_owned(),
+        file: file.to_owned(),
+        text: text.to_owned(),
+    };
+    loaded.validate()?;
+    Ok(loaded)
+}
+
+/// Read and parse a configuration file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: 0,
+        message: format!("cannot read the configuration: {e}"),
+    })?;
+    let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
+    parse(&text, &path.display().to_string(), &base)
+}
+
+/// Convert a TOML table to JSON text, for `plugin-config`.
+pub fn table_to_json(table: &toml::Table) -> String {
+    serde_json::to_string(table).unwrap_or_else(|_| "{}".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_parses() {
+        let loaded = parse(DEMO, "demo.toml", Path::new(".")).expect("demo config is valid");
+        assert!(loaded.config.routes.iter().any(|r| r.topic == "room:*"));
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_and_key() {
+        let text = "[server]\nbind = \"127.0.0.1:1\"\nbnd = 3\n";
+        let e = parse(text, "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.file, "plume.toml");
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("bnd"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_route_to_an_undeclared_plugin_is_refused_with_its_line() {
+        let text = "[plugins.room]\npath = \"room.wasm\"\n\n[[routes]]\ntopic = \"chat:*\"\nplugin = \"chat\"\n";
+        let e = parse(text, "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 6);
+        assert!(e.message.contains("routes[0].plugin"), "{}", e.message);
+        assert!(e.message.contains("room"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported() {
+        let e = parse("[limits]\nmax_frame_bytes = \"big\"\n", "p.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+}

@@ -1,0 +1,247 @@
+//! The in-memory engine: a sorted map per namespace behind one lock.
+//!
+//! Expired keys are invisible at once and removed lazily, when touched, and
+//! by [`MemoryEngine::sweep`], which the server runs periodically.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::{Entry, KvEngine, KvError};
+
+struct Stored {
+    value: String,
+    version: u64,
+    expires_at: Option<Instant>,
+}
+
+impl Stored {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryEngine {
+    namespaces: Mutex<HashMap<String, BTreeMap<String, Stored>>>,
+    versions: AtomicU64,
+}
+
+impl MemoryEngine {
+    fn next_version(&self) -> u64 {
+        self.versions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn with_ns<R>(&self, ns: &str, f: impl FnOnce(&mut BTreeMap<String, Stored>) -> R) -> R {
+        let mut namespaces = self.namespaces.lock();
+        if let Some(map) = namespaces.get_mut(ns) {
+            return f(map);
+        }
+        f(namespaces.entry(ns.to_owned()).or_default())
+    }
+
+    fn write(
+        &self,
+        map: &mut BTreeMap<String, Stored>,
+        key: &str,
+        value: String,
+        ttl: Option<Duration>,
+    ) -> u64 {
+        let version = self.next_version();
+        let stored = Stored {
+            value,
+            version,
+            expires_at: ttl.map(|ttl| Instant::now() + ttl),
+        };
+        match map.get_mut(key) {
+            Some(slot) => *slot = stored,
+            None => {
+                map.insert(key.to_owned(), stored);
+            }
+        }
+        version
+    }
+
+    /// Drop every expired key. Returns how many were removed.
+    fn sweep_expired(&self) -> usize {
+        let now = Instant::now();
+        let mut removed = 0;
+        for map in self.namespaces.lock().values_mut() {
+            let before = map.len();
+            map.retain(|_, stored| stored.live(now));
+            removed += before - map.len();
+        }
+        removed
+    }
+}
+
+fn current<'m>(map: &'m BTreeMap<String, Stored>, key: &str, now: Instant) -> Option<&'m Stored> {
+    map.get(key).filter(|stored| stored.live(now))
+}
+
+impl KvEngine for MemoryEngine {
+    fn sweep(&self) -> usize {
+        self.sweep_expired()
+    }
+
+    fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>, KvError> {
+        let now = Instant::now();
+        Ok(self.with_ns(ns, |map| {
+            current(map, key, now).map(|stored| Entry {
+                value: stored.value.clone(),
+                version: stored.version,
+            })
+        }))
+    }
+
+    fn set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: String,
+        ttl: Option<Duration>,
+    ) -> Result<u64, KvError> {
+        Ok(self.with_ns(ns, |map| self.write(map, key, value, ttl)))
+    }
+
+    fn delete(&self, ns: &str, key: &str) -> Result<bool, KvError> {
+        let now = Instant::now();
+        Ok(self.with_ns(ns, |map| {
+            map.remove(key).is_some_and(|stored| stored.live(now))
+        }))
+    }
+
+    fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<u64>,
+        value: String,
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>, KvError> {
+        let now = Instant::now();
+        Ok(self.with_ns(ns, |map| {
+            let version = current(map, key, now).map(|stored| stored.version);
+            (version == expected).then(|| self.write(map, key, value, ttl))
+        }))
+    }
+
+    fn increment(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, KvError> {
+        let now = Instant::now();
+        self.with_ns(ns, |map| {
+            let old = match current(map, key, now) {
+                Some(stored) => stored
+                    .value
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| KvError::NotANumber)?,
+                None => 0,
+            };
+            let sum = old
+                .checked_add(delta)
+                .ok_or_else(|| KvError::Quota("the sum does not fit in 64 bits".into()))?;
+            self.write(map, key, sum.to_string(), ttl);
+            Ok(sum)
+        })
+    }
+
+    fn list_by_prefix(
+        &self,
+        ns: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Entry)>, KvError> {
+        let now = Instant::now();
+        Ok(self.with_ns(ns, |map| {
+            map.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|(key, _)| key.starts_with(prefix))
+                .filter(|(_, stored)| stored.live(now))
+                .take(limit)
+                .map(|(key, stored)| {
+                    (
+                        key.clone(),
+                        Entry {
+                            value: stored.value.clone(),
+                            version: stored.version,
+                        },
+                    )
+                })
+                .collect()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_and_swap_accepts_only_the_current_version() {
+        let kv = MemoryEngine::default();
+        assert_eq!(kv.compare_and_swap("a", "k", Some(1), "x".into(), None), Ok(None));
+        let v1 = kv.compare_and_swap("a", "k", None, "x".into(), None).unwrap().unwrap();
+        assert_eq!(kv.compare_and_swap("a", "k", None, "y".into(), None), Ok(None));
+        let v2 = kv.compare_and_swap("a", "k", Some(v1), "y".into(), None).unwrap().unwrap();
+        assert!(v2 > v1);
+        assert_eq!(kv.compare_and_swap("a", "k", Some(v1), "z".into(), None), Ok(None));
+        assert_eq!(kv.get("a", "k").unwrap().unwrap().value, "y");
+    }
+
+    #[test]
+    fn a_recreated_key_never_reuses_a_version() {
+        let kv = MemoryEngine::default();
+        let v1 = kv.set("a", "k", "x".into(), None).unwrap();
+        assert!(kv.delete("a", "k").unwrap());
+        let v2 = kv.set("a", "k", "x".into(), None).unwrap();
+        assert_ne!(v1, v2);
+    }
+
+    #[test]
+    fn namespaces_are_separate() {
+        let kv = MemoryEngine::default();
+        kv.set("a", "k", "1".into(), None).unwrap();
+        assert_eq!(kv.get("b", "k"), Ok(None));
+    }
+
+    #[test]
+    fn ttl_hides_and_sweep_removes() {
+        let kv = MemoryEngine::default();
+        kv.set("a", "k", "1".into(), Some(Duration::from_millis(1))).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(kv.get("a", "k"), Ok(None));
+        assert_eq!(kv.sweep(), 1);
+    }
+
+    #[test]
+    fn increment_counts_from_zero_and_rejects_text() {
+        let kv = MemoryEngine::default();
+        assert_eq!(kv.increment("a", "n", 5, None), Ok(5));
+        assert_eq!(kv.increment("a", "n", -2, None), Ok(3));
+        kv.set("a", "t", "abc".into(), None).unwrap();
+        assert_eq!(kv.increment("a", "t", 1, None), Err(KvError::NotANumber));
+    }
+
+    #[test]
+    fn list_by_prefix_is_ordered_and_limited() {
+        let kv = MemoryEngine::default();
+        for key in ["m:3", "m:1", "n:1", "m:2"] {
+            kv.set("a", key, key.into(), None).unwrap();
+        }
+        let keys: Vec<_> = kv
+            .list_by_prefix("a", "m:", 2)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["m:1", "m:2"]);
+    }
+}

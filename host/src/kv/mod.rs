@@ -1,0 +1,147 @@
+//! The key-value store plugins share state through.
+//!
+//! A plugin instance keeps nothing between calls, so state shared by several
+//! channels (a game board, a chat history, a ban list) lives here. Every
+//! write stamps the key with a new version from one counter that only grows;
+//! compare-and-swap on a version is therefore immune to ABA: a key deleted
+//! and written again never gets an old version back.
+//!
+//! Each app has its own namespace ([`Kv`]); an engine ([`KvEngine`]) holds
+//! every namespace. The in-memory engine is the embedded default.
+
+mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use memory::MemoryEngine;
+
+/// A stored value and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub value: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum KvError {
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    #[error("the stored value is not an integer")]
+    NotANumber,
+    #[error("quota exceeded: {0}")]
+    Quota(String),
+    #[error("key-value engine unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// A storage engine holding every app's namespace. All operations on one
+/// key are atomic with respect to each other.
+pub trait KvEngine: Send + Sync {
+    fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>, KvError>;
+    fn set(&self, ns: &str, key: &str, value: String, ttl: Option<Duration>)
+    -> Result<u64, KvError>;
+    fn delete(&self, ns: &str, key: &str) -> Result<bool, KvError>;
+    /// Write only if the current version is `expected` (`None`: absent).
+    /// `Ok(None)` when the version differs.
+    fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<u64>,
+        value: String,
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>, KvError>;
+    fn increment(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, KvError>;
+    fn list_by_prefix(
+        &self,
+        ns: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Entry)>, KvError>;
+
+    /// Remove expired keys; engines that expire keys themselves do nothing.
+    fn sweep(&self) -> usize {
+        0
+    }
+}
+
+/// One app's view of the store: every key is in the app's namespace, so a
+/// plugin cannot name another app's keys.
+#[derive(Clone)]
+pub struct Kv {
+    engine: Arc<dyn KvEngine>,
+    namespace: Arc<str>,
+}
+
+impl Kv {
+    pub fn new(engine: Arc<dyn KvEngine>, namespace: &str) -> Kv {
+        Kv {
+            engine,
+            namespace: namespace.into(),
+        }
+    }
+
+    fn check(key: &str) -> Result<(), KvError> {
+        if key.is_empty() {
+            return Err(KvError::InvalidKey("a key must not be empty".into()));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(KvError::InvalidKey(format!(
+                "a key is at most {MAX_KEY_BYTES} bytes, this one has {}",
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Entry>, KvError> {
+        Self::check(key)?;
+        self.engine.get(&self.namespace, key)
+    }
+
+    pub fn set(&self, key: &str, value: String, ttl: Option<Duration>) -> Result<u64, KvError> {
+        Self::check(key)?;
+        self.engine.set(&self.namespace, key, value, ttl)
+    }
+
+    pub fn delete(&self, key: &str) -> Result<bool, KvError> {
+        Self::check(key)?;
+        self.engine.delete(&self.namespace, key)
+    }
+
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: String,
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>, KvError> {
+        Self::check(key)?;
+        self.engine
+            .compare_and_swap(&self.namespace, key, expected, value, ttl)
+    }
+
+    pub fn increment(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        Self::check(key)?;
+        self.engine.increment(&self.namespace, key, delta, ttl)
+    }
+
+    /// Remove expired keys of every namespace (run periodically).
+    pub fn sweep(&self) -> usize {
+        self.engine.sweep()
+    }
+
+    pub fn list_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Entry)>, KvError> {
+        self.engine.list_by_prefix(&self.namespace, prefix, limit)
+    }
+}

@@ -1,0 +1,157 @@
+//! The `plume` command.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use plume::config;
+
+#[derive(Parser)]
+#[command(name = "plume", version, about = "A Phoenix Channels server whose channels are WebAssembly plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve an app: the demo app when no --config is given.
+    Serve {
+        /// A plume.toml; without it, the demo app from the built plugins.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen here instead of the configured address (e.g. 127.0.0.1:0).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Where the demo app's plugins are (default: this source tree's
+        /// target/plugins/wasm32-wasip2/release, built first).
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
+        /// Do not build the demo plugins before serving.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Build every plugin under plugins/ for wasm32-wasip2.
+    Build,
+    /// Sign and verify Phoenix.Token tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Sign JSON data: prints the token.
+    Sign {
+        /// The salt, e.g. "user socket".
+        #[arg(long)]
+        salt: String,
+        /// Max age in seconds stored in the token.
+        #[arg(long, default_value_t = 86_400)]
+        max_age: u64,
+        /// The secret_key_base (default: $SECRET_KEY_BASE, else the development secret).
+        #[arg(long)]
+        secret: Option<String>,
+        /// The data, as JSON (e.g. 42 or '{"id":1,"name":"alice","role":"admin"}').
+        data: String,
+    },
+    /// Verify a token: prints its data as JSON.
+    Verify {
+        #[arg(long)]
+        salt: String,
+        /// Max age in seconds, overriding the token's own.
+        #[arg(long)]
+        max_age: Option<u64>,
+        #[arg(long)]
+        secret: Option<String>,
+        token: String,
+    },
+}
+
+fn secret(explicit: Option<String>) -> String {
+    explicit
+        .or_else(|| std::env::var("SECRET_KEY_BASE").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| config::DEV_SECRET.to_owned())
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("plume: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PLUME_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            config,
+            bind,
+            plugin_dir,
+            no_build,
+        } => {
+            let loaded = match config {
+                Some(path) => config::load(&path)?,
+                None => {
+                    let dir = plume::server::demo_plugin_dir(plugin_dir.as_deref(), !no_build)?;
+                    config::parse(config::DEMO, "the built-in demo configuration", &dir)?
+                }
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(plume::server::serve(loaded, bind))
+        }
+        Command::Build => {
+            let cwd = std::env::current_dir()?;
+            let workspace = plume::build::find_workspace(&cwd)
+                .context("not inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
+            let dir = plume::build::build_plugins(&workspace)?;
+            eprintln!("plume: plugins built in {}", dir.display());
+            Ok(())
+        }
+        Command::Token { command } => match command {
+            TokenCommand::Sign {
+                salt,
+                max_age,
+                secret: s,
+                data,
+            } => {
+                let data: serde_json::Value =
+                    serde_json::from_str(&data).context("the data must be JSON, e.g. 42 or '{\"id\":1}'")?;
+                let tokens = plume::token::Tokens::new(secret(s).as_bytes());
+                println!("{}", tokens.sign(&salt, &data, unix_ms(), max_age)?);
+                Ok(())
+            }
+            TokenCommand::Verify {
+                salt,
+                max_age,
+                secret: s,
+                token,
+            } => {
+                let tokens = plume::token::Tokens::new(secret(s).as_bytes());
+                let data = tokens.verify(&salt, &token, max_age, unix_ms())?;
+                println!("{data}");
+                Ok(())
+            }
+        },
+    }
+}

@@ -1,0 +1,157 @@
+//! Encoding server messages. Output matches a Phoenix 1.7 server byte for
+//! byte: replies are `{"response":...,"status":...}` (Jason sorts the keys of
+//! small maps), V1 objects list their keys in sorted order too.
+
+use super::Serializer;
+
+/// A message to a client, as raw JSON pieces.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbound<'a> {
+    /// Raw JSON (`"1"`, `1` or `null`).
+    pub join_ref: &'a str,
+    /// Raw JSON (`"1"`, `1` or `null`).
+    pub reference: &'a str,
+    /// Raw JSON: normally a quoted topic, but a reply to a push whose topic
+    /// was not a string echoes that value back.
+    pub topic: &'a str,
+    /// The event name, unescaped.
+    pub event: &'a str,
+    pub payload: Payload<'a>,
+}
+
+/// The payload of an outbound message.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// Raw JSON, written as is.
+    Raw(&'a str),
+    /// A `phx_reply` payload: `{"response": <raw JSON>, "status": <status>}`.
+    Reply { status: &'a str, response: &'a str },
+}
+
+/// Encode one message as the text of a frame.
+pub fn encode(serializer: Serializer, message: &Outbound<'_>) -> String {
+    let payload_len = match message.payload {
+        Payload::Raw(raw) => raw.len(),
+        Payload::Reply { response, .. } => response.len() + 32,
+    };
+    let mut out = String::with_capacity(
+        64 + message.join_ref.len()
+            + message.reference.len()
+            + message.topic.len()
+            + message.event.len()
+            + payload_len,
+    );
+    match serializer {
+        Serializer::V2 => {
+            out.push('[');
+            out.push_str(message.join_ref);
+            out.push(',');
+            out.push_str(message.reference);
+            out.push(',');
+            out.push_str(message.topic);
+            out.push(',');
+            push_json_string(&mut out, message.event);
+            out.push(',');
+            push_payload(&mut out, message.payload);
+            out.push(']');
+        }
+        Serializer::V1 => {
+            out.push_str("{\"event\":");
+            push_json_string(&mut out, message.event);
+            out.push_str(",\"join_ref\":");
+            out.push_str(message.join_ref);
+            out.push_str(",\"payload\":");
+            push_payload(&mut out, message.payload);
+            out.push_str(",\"ref\":");
+            out.push_str(message.reference);
+            out.push_str(",\"topic\":");
+            out.push_str(message.topic);
+            out.push('}');
+        }
+    }
+    out
+}
+
+fn push_payload(out: &mut String, payload: Payload<'_>) {
+    match payload {
+        Payload::Raw(raw) => out.push_str(raw),
+        Payload::Reply { status, response } => {
+            out.push_str("{\"response\":");
+            out.push_str(response);
+            out.push_str(",\"status\":");
+            push_json_string(out, status);
+            out.push('}');
+        }
+    }
+}
+
+/// `value` as a JSON string literal.
+pub fn json_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    push_json_string(&mut out, value);
+    out
+}
+
+fn push_json_string(out: &mut String, value: &str) {
+    let needs_escape = value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+    if needs_escape {
+        // serde_json's escaping is the reference; the common case skips it.
+        out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "\"\"".to_owned()));
+    } else {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply<'a>(status: &'a str, response: &'a str) -> Outbound<'a> {
+        Outbound {
+            join_ref: r#""2""#,
+            reference: r#""3""#,
+            topic: r#""room:lobby""#,
+            event: "phx_reply",
+            payload: Payload::Reply { status, response },
+        }
+    }
+
+    #[test]
+    fn v2_reply_matches_phoenix_bytes() {
+        assert_eq!(
+            encode(Serializer::V2, &reply("ok", r#"{"hello":"world","n":1}"#)),
+            r#"["2","3","room:lobby","phx_reply",{"response":{"hello":"world","n":1},"status":"ok"}]"#
+        );
+    }
+
+    #[test]
+    fn v2_broadcast_has_null_references() {
+        let m = Outbound {
+            join_ref: "null",
+            reference: "null",
+            topic: r#""room:lobby""#,
+            event: "new_msg",
+            payload: Payload::Raw(r#"{"body":"hi","user_id":42}"#),
+        };
+        assert_eq!(
+            encode(Serializer::V2, &m),
+            r#"[null,null,"room:lobby","new_msg",{"body":"hi","user_id":42}]"#
+        );
+    }
+
+    #[test]
+    fn v1_object_has_sorted_keys() {
+        assert_eq!(
+            encode(Serializer::V1, &reply("error", r#"{"reason":"x"}"#)),
+            r#"{"event":"phx_reply","join_ref":"2","payload":{"response":{"reason":"x"},"status":"error"},"ref":"3","topic":"room:lobby"}"#
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\n""#);
+        assert_eq!(json_string("plain"), r#""plain""#);
+    }
+}

@@ -1,0 +1,118 @@
+//! The pubsub broker: who is subscribed to which topic, and fan-out.
+//!
+//! [`Broker`] is the one interface the rest of plume sees. The in-process
+//! [`LocalBroker`] is the embedded default; a broker that spans several nodes
+//! implements the same trait. What crosses the broker ([`Broadcast`]: topic,
+//! event, JSON payload, sender) is plain data, so it can cross a network.
+//!
+//! Fan-out encodes a broadcast at most once per serializer, however many
+//! subscribers it has: the frame text is cached in the [`Broadcast`] and
+//! shared (reference-counted bytes) by every socket that writes it. Only
+//! channels that intercept the event run their plugin's `handle-out`.
+
+mod local;
+
+use std::sync::{Arc, OnceLock};
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::protocol::{self, Outbound, Payload, Serializer};
+use crate::socket::Mailbox;
+
+pub use local::LocalBroker;
+
+/// Identifies a socket for as long as the process runs.
+pub type SocketKey = u64;
+/// Identifies one joined channel (one join) for as long as the process runs.
+pub type ChannelKey = u64;
+
+/// A message published on a topic.
+#[derive(Debug)]
+pub struct Broadcast {
+    pub topic: String,
+    pub event: String,
+    /// Raw JSON, checked before publishing.
+    pub payload: String,
+    /// Set by `broadcast_from`: this channel does not receive it.
+    pub from: Option<ChannelKey>,
+    encoded: [OnceLock<Utf8Bytes>; 2],
+}
+
+impl Broadcast {
+    pub fn new(topic: String, event: String, payload: String, from: Option<ChannelKey>) -> Self {
+        Broadcast {
+            topic,
+            event,
+            payload,
+            from,
+            encoded: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The frame `[null,null,topic,event,payload]`, encoded on first use and
+    /// shared by every subscriber that speaks `serializer`.
+    pub fn frame(&self, serializer: Serializer) -> Utf8Bytes {
+        self.encoded[serializer.index()]
+            .get_or_init(|| {
+                let topic = protocol::json_string(&self.topic);
+                protocol::encode(
+                    serializer,
+                    &Outbound {
+                        join_ref: protocol::NULL,
+                        reference: protocol::NULL,
+                        topic: &topic,
+                        event: &self.event,
+                        payload: Payload::Raw(&self.payload),
+                    },
+                )
+                .into()
+            })
+            .clone()
+    }
+}
+
+/// How a subscription's deliveries are handled by the subscribing socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscription {
+    /// The topic a channel joined: pushed to the client (through
+    /// `handle-out` when the event is intercepted).
+    Joined,
+    /// A topic a channel subscribed to with `channel.subscribe`: delivered
+    /// to its `handle-info`.
+    Extra,
+    /// The socket's id topic: a `disconnect` event closes the socket.
+    SocketId,
+}
+
+/// One subscription: where deliveries go.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub socket: SocketKey,
+    pub channel: ChannelKey,
+    pub kind: Subscription,
+    pub mailbox: Mailbox,
+}
+
+/// A broadcast handed to one subscribing socket.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Arc<Broadcast>,
+    pub channel: ChannelKey,
+    pub kind: Subscription,
+}
+
+/// The broker interface. Implementations must keep `publish` cheap and free
+/// of long-held locks: it runs inside plugin calls.
+pub trait Broker: Send + Sync {
+    fn subscribe(&self, topic: &str, subscriber: Subscriber);
+
+    fn unsubscribe(&self, topic: &str, socket: SocketKey, channel: ChannelKey);
+
+    /// Deliver `message` to every subscriber of its topic, except those of
+    /// socket `skip` (a socket delivers its own broadcasts to itself, in
+    /// order with its replies). Returns the number of deliveries queued.
+    fn publish(&self, message: Arc<Broadcast>, skip: Option<SocketKey>) -> usize;
+
+    /// The number of subscriptions to `topic` on this node.
+    fn subscriber_count(&self, topic: &str) -> usize;
+}

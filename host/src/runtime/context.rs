@@ -1,0 +1,82 @@
+//! What a plugin call may touch, and what it asks the socket to do after.
+//!
+//! A call's host imports either act at once on shared state (broker,
+//! key-value, tokens) or record an [`Effect`] that the calling socket applies
+//! when the call returns, in the order the plugin made them. Effects keep
+//! per-client ordering exact: a push made during `handle-in` reaches the
+//! client before the reply, as in Phoenix.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::de::IgnoredAny;
+
+use crate::app::App;
+use crate::pubsub::{Broadcast, ChannelKey, SocketKey};
+
+/// Identifies a pending timer of a channel.
+pub type TimerId = u64;
+
+static NEXT_TIMER: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh timer id, unique for the process.
+pub fn next_timer_id() -> TimerId {
+    NEXT_TIMER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The channel a call is made for, when it is made for one.
+#[derive(Debug)]
+pub struct ChannelScope {
+    pub socket: SocketKey,
+    pub channel: ChannelKey,
+    pub topic: Arc<str>,
+    /// The channel's pending timers, lent for the call so `cancel` can tell
+    /// whether a timer is still pending.
+    pub timers: HashSet<TimerId>,
+}
+
+/// Something the calling socket does after the call returns.
+#[derive(Debug)]
+pub enum Effect {
+    /// Push to this channel's client.
+    Push { event: String, payload: String },
+    /// A broadcast this socket published: delivered to its own subscribed
+    /// channels here, in order, rather than through its mailbox.
+    Deliver(Arc<Broadcast>),
+    SendAfter { id: TimerId, delay_ms: u64, message: String },
+    Cancel(TimerId),
+    SendSelf(String),
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+/// Everything one call may reach.
+pub struct CallContext {
+    pub app: Arc<App>,
+    /// The plugin's name, for log lines.
+    pub plugin: Arc<str>,
+    /// The route's plugin configuration (JSON).
+    pub config: Arc<str>,
+    pub scope: Option<ChannelScope>,
+    pub effects: Vec<Effect>,
+}
+
+impl CallContext {
+    pub fn new(app: Arc<App>, plugin: Arc<str>, config: Arc<str>, scope: Option<ChannelScope>) -> Self {
+        CallContext {
+            app,
+            plugin,
+            config,
+            scope,
+            effects: Vec::new(),
+        }
+    }
+}
+
+/// Why a JSON value from a plugin was refused.
+pub fn check_json(text: &str) -> Result<(), String> {
+    serde_json::from_str::<IgnoredAny>(text)
+        .map(drop)
+        .map_err(|e| format!("not valid JSON: {e}"))
+}

@@ -1,0 +1,113 @@
+//! `channel`: pushes, broadcasts, extra subscriptions and disconnects.
+
+use std::sync::Arc;
+
+use super::HostState;
+use crate::pubsub::Broadcast;
+use crate::runtime::bindings::imports::channel::{ChannelError, Host};
+use crate::runtime::context::{CallContext, Effect, check_json};
+
+/// Longest topic name accepted, in bytes.
+const MAX_TOPIC: usize = 255;
+
+fn check_payload(call: &CallContext, payload: &str) -> Result<(), ChannelError> {
+    let max = call.app.limits.max_payload_bytes;
+    if payload.len() > max {
+        return Err(ChannelError::Limit(format!(
+            "a payload is at most {max} bytes, this one has {}",
+            payload.len()
+        )));
+    }
+    check_json(payload).map_err(ChannelError::InvalidJson)
+}
+
+fn check_topic(topic: &str) -> Result<(), ChannelError> {
+    if topic.is_empty() || topic.len() > MAX_TOPIC {
+        return Err(ChannelError::InvalidTopic(format!(
+            "a topic has 1 to {MAX_TOPIC} bytes, this one has {}",
+            topic.len()
+        )));
+    }
+    Ok(())
+}
+
+impl HostState {
+    /// Publish on `topic`; the calling socket's own subscribers get it as an
+    /// effect, in order with the rest of the call's output.
+    fn publish(&mut self, topic: String, event: String, payload: String, from_self: bool) -> Result<(), ChannelError> {
+        let call = self.call();
+        check_payload(call, &payload)?;
+        let (skip, from) = match &call.scope {
+            Some(scope) => (Some(scope.socket), from_self.then_some(scope.channel)),
+            None if from_self => return Err(ChannelError::NotInChannel),
+            None => (None, None),
+        };
+        let message = Arc::new(Broadcast::new(topic, event, payload, from));
+        call.app.broker.publish(message.clone(), skip);
+        if skip.is_some() {
+            call.effects.push(Effect::Deliver(message));
+        }
+        Ok(())
+    }
+
+    fn scope_topic(&mut self) -> Result<String, ChannelError> {
+        match &self.call().scope {
+            Some(scope) => Ok(scope.topic.to_string()),
+            None => Err(ChannelError::NotInChannel),
+        }
+    }
+}
+
+impl Host for HostState {
+    fn push(&mut self, event: String, payload: String) -> Result<(), ChannelError> {
+        let call = self.call();
+        if call.scope.is_none() {
+            return Err(ChannelError::NotInChannel);
+        }
+        check_payload(call, &payload)?;
+        call.effects.push(Effect::Push { event, payload });
+        Ok(())
+    }
+
+    fn broadcast(&mut self, event: String, payload: String) -> Result<(), ChannelError> {
+        let topic = self.scope_topic()?;
+        self.publish(topic, event, payload, false)
+    }
+
+    fn broadcast_from(&mut self, event: String, payload: String) -> Result<(), ChannelError> {
+        let topic = self.scope_topic()?;
+        self.publish(topic, event, payload, true)
+    }
+
+    fn broadcast_to(&mut self, topic: String, event: String, payload: String) -> Result<(), ChannelError> {
+        check_topic(&topic)?;
+        self.publish(topic, event, payload, false)
+    }
+
+    fn subscribe(&mut self, topic: String) -> Result<(), ChannelError> {
+        check_topic(&topic)?;
+        let call = self.call();
+        if call.scope.is_none() {
+            return Err(ChannelError::NotInChannel);
+        }
+        call.effects.push(Effect::Subscribe(topic));
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, topic: String) -> Result<(), ChannelError> {
+        let call = self.call();
+        if call.scope.is_none() {
+            return Err(ChannelError::NotInChannel);
+        }
+        call.effects.push(Effect::Unsubscribe(topic));
+        Ok(())
+    }
+
+    fn disconnect(&mut self, socket_id: String) -> Result<(), ChannelError> {
+        check_topic(&socket_id)?;
+        let call = self.call();
+        let message = Arc::new(Broadcast::new(socket_id, "disconnect".into(), "{}".into(), None));
+        call.app.broker.publish(message, None);
+        Ok(())
+    }
+}

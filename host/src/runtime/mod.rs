@@ -1,0 +1,258 @@
+//! The WebAssembly runtime: the engine, loading plugin components, and
+//! calling them.
+//!
+//! One [`Runtime`] per process holds the wasmtime engine and the linker with
+//! every host capability. Loading a component yields a version
+//! ([`ChannelVersion`] or [`SocketVersion`]): the compiled component, checked
+//! against its world, with a pool of reusable instances. A call runs under an
+//! epoch deadline and a memory limit; a call that traps, runs out of time or
+//! memory fails with a [`Fault`], and only the instance that failed is lost.
+
+mod bindings;
+mod channel;
+pub mod context;
+mod host;
+mod limits;
+mod pool;
+mod socket;
+
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+pub use bindings::channel::exports::plume::plugin::channel_handler::{
+    Action, InfoAction, OutAction, Stop,
+};
+pub use bindings::imports::types::{Reply, ReplyStatus, Socket as SocketView};
+pub use bindings::socket::exports::plume::plugin::socket_handler::ConnectInfo;
+pub use channel::ChannelVersion;
+pub use context::{CallContext, ChannelScope, Effect, TimerId};
+pub use socket::SocketVersion;
+
+use host::HostState;
+use pool::World;
+
+/// How often the epoch advances; a deadline is a whole number of ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits applied to every call and instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// CPU time one call may take before it is interrupted.
+    pub deadline: Duration,
+    /// Linear memory one instance may grow to, in bytes.
+    pub memory_limit: usize,
+    /// Idle instances kept per plugin version.
+    pub max_idle_instances: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            deadline: Duration::from_secs(1),
+            memory_limit: 64 * 1024 * 1024,
+            max_idle_instances: 64,
+        }
+    }
+}
+
+impl Settings {
+    fn deadline_ticks(&self) -> u64 {
+        (self.deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64
+    }
+}
+
+/// Why a plugin call failed. The channel it was made for crashes
+/// (`phx_error`); the socket and every other channel carry on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Fault {
+    #[error("the plugin ran past its deadline of {0:?}")]
+    Deadline(Duration),
+    #[error("the plugin instance exceeded its memory limit of {0} bytes")]
+    Memory(usize),
+    #[error("the plugin trapped: {0}")]
+    Trap(String),
+    #[error("the plugin returned {0}")]
+    InvalidOutput(String),
+}
+
+/// Why a component could not be loaded. The message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} is a core WebAssembly module, not a component: build the plugin with `cargo build --release --target wasm32-wasip2`"
+    )]
+    NotAComponent(String),
+    #[error("{0} is not a WebAssembly file")]
+    NotWasm(String),
+    #[error("{name} failed to compile: {reason}")]
+    Compile { name: String, reason: String },
+    #[error("{name} does not implement the `{world}` world of plume:plugin@0.1.0: {reason}")]
+    World {
+        name: String,
+        world: &'static str,
+        reason: String,
+    },
+    #[error("{name} failed to start: {fault}")]
+    Start { name: String, fault: Fault },
+}
+
+/// The engine, the linker and the epoch clock, shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    settings: Settings,
+}
+
+impl Runtime {
+    pub fn new(settings: Settings) -> anyhow::Result<Runtime> {
+        pool::install_panic_filter();
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        bindings::channel::ChannelPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state: &mut HostState| state,
+        )
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+
+        let weak = engine.weak();
+        thread::Builder::new()
+            .name("plume-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    thread::sleep(EPOCH_TICK);
+                }
+            })?;
+
+        Ok(Runtime {
+            engine,
+            linker,
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Load a channel plugin from a file.
+    pub fn load_channel_file(&self, name: &str, path: &Path) -> Result<ChannelVersion, LoadError> {
+        let bytes = read(path)?;
+        self.load_channel(name, &bytes)
+    }
+
+    /// Load a socket plugin from a file.
+    pub fn load_socket_file(&self, name: &str, path: &Path) -> Result<SocketVersion, LoadError> {
+        let bytes = read(path)?;
+        self.load_socket(name, &bytes)
+    }
+
+    pub fn load_channel(&self, name: &str, bytes: &[u8]) -> Result<ChannelVersion, LoadError> {
+        let (id, pool) = self.load::<bindings::channel::ChannelPlugin>(name, "channel-plugin", bytes)?;
+        Ok(ChannelVersion::new(id, pool))
+    }
+
+    pub fn load_socket(&self, name: &str, bytes: &[u8]) -> Result<SocketVersion, LoadError> {
+        let (id, pool) = self.load::<bindings::socket::SocketPlugin>(name, "socket-plugin", bytes)?;
+        Ok(SocketVersion::new(id, pool))
+    }
+
+    fn load<W: World>(
+        &self,
+        name: &str,
+        world: &'static str,
+        bytes: &[u8],
+    ) -> Result<(String, pool::Pool<W>), LoadError> {
+        check_component(name, bytes)?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+            name: name.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        let pre = W::prepare(&self.linker, &component).map_err(|reason| LoadError::World {
+            name: name.to_owned(),
+            world,
+            reason,
+        })?;
+        let pool = pool::Pool::new(self.engine.clone(), pre, self.settings);
+        pool.warm().map_err(|fault| LoadError::Start {
+            name: name.to_owned(),
+            fault,
+        })?;
+        Ok((version_id(bytes), pool))
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Components and core modules share the `\0asm` magic; the layer field
+/// after the version tells them apart.
+fn check_component(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => Err(LoadError::NotAComponent(name.to_owned())),
+        _ => Err(LoadError::NotWasm(name.to_owned())),
+    }
+}
+
+/// A version's id: the first 16 hex digits of the SHA-256 of its bytes.
+fn version_id(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Explain an instantiate-time linking failure in terms of the WIT package.
+fn world_mismatch(error: wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    if text.contains("matching implementation was not found") || text.contains("import") {
+        format!("{text} (the component imports something plume does not provide: was it built against another version of plume:plugin?)")
+    } else {
+        text
+    }
+}
+
+impl World for bindings::channel::ChannelPlugin {
+    type Pre = bindings::channel::ChannelPluginPre<HostState>;
+
+    fn prepare(linker: &Linker<HostState>, component: &Component) -> Result<Self::Pre, String> {
+        let pre = linker.instantiate_pre(component).map_err(world_mismatch)?;
+        bindings::channel::ChannelPluginPre::new(pre).map_err(|e| format!("{e:#}"))
+    }
+
+    fn instantiate(pre: &Self::Pre, store: &mut wasmtime::Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+}
+
+impl World for bindings::socket::SocketPlugin {
+    type Pre = bindings::socket::SocketPluginPre<HostState>;
+
+    fn prepare(linker: &Linker<HostState>, component: &Component) -> Result<Self::Pre, String> {
+        let pre = linker.instantiate_pre(component).map_err(world_mismatch)?;
+        bindings::socket::SocketPluginPre::new(pre).map_err(|e| format!("{e:#}"))
+    }
+
+    fn instantiate(pre: &Self::Pre, store: &mut wasmtime::Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+}

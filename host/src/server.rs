@@ -1,0 +1,201 @@
+//! Start-up and shutdown: load the configuration's plugins, build the app,
+//! listen, and on SIGTERM or Ctrl-C stop accepting, terminate every channel
+//! with reason `shutdown` and close every socket with 1012 in bounded time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::app::{App, ChannelPlugin, Plugin, Route, SocketPlugin, TopicPattern};
+use crate::config::{self, Loaded};
+use crate::kv::{Kv, MemoryEngine};
+use crate::pubsub::LocalBroker;
+use crate::runtime::{Runtime, Settings};
+use crate::token::Tokens;
+use crate::transport::{self, Server};
+
+/// Where the secret came from, for the start-up report.
+fn secret(loaded: &Loaded) -> (String, &'static str) {
+    if let Some(secret) = &loaded.config.app.secret_key_base {
+        return (secret.clone(), "plume.toml");
+    }
+    match std::env::var("SECRET_KEY_BASE") {
+        Ok(secret) if !secret.is_empty() => (secret, "SECRET_KEY_BASE"),
+        _ => (config::DEV_SECRET.to_owned(), "development default"),
+    }
+}
+
+/// Build the app a configuration describes, compiling its plugins.
+/// Progress goes to stderr: compiling a component takes a moment.
+pub fn build_app(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Arc<App>> {
+    let config = &loaded.config;
+    let mut channel_plugins: Vec<(String, Arc<ChannelPlugin>)> = Vec::new();
+    let mut socket_plugin: Option<Arc<SocketPlugin>> = None;
+    let socket_name = config.app.socket_plugin.as_ref().map(|s| s.get_ref().clone());
+    let total = config.plugins.len();
+    for (i, (name, section)) in config.plugins.iter().enumerate() {
+        let path = loaded.base.join(&section.path);
+        let started = Instant::now();
+        eprintln!("plume: [{}/{total}] compiling plugin `{name}` from {}", i + 1, path.display());
+        if socket_name.as_deref() == Some(name.as_str()) {
+            let version = runtime
+                .load_socket_file(name, &path)
+                .with_context(|| format!("{}: plugins.{name}", loaded.file))?;
+            eprintln!("plume:       socket plugin `{name}` version {} ready in {:?}", version.id(), started.elapsed());
+            socket_plugin = Some(Arc::new(Plugin::new(name, path, version)));
+        } else {
+            let version = runtime
+                .load_channel_file(name, &path)
+                .with_context(|| format!("{}: plugins.{name}", loaded.file))?;
+            eprintln!("plume:       channel plugin `{name}` version {} ready in {:?}", version.id(), started.elapsed());
+            channel_plugins.push((name.clone(), Arc::new(Plugin::new(name, path, version))));
+        }
+    }
+    let routes = config
+        .routes
+        .iter()
+        .map(|route| {
+            let plugin = channel_plugins
+                .iter()
+                .find(|(name, _)| name == route.plugin.get_ref())
+                .map(|(_, plugin)| plugin.clone())
+                .ok_or_else(|| {
+                    loaded.error_at(
+                        route.plugin.span().start,
+                        format!("`{}` is the socket plugin; a route needs a channel plugin", route.plugin.get_ref()),
+                    )
+                })?;
+            Ok(Route {
+                pattern: TopicPattern::parse(&route.topic),
+                plugin,
+                config: route
+                    .config
+                    .as_ref()
+                    .map_or_else(|| "{}".to_owned(), config::table_to_json)
+                    .into(),
+            })
+        })
+        .collect::<Result<Vec<_>, config::ConfigError>>()?;
+
+    let (secret, source) = secret(loaded);
+    if source == "development default" {
+        tracing::warn!("no secret_key_base configured and SECRET_KEY_BASE is unset: using the development secret. Set SECRET_KEY_BASE (64 bytes or more) in production.");
+    } else if secret.len() < 64 {
+        tracing::warn!(source, "the secret_key_base is shorter than 64 bytes; Phoenix requires at least 64");
+    }
+    Ok(Arc::new(App {
+        id: config.app.id.clone(),
+        socket_path: config.app.socket_path.trim_end_matches('/').to_owned(),
+        socket_plugin,
+        routes,
+        broker: Arc::new(LocalBroker::default()),
+        kv: Kv::new(Arc::new(MemoryEngine::default()), &config.app.id),
+        tokens: Tokens::new(secret.as_bytes()),
+        figures: Default::default(),
+        limits: config.limits.to_app_limits(),
+    }))
+}
+
+/// The runtime settings a configuration asks for.
+pub fn runtime_settings(loaded: &Loaded) -> Settings {
+    let r = &loaded.config.runtime;
+    Settings {
+        deadline: Duration::from_millis(r.deadline_ms.max(1)),
+        memory_limit: (r.memory_limit_mb.max(1) as usize) * 1024 * 1024,
+        max_idle_instances: r.max_idle_instances,
+    }
+}
+
+/// Serve until SIGTERM or Ctrl-C.
+pub async fn serve(loaded: Loaded, bind: Option<String>) -> anyhow::Result<()> {
+    let runtime = Runtime::new(runtime_settings(&loaded))?;
+    let app = build_app(&loaded, &runtime)?;
+    let bind = bind.unwrap_or_else(|| loaded.config.server.bind.clone());
+    let listener = TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind} (is another server using it? pass --bind)"))?;
+    let address = listener.local_addr()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let server = Arc::new(Server {
+        apps: vec![app.clone()],
+        shutdown: shutdown_rx,
+        sockets_alive: alive_tx,
+    });
+    for route in &app.routes {
+        eprintln!("plume: route {} -> plugin `{}`", route.pattern, route.plugin.name);
+    }
+    // Tests and scripts wait for this exact line.
+    println!("plume: listening on http://{address} (WebSocket at ws://{address}{}/websocket)", app.socket_path);
+
+    let kv = app.kv.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            kv.sweep();
+        }
+    });
+    let accept = tokio::spawn(transport::accept_loop(listener, server.clone()));
+
+    wait_for_signal().await;
+    eprintln!("plume: shutting down: closing sockets (1012)");
+    let _ = shutdown_tx.send(true);
+    let _ = accept.await;
+    sweeper.abort();
+    drop(server);
+    let timeout = Duration::from_millis(loaded.config.server.shutdown_timeout_ms);
+    if tokio::time::timeout(timeout, alive_rx.recv()).await.is_err() {
+        eprintln!("plume: some sockets did not close within {timeout:?}; exiting anyway");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The built plugins' directory for the demo config, building them first
+/// when plume runs from its source tree.
+pub fn demo_plugin_dir(explicit: Option<&Path>, build: bool) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_owned());
+    }
+    if let Ok(dir) = std::env::var("PLUME_PLUGIN_DIR") {
+        return Ok(dir.into());
+    }
+    let cwd = std::env::current_dir()?;
+    let exe_dir = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_owned));
+    let workspace = crate::build::find_workspace(&cwd)
+        .or_else(|| exe_dir.as_deref().and_then(crate::build::find_workspace));
+    match workspace {
+        Some(workspace) if build => crate::build::build_plugins(&workspace),
+        Some(workspace) => Ok(crate::build::plugin_dir(&workspace)),
+        None => anyhow::bail!(
+            "no plugin directory: run plume from its source tree, pass --plugin-dir, or give a --config"
+        ),
+    }
+}

@@ -1,0 +1,548 @@
+//! Channels of a socket: join, leave, pushes, broadcasts, timers, crashes.
+//!
+//! A channel is host state: its topic, join reference, assigns and timers
+//! live here, and every plugin call receives them and returns what changed.
+//! That is what lets a trapped instance be thrown away, and a new plugin
+//! version take over, without a channel losing anything.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tokio::task::AbortHandle;
+
+use super::connection::Connection;
+use super::{SocketEvent, next_channel_key};
+use crate::app::ChannelPlugin;
+use crate::protocol::{self, Inbound, Outbound, Payload, json_str};
+use crate::pubsub::{ChannelKey, Delivery, Subscriber, Subscription};
+use crate::runtime::{
+    Action, CallContext, ChannelScope, ChannelVersion, Effect, Fault, InfoAction, OutAction, Reply,
+    ReplyStatus, SocketView, TimerId,
+};
+
+/// One joined channel.
+pub(super) struct Channel {
+    topic: Arc<str>,
+    /// The topic as a JSON string, ready for frames.
+    topic_json: String,
+    /// The join reference as raw JSON, exactly as the client sent it.
+    join_ref: String,
+    /// What the plugin sees: topic, join ref, socket id and assigns.
+    view: SocketView,
+    plugin: Arc<ChannelPlugin>,
+    /// The version this channel last ran on; a newer current version runs
+    /// `upgrade` on the channel first.
+    version: Arc<ChannelVersion>,
+    config: Arc<str>,
+    intercepts: Arc<HashSet<String>>,
+    timers: HashMap<TimerId, AbortHandle>,
+    extra_topics: HashSet<String>,
+}
+
+fn status(status: ReplyStatus) -> &'static str {
+    match status {
+        ReplyStatus::Ok => "ok",
+        ReplyStatus::Error => "error",
+    }
+}
+
+/// `normal` and `shutdown` stops close a channel; anything else crashes it.
+fn is_clean_stop(reason: &str) -> bool {
+    reason == "normal" || reason == "shutdown" || reason.starts_with("shutdown:")
+}
+
+impl Connection {
+    fn context(&self, plugin: &ChannelPlugin, config: &Arc<str>, scope: ChannelScope) -> CallContext {
+        CallContext::new(self.app.clone(), plugin.name.clone(), config.clone(), Some(scope))
+    }
+
+    pub(super) fn join(&mut self, topic: &str, message: &Inbound<'_>) {
+        let Some(route) = self.app.route(topic) else {
+            return self.unmatched(message);
+        };
+        let (plugin, config) = (route.plugin.clone(), route.config.clone());
+        let previous = self.topics.get(topic).copied();
+        if previous.is_none() && self.channels.len() >= self.app.limits.max_channels_per_socket {
+            return self.reply_raw(message, "error", r#"{"reason":"too many channels joined"}"#);
+        }
+        // A second join of a joined topic replaces the first channel, as in
+        // Phoenix: the old one terminates, and its client gets `phx_close`
+        // after the new join's reply.
+        let replaced = previous.and_then(|key| self.remove_channel(key, "shutdown:duplicate_join"));
+
+        let key = next_channel_key();
+        let topic: Arc<str> = topic.into();
+        let version = plugin.current();
+        let view = SocketView {
+            topic: topic.to_string(),
+            join_ref: json_str(message.join_ref)
+                .map(|s| s.into_owned())
+                .or_else(|| (message.join_ref.get() != "null").then(|| message.join_ref.get().to_owned())),
+            socket_id: self.socket_id.clone(),
+            assigns: self.assigns.clone(),
+        };
+        let scope = ChannelScope {
+            socket: self.key,
+            channel: key,
+            topic: topic.clone(),
+            timers: HashSet::new(),
+        };
+        let ctx = self.context(&plugin, &config, scope);
+        let (ctx, intercepts) = version.intercepts(ctx);
+        let (ctx, joined) = match intercepts {
+            Ok(intercepts) => {
+                let (ctx, joined) = version.join(ctx, &topic, message.payload.get(), &view);
+                (ctx, joined.map(|joined| (joined, intercepts)))
+            }
+            Err(fault) => (ctx, Err(fault)),
+        };
+        match joined {
+            Err(fault) => {
+                tracing::warn!(app = %self.app.id, plugin = %plugin.name, topic = %topic, %fault, "join crashed");
+                self.reply_raw(message, "error", r#"{"reason":"join crashed"}"#);
+            }
+            Ok((Err(payload), _)) => self.reply_raw(message, "error", &payload),
+            Ok((Ok(joined), intercepts)) => {
+                let mut view = view;
+                if let Some(assigns) = joined.assigns {
+                    view.assigns = assigns;
+                }
+                let channel = Channel {
+                    topic_json: protocol::json_string(&topic),
+                    topic: topic.clone(),
+                    join_ref: message.join_ref.get().to_owned(),
+                    view,
+                    plugin: plugin.clone(),
+                    version,
+                    config,
+                    intercepts,
+                    timers: HashMap::new(),
+                    extra_topics: HashSet::new(),
+                };
+                self.app.broker.subscribe(
+                    &topic,
+                    Subscriber {
+                        socket: self.key,
+                        channel: key,
+                        kind: Subscription::Joined,
+                        mailbox: self.mailbox.clone(),
+                    },
+                );
+                self.channels.insert(key, channel);
+                self.topics.insert(topic, key);
+                self.app.figures.channel_joined();
+                plugin.channel_joined();
+                self.reply_raw(message, "ok", &joined.reply);
+                self.apply(key, ctx);
+            }
+        }
+        if let Some(old) = replaced {
+            self.send_control(&old, "phx_close");
+        }
+    }
+
+    pub(super) fn leave(&mut self, topic: &str, message: &Inbound<'_>) {
+        let Some(&key) = self.topics.get(topic) else {
+            return self.unmatched(message);
+        };
+        self.reply_channel(key, message.reference, "ok", "{}");
+        if let Some(channel) = self.remove_channel(key, "leave") {
+            self.send_control(&channel, "phx_close");
+        }
+    }
+
+    pub(super) fn handle_in(&mut self, topic: &str, event: &str, message: &Inbound<'_>) {
+        let Some(&key) = self.topics.get(topic) else {
+            return self.unmatched(message);
+        };
+        let payload = message.payload.get();
+        let Some(handled) = self.call(key, |version, ctx, view| version.handle_in(ctx, event, payload, view)) else {
+            return;
+        };
+        self.set_assigns(key, handled.assigns);
+        match handled.action {
+            Action::Reply(reply) => self.reply_channel(key, message.reference, status(reply.status), &reply.payload),
+            Action::Noreply => {}
+            Action::Stop(stop) => {
+                if let Some(Reply { status: s, payload }) = stop.reply {
+                    self.reply_channel(key, message.reference, status(s), &payload);
+                }
+                self.stop(key, &stop.reason);
+            }
+        }
+    }
+
+    /// A broadcast reached this socket for one of its channels.
+    pub(super) fn deliver(&mut self, delivery: Delivery) {
+        match delivery.kind {
+            Subscription::SocketId => {
+                if delivery.message.event == "disconnect" {
+                    self.closing = Some(super::connection::Closing::Disconnected);
+                }
+            }
+            Subscription::Joined => {
+                let Some(channel) = self.channels.get(&delivery.channel) else {
+                    return;
+                };
+                if delivery.message.from == Some(delivery.channel) {
+                    return;
+                }
+                if channel.intercepts.contains(&delivery.message.event) {
+                    self.intercepted(delivery.channel, &delivery);
+                } else {
+                    let frame = delivery.message.frame(self.serializer);
+                    self.outbox.push(tokio_tungstenite::tungstenite::Message::Text(frame));
+                }
+            }
+            Subscription::Extra => {
+                if !self.channels.contains_key(&delivery.channel) {
+                    return;
+                }
+                let message = &delivery.message;
+                let info = format!(
+                    r#"{{"event":{},"payload":{},"topic":{}}}"#,
+                    protocol::json_string(&message.event),
+                    message.payload,
+                    protocol::json_string(&message.topic)
+                );
+                self.info(delivery.channel, &info);
+            }
+        }
+    }
+
+    fn intercepted(&mut self, key: ChannelKey, delivery: &Delivery) {
+        let message = &delivery.message;
+        let Some(handled) = self.call(key, |version, ctx, view| {
+            version.handle_out(ctx, &message.event, &message.payload, view)
+        }) else {
+            return;
+        };
+        self.set_assigns(key, handled.assigns);
+        if let OutAction::Push(payload) = handled.action {
+            let payload = payload.as_deref().unwrap_or(&message.payload);
+            self.push(key, &message.event, payload);
+        }
+    }
+
+    /// Deliver `message` to the channel's `handle-info`.
+    pub(super) fn info(&mut self, key: ChannelKey, message: &str) {
+        let Some(handled) = self.call(key, |version, ctx, view| version.handle_info(ctx, message, view)) else {
+            return;
+        };
+        self.set_assigns(key, handled.assigns);
+        if let InfoAction::Stop(reason) = handled.action {
+            self.stop(key, &reason);
+        }
+    }
+
+    pub(super) fn timer_fired(&mut self, key: ChannelKey, id: TimerId, message: &str) {
+        let pending = self
+            .channels
+            .get_mut(&key)
+            .is_some_and(|channel| channel.timers.remove(&id).is_some());
+        if pending {
+            self.info(key, message);
+        }
+    }
+
+    /// Run one plugin call for a channel: upgrade it first if its plugin has
+    /// a newer version, lend it its timers, apply its effects, and crash the
+    /// channel if the call faults. `None` when the channel is gone or crashed.
+    fn call<R>(
+        &mut self,
+        key: ChannelKey,
+        f: impl FnOnce(&ChannelVersion, CallContext, &SocketView) -> (CallContext, Result<R, Fault>),
+    ) -> Option<R> {
+        self.upgrade_if_needed(key)?;
+        let channel = self.channels.get_mut(&key)?;
+        let scope = ChannelScope {
+            socket: self.key,
+            channel: key,
+            topic: channel.topic.clone(),
+            timers: channel.timers.keys().copied().collect(),
+        };
+        let ctx = CallContext::new(
+            self.app.clone(),
+            channel.plugin.name.clone(),
+            channel.config.clone(),
+            Some(scope),
+        );
+        let version = channel.version.clone();
+        let channel = self.channels.get(&key)?;
+        let (ctx, result) = f(&version, ctx, &channel.view);
+        self.apply(key, ctx);
+        match result {
+            Ok(value) => Some(value),
+            Err(fault) => {
+                self.crash(key, &fault);
+                None
+            }
+        }
+    }
+
+    /// Pass the channel's assigns through the new version's `upgrade` once,
+    /// when its plugin was swapped since the channel's last call.
+    fn upgrade_if_needed(&mut self, key: ChannelKey) -> Option<()> {
+        let channel = self.channels.get(&key)?;
+        let current = channel.plugin.current();
+        if Arc::ptr_eq(&current, &channel.version) {
+            return Some(());
+        }
+        let from = channel.version.id().to_owned();
+        let scope = ChannelScope {
+            socket: self.key,
+            channel: key,
+            topic: channel.topic.clone(),
+            timers: channel.timers.keys().copied().collect(),
+        };
+        let ctx = self.context(&channel.plugin, &channel.config, scope);
+        let (ctx, intercepts) = current.intercepts(ctx);
+        let (ctx, upgraded) = match intercepts {
+            Ok(intercepts) => {
+                let (ctx, upgraded) = current.upgrade(ctx, &from, &channel.view.assigns);
+                (ctx, upgraded.map(|u| (u, intercepts)))
+            }
+            Err(fault) => (ctx, Err(fault)),
+        };
+        self.apply(key, ctx);
+        let outcome = match upgraded {
+            Ok((Ok(assigns), intercepts)) => {
+                let channel = self.channels.get_mut(&key)?;
+                channel.version = current;
+                channel.intercepts = intercepts;
+                if let Some(assigns) = assigns {
+                    channel.view.assigns = assigns;
+                }
+                return Some(());
+            }
+            Ok((Err(reason), _)) => Fault::Trap(format!("upgrade from {from} refused: {reason}")),
+            Err(fault) => fault,
+        };
+        self.crash(key, &outcome);
+        None
+    }
+
+    fn set_assigns(&mut self, key: ChannelKey, assigns: Option<String>) {
+        if let (Some(assigns), Some(channel)) = (assigns, self.channels.get_mut(&key)) {
+            channel.view.assigns = assigns;
+        }
+    }
+
+    /// Carry out what a call asked for, in the order it asked.
+    fn apply(&mut self, key: ChannelKey, ctx: CallContext) {
+        let CallContext { effects, .. } = ctx;
+        for effect in effects {
+            match effect {
+                Effect::Push { event, payload } => self.push(key, &event, &payload),
+                Effect::Deliver(message) => self.deliver_own(message),
+                Effect::SendAfter { id, delay_ms, message } => self.start_timer(key, id, delay_ms, message),
+                Effect::Cancel(id) => {
+                    if let Some(timer) = self.channels.get_mut(&key).and_then(|c| c.timers.remove(&id)) {
+                        timer.abort();
+                    }
+                }
+                Effect::SendSelf(message) => self.pending.push_back((key, message)),
+                Effect::Subscribe(topic) => self.subscribe_extra(key, topic),
+                Effect::Unsubscribe(topic) => {
+                    if let Some(channel) = self.channels.get_mut(&key) {
+                        if channel.extra_topics.remove(&topic) {
+                            self.app.broker.unsubscribe(&topic, self.key, key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A broadcast this socket published reaches its own channels here,
+    /// not through the mailbox, so it is ordered with the call's replies.
+    fn deliver_own(&mut self, message: Arc<crate::pubsub::Broadcast>) {
+        let mut targets: Vec<(ChannelKey, Subscription)> = Vec::new();
+        if let Some(&key) = self.topics.get(message.topic.as_str()) {
+            targets.push((key, Subscription::Joined));
+        }
+        for (&key, channel) in &self.channels {
+            if channel.extra_topics.contains(&message.topic) {
+                targets.push((key, Subscription::Extra));
+            }
+        }
+        if self.socket_id.as_deref() == Some(message.topic.as_str()) {
+            targets.push((0, Subscription::SocketId));
+        }
+        for (channel, kind) in targets {
+            self.deliver(Delivery {
+                message: message.clone(),
+                channel,
+                kind,
+            });
+        }
+    }
+
+    fn start_timer(&mut self, key: ChannelKey, id: TimerId, delay_ms: u64, message: String) {
+        let Some(channel) = self.channels.get_mut(&key) else {
+            return;
+        };
+        let tx = self.mailbox.tx.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let _ = tx.send(SocketEvent::Timer { channel: key, id, message }).await;
+        });
+        channel.timers.insert(id, task.abort_handle());
+    }
+
+    fn subscribe_extra(&mut self, key: ChannelKey, topic: String) {
+        let Some(channel) = self.channels.get_mut(&key) else {
+            return;
+        };
+        if channel.extra_topics.insert(topic.clone()) {
+            self.app.broker.subscribe(
+                &topic,
+                Subscriber {
+                    socket: self.key,
+                    channel: key,
+                    kind: Subscription::Extra,
+                    mailbox: self.mailbox.clone(),
+                },
+            );
+        }
+    }
+
+    /// A stop from the plugin: `normal`/`shutdown` close the channel
+    /// (`phx_close`), any other reason crashes it (`phx_error`).
+    fn stop(&mut self, key: ChannelKey, reason: &str) {
+        if let Some(channel) = self.remove_channel(key, reason) {
+            let event = if is_clean_stop(reason) { "phx_close" } else { "phx_error" };
+            if event == "phx_error" {
+                tracing::info!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, reason, "channel stopped");
+            }
+            self.send_control(&channel, event);
+        }
+    }
+
+    /// The plugin failed on this channel: the client gets `phx_error` (and
+    /// phoenix.js rejoins); the socket's other channels are untouched.
+    fn crash(&mut self, key: ChannelKey, fault: &Fault) {
+        let Some(channel) = self.channels.get(&key) else {
+            return;
+        };
+        tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, %fault, "channel crashed");
+        // A channel that ran out of time is not called again: its terminate
+        // would likely spin to the deadline too.
+        let reason = if matches!(fault, Fault::Deadline(_)) { None } else { Some("crash") };
+        if let Some(channel) = self.detach_channel(key, reason) {
+            self.send_control(&channel, "phx_error");
+        }
+    }
+
+    /// Remove a channel, running its `terminate` with `reason`.
+    fn remove_channel(&mut self, key: ChannelKey, reason: &str) -> Option<Channel> {
+        self.detach_channel(key, Some(reason))
+    }
+
+    fn detach_channel(&mut self, key: ChannelKey, terminate_reason: Option<&str>) -> Option<Channel> {
+        let channel = self.channels.remove(&key)?;
+        self.topics.remove(&channel.topic);
+        self.app.broker.unsubscribe(&channel.topic, self.key, key);
+        for topic in &channel.extra_topics {
+            self.app.broker.unsubscribe(topic, self.key, key);
+        }
+        for timer in channel.timers.values() {
+            timer.abort();
+        }
+        self.pending.retain(|(channel, _)| *channel != key);
+        self.app.figures.channel_left();
+        channel.plugin.channel_left();
+        if let Some(reason) = terminate_reason {
+            let scope = ChannelScope {
+                socket: self.key,
+                channel: key,
+                topic: channel.topic.clone(),
+                timers: HashSet::new(),
+            };
+            let ctx = self.context(&channel.plugin, &channel.config, scope);
+            let (ctx, result) = channel.plugin.current().terminate(ctx, reason, &channel.view);
+            if let Err(fault) = result {
+                tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, %fault, "terminate failed");
+            }
+            // A terminating channel may still broadcast and write; it can no
+            // longer push or set timers, having left.
+            for effect in ctx.effects {
+                if let Effect::Deliver(message) = effect {
+                    self.deliver_own(message);
+                }
+            }
+        }
+        Some(channel)
+    }
+
+    /// Terminate every channel: the socket is going away.
+    pub(super) fn close_all_channels(&mut self, reason: &str) {
+        let keys: Vec<ChannelKey> = self.channels.keys().copied().collect();
+        for key in keys {
+            self.remove_channel(key, reason);
+        }
+    }
+
+    /// `[join_ref, join_ref, topic, event, {}]`: phx_close and phx_error.
+    fn send_control(&mut self, channel: &Channel, event: &str) {
+        let join_ref = channel.join_ref.clone();
+        let topic = channel.topic_json.clone();
+        self.send(&Outbound {
+            join_ref: &join_ref,
+            reference: &join_ref,
+            topic: &topic,
+            event,
+            payload: Payload::Raw("{}"),
+        });
+    }
+
+    /// A push from the channel itself: `[join_ref, null, topic, event, payload]`.
+    fn push(&mut self, key: ChannelKey, event: &str, payload: &str) {
+        let Some(channel) = self.channels.get(&key) else {
+            return;
+        };
+        let text = protocol::encode(
+            self.serializer,
+            &Outbound {
+                join_ref: &channel.join_ref,
+                reference: protocol::NULL,
+                topic: &channel.topic_json,
+                event,
+                payload: Payload::Raw(payload),
+            },
+        );
+        self.outbox.push(tokio_tungstenite::tungstenite::Message::Text(text.into()));
+    }
+
+    /// A reply on a joined channel carries the channel's join reference,
+    /// whatever join reference the push carried (as Phoenix does).
+    fn reply_channel(&mut self, key: ChannelKey, reference: &RawValue, status: &str, response: &str) {
+        let Some(channel) = self.channels.get(&key) else {
+            return;
+        };
+        let text = protocol::encode(
+            self.serializer,
+            &Outbound {
+                join_ref: &channel.join_ref,
+                reference: reference.get(),
+                topic: &channel.topic_json,
+                event: "phx_reply",
+                payload: Payload::Reply { status, response },
+            },
+        );
+        self.outbox.push(tokio_tungstenite::tungstenite::Message::Text(text.into()));
+    }
+
+    /// A reply to a join: it carries the join's own references.
+    fn reply_raw(&mut self, message: &Inbound<'_>, status: &str, response: &str) {
+        self.send(&Outbound {
+            join_ref: message.join_ref.get(),
+            reference: message.reference.get(),
+            topic: message.topic.get(),
+            event: "phx_reply",
+            payload: Payload::Reply { status, response },
+        });
+    }
+}

@@ -1,0 +1,321 @@
+//! The connection loop: read frames, dispatch them, write the outbox.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::channel::Channel;
+use super::{Mailbox, SocketEvent};
+use crate::app::App;
+use crate::protocol::{self, Inbound, Outbound, Payload, Serializer};
+use crate::pubsub::{ChannelKey, SocketKey, Subscriber, Subscription};
+
+/// Malformed frames in a row after which the socket is closed with 1007.
+const MAX_MALFORMED_IN_A_ROW: u32 = 10;
+
+/// Events handled per wake-up before the outbox is written, so a flood of
+/// broadcasts cannot starve the client's own frames.
+const EVENTS_PER_WAKE: usize = 512;
+
+/// A connection the socket plugin accepted.
+pub struct Accepted {
+    pub app: Arc<App>,
+    pub key: SocketKey,
+    pub serializer: Serializer,
+    /// The socket's assigns (a JSON object), from `connect`.
+    pub assigns: String,
+    /// The socket's id, from `id`.
+    pub socket_id: Option<String>,
+}
+
+/// Why a socket is closing, and the close code the client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Closing {
+    /// A `disconnect` broadcast to the socket's id. Phoenix closes such a
+    /// socket with 1011; so does plume, so clients behave the same.
+    Disconnected,
+    /// The mailbox overflowed: the client does not read.
+    SlowConsumer,
+    /// Too many malformed frames in a row.
+    Garbage,
+    /// No frame from the client within the idle timeout. Phoenix (Bandit)
+    /// closes with 1002 here.
+    Idle,
+    /// A frame over the size limit.
+    TooBig,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl Closing {
+    fn frame(self) -> CloseFrame {
+        let (code, reason) = match self {
+            Closing::Disconnected => (CloseCode::Error, "disconnected"),
+            Closing::SlowConsumer => (CloseCode::Policy, "the client is not reading its messages"),
+            Closing::Garbage => (CloseCode::Invalid, "too many malformed messages"),
+            Closing::Idle => (CloseCode::Protocol, "no message within the idle timeout"),
+            Closing::TooBig => (CloseCode::Size, "message too big"),
+            Closing::Shutdown => (CloseCode::Restart, "server restarting"),
+        };
+        CloseFrame {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason channels' `terminate` sees.
+    fn terminate_reason(self) -> &'static str {
+        match self {
+            Closing::Shutdown => "shutdown",
+            _ => "closed",
+        }
+    }
+}
+
+/// The state of one socket, owned by its task.
+pub(super) struct Connection {
+    pub(super) app: Arc<App>,
+    pub(super) key: SocketKey,
+    pub(super) serializer: Serializer,
+    pub(super) assigns: String,
+    pub(super) socket_id: Option<String>,
+    pub(super) mailbox: Mailbox,
+    pub(super) channels: HashMap<ChannelKey, Channel>,
+    pub(super) topics: HashMap<Arc<str>, ChannelKey>,
+    /// `send-self` messages, handled before the next frame.
+    pub(super) pending: VecDeque<(ChannelKey, String)>,
+    pub(super) outbox: Vec<Message>,
+    pub(super) closing: Option<Closing>,
+    malformed_in_a_row: u32,
+}
+
+/// Run a socket until the client goes away, it is disconnected, or the
+/// server shuts down. Every channel's `terminate` runs before this returns.
+pub async fn serve<S>(mut ws: WebSocketStream<S>, accepted: Accepted, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mailbox, mut events, overflow) = Mailbox::new(accepted.app.limits.outbound_queue);
+    let mut conn = Connection {
+        app: accepted.app,
+        key: accepted.key,
+        serializer: accepted.serializer,
+        assigns: accepted.assigns,
+        socket_id: accepted.socket_id,
+        mailbox,
+        channels: HashMap::new(),
+        topics: HashMap::new(),
+        pending: VecDeque::new(),
+        outbox: Vec::new(),
+        closing: None,
+        malformed_in_a_row: 0,
+    };
+    conn.app.figures.socket_opened(conn.socket_id.as_deref());
+    if let Some(id) = &conn.socket_id {
+        conn.app.broker.subscribe(
+            id,
+            Subscriber {
+                socket: conn.key,
+                channel: 0,
+                kind: Subscription::SocketId,
+                mailbox: conn.mailbox.clone(),
+            },
+        );
+    }
+
+    let ended = conn.run(&mut ws, &mut events, &overflow, &mut shutdown).await;
+
+    let reason = ended.map_or("closed", Closing::terminate_reason);
+    conn.close_all_channels(reason);
+    if let Some(id) = &conn.socket_id {
+        conn.app.broker.unsubscribe(id, conn.key, 0);
+    }
+    conn.app.figures.socket_closed(conn.socket_id.as_deref());
+    if let Some(closing) = ended {
+        let _ = ws.close(Some(closing.frame())).await;
+    }
+}
+
+impl Connection {
+    /// The loop. Returns why the server closes the socket, or `None` when
+    /// the client closed it or the connection broke.
+    async fn run<S>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        events: &mut mpsc::Receiver<SocketEvent>,
+        overflow: &Notify,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Closing>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let idle_timeout = self.app.limits.idle_timeout;
+        let mut last_heard = Instant::now();
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
+        loop {
+            while let Some((channel, message)) = self.pending.pop_front() {
+                self.info(channel, &message);
+            }
+            if !self.outbox.is_empty() && self.write_outbox(ws).await.is_err() {
+                return None;
+            }
+            if let Some(closing) = self.closing {
+                return Some(closing);
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Some(Closing::Shutdown),
+                _ = overflow.notified() => return Some(Closing::SlowConsumer),
+                frame = ws.next() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => self.on_text(&text),
+                        Some(Ok(Message::Binary(_))) => self.on_malformed(
+                            "binary frames need the V2 binary serializer, which this socket does not speak",
+                            None,
+                        ),
+                        Some(Ok(Message::Close(_))) | None => return None,
+                        Some(Ok(_)) => {}
+                        Some(Err(WsError::Capacity(_))) => return Some(Closing::TooBig),
+                        Some(Err(error)) => {
+                            tracing::debug!(socket = self.key, %error, "connection broke");
+                            return None;
+                        }
+                    }
+                }
+                event = events.recv() => {
+                    let Some(event) = event else { return None };
+                    self.on_event(event);
+                    for _ in 1..EVENTS_PER_WAKE {
+                        match events.try_recv() {
+                            Ok(event) => self.on_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = &mut idle => {
+                    let deadline = last_heard + idle_timeout;
+                    if Instant::now() >= deadline {
+                        return Some(Closing::Idle);
+                    }
+                    idle.as_mut().reset(deadline.into());
+                }
+            }
+        }
+    }
+
+    async fn write_outbox<S>(&mut self, ws: &mut WebSocketStream<S>) -> Result<(), WsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        for message in self.outbox.drain(..) {
+            ws.feed(message).await?;
+        }
+        ws.flush().await
+    }
+
+    fn on_event(&mut self, event: SocketEvent) {
+        match event {
+            SocketEvent::Delivery(delivery) => self.deliver(delivery),
+            SocketEvent::Timer { channel, id, message } => self.timer_fired(channel, id, &message),
+        }
+    }
+
+    fn on_text(&mut self, text: &str) {
+        match protocol::decode(self.serializer, text) {
+            Ok(message) => {
+                self.malformed_in_a_row = 0;
+                self.dispatch(&message);
+            }
+            Err(error) => {
+                let readable = error.reference.map(|reference| (reference, error.join_ref, error.topic));
+                self.on_malformed(error.reason, readable);
+            }
+        }
+    }
+
+    /// Answer a malformed frame where its reference can be read; close the
+    /// socket after too many in a row. Other channels are never touched.
+    fn on_malformed(
+        &mut self,
+        reason: &str,
+        readable: Option<(&RawValue, Option<&RawValue>, Option<&RawValue>)>,
+    ) {
+        tracing::debug!(socket = self.key, reason, "malformed message");
+        self.malformed_in_a_row += 1;
+        if self.malformed_in_a_row >= MAX_MALFORMED_IN_A_ROW {
+            self.closing = Some(Closing::Garbage);
+            return;
+        }
+        if let Some((reference, join_ref, topic)) = readable {
+            let response = serde_json::json!({ "reason": format!("malformed message: {reason}") }).to_string();
+            self.send(&Outbound {
+                join_ref: join_ref.map_or(protocol::NULL, RawValue::get),
+                reference: reference.get(),
+                topic: topic.map_or("\"phoenix\"", RawValue::get),
+                event: "phx_reply",
+                payload: Payload::Reply {
+                    status: "error",
+                    response: &response,
+                },
+            });
+        }
+    }
+
+    fn dispatch(&mut self, message: &Inbound<'_>) {
+        let (Some(topic), Some(event)) = (message.topic(), message.event()) else {
+            return self.unmatched(message);
+        };
+        if topic == "phoenix" {
+            return if event == "heartbeat" {
+                self.send(&Outbound {
+                    join_ref: protocol::NULL,
+                    reference: message.reference.get(),
+                    topic: message.topic.get(),
+                    event: "phx_reply",
+                    payload: Payload::Reply {
+                        status: "ok",
+                        response: "{}",
+                    },
+                });
+            } else {
+                self.unmatched(message)
+            };
+        }
+        match &*event {
+            "phx_join" => self.join(&topic, message),
+            "phx_leave" => self.leave(&topic, message),
+            _ => self.handle_in(&topic, &event, message),
+        }
+    }
+
+    /// `{"reason":"unmatched topic"}`: no channel for this topic here.
+    pub(super) fn unmatched(&mut self, message: &Inbound<'_>) {
+        self.send(&Outbound {
+            join_ref: protocol::NULL,
+            reference: message.reference.get(),
+            topic: message.topic.get(),
+            event: "phx_reply",
+            payload: Payload::Reply {
+                status: "error",
+                response: r#"{"reason":"unmatched topic"}"#,
+            },
+        });
+    }
+
+    /// Encode a message into the outbox.
+    pub(super) fn send(&mut self, message: &Outbound<'_>) {
+        let text = protocol::encode(self.serializer, message);
+        self.outbox.push(Message::Text(text.into()));
+    }
+}

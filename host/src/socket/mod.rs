@@ -1,0 +1,85 @@
+//! One task per connection: frames in, channel calls, frames out.
+//!
+//! The socket task owns its channels outright (topic, join ref, assigns,
+//! timers), so nothing about a channel is ever locked. It waits on three
+//! things: a client frame, its mailbox (broadcasts from the broker, timers),
+//! and the server's shutdown signal. Everything it decides is synchronous and
+//! appends frames to an outbox; the outbox is written and flushed once per
+//! wake-up, so a burst of broadcasts goes out in one write.
+//!
+//! Backpressure: the mailbox is bounded. A client that stops reading fills
+//! it, and the socket is closed with 1008 rather than buffering without end.
+
+mod channel;
+mod connection;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::pubsub::{ChannelKey, Delivery, SocketKey};
+use crate::runtime::TimerId;
+
+pub use connection::{Accepted, serve};
+
+static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
+static NEXT_CHANNEL: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh socket key.
+pub fn next_socket_key() -> SocketKey {
+    NEXT_SOCKET.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh channel key. Zero is never handed out: it stands for the socket
+/// itself in its id subscription.
+fn next_channel_key() -> ChannelKey {
+    NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What arrives in a socket's mailbox.
+#[derive(Debug)]
+pub enum SocketEvent {
+    Delivery(Delivery),
+    Timer {
+        channel: ChannelKey,
+        id: TimerId,
+        message: String,
+    },
+}
+
+/// The sending end of a socket's mailbox, held by the broker and by timers.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    tx: mpsc::Sender<SocketEvent>,
+    overflow: Arc<Notify>,
+}
+
+impl Mailbox {
+    fn new(capacity: usize) -> (Mailbox, mpsc::Receiver<SocketEvent>, Arc<Notify>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let overflow = Arc::new(Notify::new());
+        (
+            Mailbox {
+                tx,
+                overflow: overflow.clone(),
+            },
+            rx,
+            overflow,
+        )
+    }
+
+    /// Queue a broadcast without waiting. A full mailbox means the client is
+    /// not reading: the socket is told to close, and the delivery is dropped.
+    pub fn deliver(&self, delivery: Delivery) -> bool {
+        match self.tx.try_send(SocketEvent::Delivery(delivery)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.overflow.notify_one();
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Effects on the channel a call is made for, and on the app's topics:
+//! pushes, broadcasts, subscriptions, disconnects.
+//!
+//! Payloads are anything that serializes (build them with
+//! [`json!`](crate::json)); they are encoded with object keys sorted.
+//! Every function fails with [`ChannelError::NotInChannel`] when called from
+//! a socket handler.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::__bindings::host::channel as wit;
+use crate::payload::encode;
+
+/// Push `event` with `payload` to this channel's client only.
+///
+/// ```no_run
+/// use plume_sdk::{channel, json};
+///
+/// channel::push("welcome", &json!({"motd": "be nice"}))?;
+/// # Ok::<(), channel::ChannelError>(())
+/// ```
+pub fn push<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), ChannelError> {
+    Ok(wit::push(event, &encode(payload)?)?)
+}
+
+/// Broadcast `event` with `payload` on this channel's topic, to every
+/// subscriber, this channel's client included.
+///
+/// ```no_run
+/// use plume_sdk::{channel, json};
+///
+/// channel::broadcast("new_msg", &json!({"body": "hi", "user_id": 1}))?;
+/// # Ok::<(), channel::ChannelError>(())
+/// ```
+pub fn broadcast<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), ChannelError> {
+    Ok(wit::broadcast(event, &encode(payload)?)?)
+}
+
+/// Broadcast on this channel's topic to every subscriber but this channel.
+///
+/// ```no_run
+/// use plume_sdk::{channel, json};
+///
+/// channel::broadcast_from("typing", &json!({"user_id": 1}))?;
+/// # Ok::<(), channel::ChannelError>(())
+/// ```
+pub fn broadcast_from<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), ChannelError> {
+    Ok(wit::broadcast_from(event, &encode(payload)?)?)
+}
+
+/// Broadcast on any `topic` of the app, joined by this channel or not.
+///
+/// ```no_run
+/// use plume_sdk::{channel, json};
+///
+/// channel::broadcast_to("admin:audit", "joined", &json!({"topic": "room:1"}))?;
+/// # Ok::<(), channel::ChannelError>(())
+/// ```
+pub fn broadcast_to<T: Serialize + ?Sized>(
+    topic: &str,
+    event: &str,
+    payload: &T,
+) -> Result<(), ChannelError> {
+    Ok(wit::broadcast_to(topic, event, &encode(payload)?)?)
+}
+
+/// Receive the broadcasts on `topic` in
+/// [`Channel::handle_info`](crate::Channel::handle_info), as a
+/// [`Broadcast`], until [`unsubscribe`] or the channel ends.
+///
+/// ```no_run
+/// plume_sdk::channel::subscribe("announcements")?;
+/// # Ok::<(), plume_sdk::channel::ChannelError>(())
+/// ```
+pub fn subscribe(topic: &str) -> Result<(), ChannelError> {
+    Ok(wit::subscribe(topic)?)
+}
+
+/// Stop receiving a topic subscribed with [`subscribe`].
+///
+/// ```no_run
+/// plume_sdk::channel::unsubscribe("announcements")?;
+/// # Ok::<(), plume_sdk::channel::ChannelError>(())
+/// ```
+pub fn unsubscribe(topic: &str) -> Result<(), ChannelError> {
+    Ok(wit::unsubscribe(topic)?)
+}
+
+/// Close every socket whose id is `socket_id` (see
+/// [`SocketHandler::id`](crate::SocketHandler::id)), as a `disconnect`
+/// broadcast to that id does in Phoenix.
+///
+/// ```no_run
+/// plume_sdk::channel::disconnect("user_socket:42")?;
+/// # Ok::<(), plume_sdk::channel::ChannelError>(())
+/// ```
+pub fn disconnect(socket_id: &str) -> Result<(), ChannelError> {
+    Ok(wit::disconnect(socket_id)?)
+}
+
+/// A broadcast on a topic subscribed with [`subscribe`], as
+/// [`Channel::handle_info`](crate::Channel::handle_info) receives it.
+///
+/// ```no_run
+/// use plume_sdk::{HandleInfo, Payload, channel};
+///
+/// fn handle_info(message: Payload) -> HandleInfo {
+///     if let Ok(broadcast) = message.parse::<channel::Broadcast>() {
+///         let _ = channel::push(&broadcast.event, &broadcast.payload);
+///     }
+///     HandleInfo::NoReply
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Broadcast {
+    /// The topic it was broadcast on.
+    pub topic: String,
+    /// Its event.
+    pub event: String,
+    /// Its payload.
+    pub payload: Value,
+}
+
+/// Why a channel effect failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// Called outside a channel: socket handlers have no channel to act on.
+    #[error("not in a channel: channel effects work only in channel callbacks")]
+    NotInChannel,
+    /// The host refused a payload as invalid JSON.
+    #[error("the host refused the payload as invalid JSON: {0}")]
+    InvalidJson(String),
+    /// A topic name is empty or too long.
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    /// A limit of the app was reached; the text names it.
+    #[error("limit reached: {0}; send less or raise the app's limit")]
+    Limit(String),
+    /// The payload could not be encoded as JSON.
+    #[error("the payload cannot be encoded as JSON: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl From<wit::ChannelError> for ChannelError {
+    fn from(error: wit::ChannelError) -> Self {
+        match error {
+            wit::ChannelError::NotInChannel => Self::NotInChannel,
+            wit::ChannelError::InvalidJson(text) => Self::InvalidJson(text),
+            wit::ChannelError::InvalidTopic(text) => Self::InvalidTopic(text),
+            wit::ChannelError::Limit(text) => Self::Limit(text),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The plugin's configuration: the JSON given to its route in `plume.toml`.
+
+use serde::de::DeserializeOwned;
+
+use crate::__bindings::host::plugin_config as wit;
+
+/// The configuration of the route this call is for, decoded into `T`
+/// (`{}` when the route has none, so give `T` defaults).
+///
+/// ```no_run
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// #[serde(default)]
+/// struct Config {
+///     update_ms: u64,
+/// }
+///
+/// impl Default for Config {
+///     fn default() -> Self {
+///         Self { update_ms: 30_000 }
+///     }
+/// }
+///
+/// let config: Config = plume_sdk::config::get()?;
+/// # Ok::<(), plume_sdk::config::ConfigError>(())
+/// ```
+pub fn get<T: DeserializeOwned>() -> Result<T, ConfigError> {
+    serde_json::from_str(&wit::get()).map_err(ConfigError)
+}
+
+/// The configuration does not have the shape the plugin expects.
+#[derive(Debug, thiserror::Error)]
+#[error("the plugin's configuration in plume.toml does not have the expected shape: {0}")]
+pub struct ConfigError(#[source] serde_json::Error);

@@ -1,0 +1,149 @@
+//! Phoenix.Presence on the channel's topic: who is here, with what meta.
+//!
+//! As with Phoenix.Presence, the host broadcasts `presence_diff` to the
+//! topic whenever a presence is tracked, updated or untracked, and untracks
+//! a channel when it ends; the channel pushes `presence_state` to its own
+//! client, usually right after the join (from `handle_info`, after a
+//! [`timers::send_self`](crate::timers::send_self) in `join`, so the join
+//! reply comes first).
+//!
+//! ```no_run
+//! use plume_sdk::{HandleInfo, Payload, Socket, channel, json, presence};
+//!
+//! fn after_join(_message: Payload, socket: &mut Socket) -> HandleInfo {
+//!     let user_id: u64 = socket.get("user_id").unwrap_or_default();
+//!     let meta = json!({"online_at": plume_sdk::clock::now_ms() / 1000});
+//!     let tracked = presence::track(&user_id.to_string(), &meta)
+//!         .and_then(|_| presence::list(None));
+//!     match tracked {
+//!         Ok(state) => {
+//!             channel::push("presence_state", &state).ok();
+//!             HandleInfo::NoReply
+//!         }
+//!         Err(err) => HandleInfo::Stop(format!("presence failed: {err}")),
+//!     }
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::__bindings::host::presence as wit;
+use crate::payload::encode;
+
+/// The presences of a topic: each key with its metas, as phoenix.js's
+/// `Presence` expects them (`{"<key>": {"metas": [...]}}`).
+pub type Presences = BTreeMap<String, Presence>;
+
+/// One key's presence: a meta per channel tracking the key (a user with
+/// two tabs open has two).
+///
+/// ```no_run
+/// let here = plume_sdk::presence::list(None)?;
+/// let tabs = here.get("ada").map_or(0, |presence| presence.metas.len());
+/// # Ok::<(), plume_sdk::presence::PresenceError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The metas, each with the `phx_ref` the host gave it.
+    pub metas: Vec<Value>,
+}
+
+/// Track this channel under `key` with `meta` (a JSON object); returns the
+/// meta's `phx_ref`.
+///
+/// ```no_run
+/// use plume_sdk::{json, presence};
+///
+/// let phx_ref = presence::track("ada", &json!({"status": "online"}))?;
+/// # Ok::<(), presence::PresenceError>(())
+/// ```
+pub fn track<T: Serialize + ?Sized>(key: &str, meta: &T) -> Result<String, PresenceError> {
+    Ok(wit::track(key, &encode(meta)?)?)
+}
+
+/// Replace this channel's meta under `key`; returns the new `phx_ref`.
+///
+/// ```no_run
+/// use plume_sdk::{json, presence};
+///
+/// presence::update("ada", &json!({"status": "away"}))?;
+/// # Ok::<(), presence::PresenceError>(())
+/// ```
+pub fn update<T: Serialize + ?Sized>(key: &str, meta: &T) -> Result<String, PresenceError> {
+    Ok(wit::update(key, &encode(meta)?)?)
+}
+
+/// Stop tracking this channel under `key`.
+///
+/// ```no_run
+/// plume_sdk::presence::untrack("ada")?;
+/// # Ok::<(), plume_sdk::presence::PresenceError>(())
+/// ```
+pub fn untrack(key: &str) -> Result<(), PresenceError> {
+    Ok(wit::untrack(key)?)
+}
+
+/// The presences of `topic`, or of this channel's topic when `None`.
+///
+/// ```no_run
+/// use plume_sdk::{channel, presence};
+///
+/// channel::push("presence_state", &presence::list(None)?)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn list(topic: Option<&str>) -> Result<Presences, PresenceError> {
+    let text = wit::list(topic)?;
+    serde_json::from_str(&text).map_err(PresenceError::Decode)
+}
+
+/// The number of keys present on `topic`, or on this channel's topic when
+/// `None`.
+///
+/// ```no_run
+/// let online = plume_sdk::presence::count(Some("room:lobby"))?;
+/// # Ok::<(), plume_sdk::presence::PresenceError>(())
+/// ```
+pub fn count(topic: Option<&str>) -> Result<u64, PresenceError> {
+    Ok(wit::count(topic)?)
+}
+
+/// Why a presence operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    /// The server runs without presence.
+    #[error("presence is not enabled on this server; enable it to track presences")]
+    NotEnabled,
+    /// Called outside a channel.
+    #[error("not in a channel: presence works only in channel callbacks")]
+    NotInChannel,
+    /// The host refused a meta as invalid JSON.
+    #[error("the host refused the meta as invalid JSON: {0}")]
+    InvalidJson(String),
+    /// `update` or `untrack` of a key this channel does not track.
+    #[error("this channel does not track that key; call presence::track first")]
+    NotTracked,
+    /// A limit of the app was reached; the text names it.
+    #[error("limit reached: {0}")]
+    Limit(String),
+    /// A meta could not be encoded as JSON.
+    #[error("the meta cannot be encoded as JSON: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The host's presence list was not in the phoenix.js format.
+    #[error("the host sent a presence list in an unexpected format: {0}")]
+    Decode(#[source] serde_json::Error),
+}
+
+impl From<wit::PresenceError> for PresenceError {
+    fn from(error: wit::PresenceError) -> Self {
+        match error {
+            wit::PresenceError::NotEnabled => Self::NotEnabled,
+            wit::PresenceError::NotInChannel => Self::NotInChannel,
+            wit::PresenceError::InvalidJson(text) => Self::InvalidJson(text),
+            wit::PresenceError::NotTracked => Self::NotTracked,
+            wit::PresenceError::Limit(text) => Self::Limit(text),
+        }
+    }
+}

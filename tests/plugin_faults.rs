@@ -1,0 +1,115 @@
+//! A plugin that fails ends only its own channel; broken plugin files are
+//! refused with a clear error.
+
+mod support;
+
+use serde_json::json;
+use support::Server;
+
+#[tokio::test]
+async fn a_trapping_plugin_gets_its_channel_phx_error_while_another_channel_keeps_answering() {
+    let server = Server::start();
+    let mut c = server.client(42).await;
+    c.send_text(r#"["5","5","room:lobby","phx_join",{}]"#).await;
+    c.recv_text().await;
+    let other = c.join_ok("room:side").await;
+
+    c.send_text(r#"["5","6","room:lobby","crash",{}]"#).await;
+    assert_eq!(c.recv_text().await, r#"["5","5","room:lobby","phx_error",{}]"#);
+    c.send_text(r#"["5","7","room:lobby","ping",{}]"#).await;
+    assert_eq!(
+        c.recv_text().await,
+        r#"[null,"7","room:lobby","phx_reply",{"response":{"reason":"unmatched topic"},"status":"error"}]"#
+    );
+
+    let reference = c.push(&other, "room:side", "ping", json!({"alive": true})).await;
+    assert_eq!(
+        c.recv().await,
+        json!([other, reference, "room:side", "phx_reply", {"response": {"alive": true}, "status": "ok"}])
+    );
+    // phoenix.js rejoins after phx_error: the rejoin works.
+    c.join_ok("room:lobby").await;
+    assert!(server.wait_for_log("channel crashed"), "the crash is logged:\n{}", server.log());
+}
+
+#[tokio::test]
+async fn an_unknown_event_crashes_the_channel_as_in_phoenix() {
+    let server = Server::start();
+    let mut c = server.client(42).await;
+    c.send_text(r#"["8","8","room:lobby","phx_join",{}]"#).await;
+    c.recv_text().await;
+    c.send_text(r#"["8","9","room:lobby","no_such_event",{}]"#).await;
+    assert_eq!(c.recv_text().await, r#"["8","8","room:lobby","phx_error",{}]"#);
+}
+
+#[tokio::test]
+async fn a_crash_in_one_socket_leaves_other_sockets_on_the_topic_untouched() {
+    let server = Server::start();
+    let mut a = server.client(42).await;
+    let mut b = server.client(7).await;
+    let ja = a.join_ok("room:lobby").await;
+    let jb = b.join_ok("room:lobby").await;
+    a.push(&ja, "room:lobby", "crash", json!({})).await;
+    assert_eq!(a.recv().await[3], "phx_error");
+    b.push(&jb, "room:lobby", "new_msg", json!({"body": "still here"})).await;
+    assert_eq!(b.recv().await[4], json!({"body": "still here", "user_id": 7}));
+    assert_eq!(b.recv().await[3], "phx_reply");
+}
+
+fn config_with_room(path: &str) -> String {
+    format!(
+        r#"
+[app]
+socket_plugin = "user_socket"
+
+[plugins.user_socket]
+path = "{{plugins}}/user_socket.wasm"
+
+[plugins.room]
+path = "{path}"
+
+[[routes]]
+topic = "room:*"
+plugin = "room"
+"#
+    )
+}
+
+#[test]
+fn a_plugin_file_that_is_not_a_component_is_refused_with_its_name_and_what_to_do() {
+    let dir = support::TempDir::new("not-a-component");
+    let core = dir.0.join("core.wasm");
+    // A minimal core module: magic and version 1.
+    std::fs::write(&core, [0u8, b'a', b's', b'm', 1, 0, 0, 0]).expect("write");
+    let error = Server::start_config(&config_with_room(&core.display().to_string()))
+        .err()
+        .expect("the server refuses to start");
+    assert!(error.contains("room"), "{error}");
+    assert!(error.contains("wasm32-wasip2"), "{error}");
+
+    let text = dir.0.join("text.wasm");
+    std::fs::write(&text, "hello").expect("write");
+    let error = Server::start_config(&config_with_room(&text.display().to_string()))
+        .err()
+        .expect("the server refuses to start");
+    assert!(error.contains("not a WebAssembly file"), "{error}");
+}
+
+#[test]
+fn a_component_of_the_wrong_world_is_refused_naming_what_is_missing() {
+    // The socket plugin does not export the channel handler.
+    let error = Server::start_config(&config_with_room("{plugins}/user_socket.wasm"))
+        .err()
+        .expect("the server refuses to start");
+    assert!(error.contains("channel-plugin"), "{error}");
+    assert!(error.contains("channel-handler"), "{error}");
+}
+
+#[test]
+fn a_config_mistake_names_the_file_line_and_key() {
+    let error = Server::start_config("[server]\nbind = \"127.0.0.1:0\"\nport = 4000\n")
+        .err()
+        .expect("the server refuses to start");
+    assert!(error.contains("plume.toml:3"), "{error}");
+    assert!(error.contains("port"), "{error}");
+}

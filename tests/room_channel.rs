@@ -1,0 +1,157 @@
+//! RoomChannel, topics `room:*` (shared/spec/demo-app.md), over real sockets.
+
+mod support;
+
+use serde_json::json;
+use std::time::Duration;
+use support::Server;
+
+#[tokio::test]
+async fn join_room_lobby_replies_ok_with_an_empty_map() {
+    let server = Server::start();
+    let mut client = server.client(42).await;
+    client
+        .send_text(r#"["2","2","room:lobby","phx_join",{}]"#)
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"["2","2","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#
+    );
+}
+
+#[tokio::test]
+async fn join_room_private_is_refused_as_unauthorized_without_phx_close() {
+    let server = Server::start();
+    let mut client = server.client(42).await;
+    client
+        .send_text(r#"["12","12","room:private","phx_join",{}]"#)
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"["12","12","room:private","phx_reply",{"response":{"reason":"unauthorized"},"status":"error"}]"#
+    );
+    client.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn join_any_other_room_is_ok_whatever_the_payload() {
+    let server = Server::start();
+    let mut client = server.client(42).await;
+    client.join_ok("room:42").await;
+    client
+        .send_text(r#"["9","9","room:lobby2","phx_join","not-a-map"]"#)
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"["9","9","room:lobby2","phx_reply",{"response":{},"status":"ok"}]"#
+    );
+    client
+        .send_text(r#"["10","10","room:lobby3","phx_join",null]"#)
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"["10","10","room:lobby3","phx_reply",{"response":{},"status":"ok"}]"#
+    );
+}
+
+#[tokio::test]
+async fn new_msg_broadcasts_body_and_user_id_to_every_member_then_replies_ok() {
+    let server = Server::start();
+    let mut a = server.client(42).await;
+    let mut b = server.client(7).await;
+    a.send_text(r#"["2","2","room:lobby","phx_join",{}]"#).await;
+    a.recv_text().await;
+    b.send_text(r#"["5","5","room:lobby","phx_join",{}]"#).await;
+    b.recv_text().await;
+
+    a.send_text(r#"["2","4","room:lobby","new_msg",{"body":"hi"}]"#)
+        .await;
+    // The sender sees the broadcast before its reply, as with Phoenix.
+    assert_eq!(
+        a.recv_text().await,
+        r#"[null,null,"room:lobby","new_msg",{"body":"hi","user_id":42}]"#
+    );
+    assert_eq!(
+        a.recv_text().await,
+        r#"["2","4","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#
+    );
+    assert_eq!(
+        b.recv_text().await,
+        r#"[null,null,"room:lobby","new_msg",{"body":"hi","user_id":42}]"#
+    );
+}
+
+#[tokio::test]
+async fn new_msg_with_a_missing_or_non_string_body_replies_invalid_message_and_broadcasts_nothing() {
+    let server = Server::start();
+    let mut a = server.client(42).await;
+    let mut b = server.client(7).await;
+    let ja = a.join_ok("room:lobby").await;
+    b.join_ok("room:lobby").await;
+
+    for payload in [json!({"body": 5}), json!({}), json!({"body": null}), json!("text")] {
+        let reference = a.push(&ja, "room:lobby", "new_msg", payload).await;
+        assert_eq!(
+            a.recv().await,
+            json!([ja, reference, "room:lobby", "phx_reply",
+                   {"response": {"reason": "invalid message"}, "status": "error"}])
+        );
+    }
+    b.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn ping_replies_ok_with_the_payload_echoed() {
+    let server = Server::start();
+    let mut a = server.client(42).await;
+    a.send_text(r#"["2","2","room:lobby","phx_join",{}]"#).await;
+    a.recv_text().await;
+    let cases = [
+        (
+            r#"["2","3","room:lobby","ping",{"hello":"world","n":1}]"#,
+            r#"["2","3","room:lobby","phx_reply",{"response":{"hello":"world","n":1},"status":"ok"}]"#,
+        ),
+        (
+            r#"["2","6","room:lobby","ping","not-a-map"]"#,
+            r#"["2","6","room:lobby","phx_reply",{"response":"not-a-map","status":"ok"}]"#,
+        ),
+        (
+            r#"["2","61","room:lobby","ping",[1,2,3]]"#,
+            r#"["2","61","room:lobby","phx_reply",{"response":[1,2,3],"status":"ok"}]"#,
+        ),
+        (
+            r#"["2","62","room:lobby","ping",null]"#,
+            r#"["2","62","room:lobby","phx_reply",{"response":null,"status":"ok"}]"#,
+        ),
+    ];
+    for (push, reply) in cases {
+        a.send_text(push).await;
+        assert_eq!(a.recv_text().await, reply);
+    }
+}
+
+#[tokio::test]
+async fn new_msg_reaches_members_on_v1_and_v2_sockets_alike() {
+    let server = Server::start();
+    let mut v2 = server.client(42).await;
+    let token = support::user_token(7);
+    let mut v1 = support::Client::connect(&server.ws_url(&format!("token={token}&vsn=1.0.0")))
+        .await
+        .expect("v1 connects");
+    let j2 = v2.join_ok("room:mixed").await;
+    v1.send_text(r#"{"topic":"room:mixed","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}"#)
+        .await;
+    assert_eq!(
+        v1.recv_text().await,
+        r#"{"event":"phx_reply","join_ref":"1","payload":{"response":{},"status":"ok"},"ref":"1","topic":"room:mixed"}"#
+    );
+    v2.push(&j2, "room:mixed", "new_msg", json!({"body": "both"})).await;
+    assert_eq!(
+        v1.recv_text().await,
+        r#"{"event":"new_msg","join_ref":null,"payload":{"body":"both","user_id":42},"ref":null,"topic":"room:mixed"}"#
+    );
+    assert_eq!(
+        v2.recv().await,
+        json!([null, null, "room:mixed", "new_msg", {"body": "both", "user_id": 42}])
+    );
+}

@@ -1,0 +1,319 @@
+//! The end-to-end harness: a real `plume` process on a free port, and a real
+//! WebSocket client speaking the Phoenix protocol to it.
+//!
+//! Every test starts its own server, so tests are independent and can run in
+//! parallel. Frames are compared as raw text where the wire details matter:
+//! plume must match a Phoenix 1.7 server byte for byte.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for one expected frame.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The secret the demo server signs with when none is configured.
+pub const SECRET: &str = plume::config::DEV_SECRET;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The demo plugins, built once per test binary.
+pub fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| plume::build::build_plugins(&workspace()).expect("the plugins build"))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// A Phoenix.Token for `data` with `salt`, signed now with the demo secret.
+pub fn token(salt: &str, data: Value) -> String {
+    plume::token::Tokens::new(SECRET.as_bytes())
+        .sign(salt, &data, now_ms(), 86_400)
+        .expect("signable")
+}
+
+/// A UserSocket token for user `id`.
+pub fn user_token(id: i64) -> String {
+    token("user socket", json!(id))
+}
+
+/// A running plume server.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+    _dir: Option<TempDir>,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("plume-test-{name}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Server {
+    /// The demo app on a free port.
+    pub fn start() -> Server {
+        let dir = plugin_dir().to_owned();
+        Server::spawn(
+            &["serve", "--bind", "127.0.0.1:0", "--no-build", "--plugin-dir"],
+            Some(dir.as_os_str()),
+            None,
+        )
+        .expect("the demo server starts")
+    }
+
+    /// A server for a `plume.toml` text; `{plugins}` in it stands for the
+    /// built plugins' directory.
+    pub fn start_config(config: &str) -> Result<Server, String> {
+        let dir = TempDir::new("config");
+        let path = dir.0.join("plume.toml");
+        let text = config.replace("{plugins}", &plugin_dir().display().to_string());
+        std::fs::write(&path, text).expect("write config");
+        Server::spawn(&["serve", "--bind", "127.0.0.1:0", "--config"], Some(path.as_os_str()), Some(dir))
+    }
+
+    fn spawn(args: &[&str], last: Option<&std::ffi::OsStr>, dir: Option<TempDir>) -> Result<Server, String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plume"));
+        command.args(args);
+        if let Some(last) = last {
+            command.arg(last);
+        }
+        let mut child = command
+            .env("PLUME_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn plume");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => Ok(Server {
+                child,
+                addr,
+                log,
+                _dir: dir,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(log.lock().expect("log").join("\n"))
+            }
+        }
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// Wait until the log has a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        for _ in 0..100 {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/socket/websocket?{query}", self.addr)
+    }
+
+    /// Send SIGTERM and wait for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("plume did not exit within 10 s of SIGTERM");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// A connected V2 client for user `id`.
+    pub async fn client(&self, id: i64) -> Client {
+        Client::connect(&self.ws_url(&format!("token={}&vsn=2.0.0", user_token(id))))
+            .await
+            .expect("the connection is accepted")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw WebSocket client that speaks Phoenix frames.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_ref: u64,
+}
+
+/// How a connection attempt ended, when it was refused.
+#[derive(Debug)]
+pub enum Refused {
+    Status(u16),
+    Other(String),
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Result<Client, Refused> {
+        Client::connect_request(url.into_client_request().expect("valid url")).await
+    }
+
+    pub async fn connect_request(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Client, Refused> {
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => Ok(Client { ws, next_ref: 100 }),
+            Err(WsError::Http(response)) => Err(Refused::Status(response.status().as_u16())),
+            Err(other) => Err(Refused::Other(other.to_string())),
+        }
+    }
+
+    /// A fresh reference, as a string.
+    pub fn next_ref(&mut self) -> String {
+        self.next_ref += 1;
+        self.next_ref.to_string()
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    /// The next text frame, raw.
+    pub async fn recv_text(&mut self) -> String {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => panic!("no frame within {WAIT:?}"),
+                Ok(Some(Ok(Message::Text(text)))) => return text.to_string(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next text frame, parsed.
+    pub async fn recv(&mut self) -> Value {
+        let text = self.recv_text().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("frame {text} is not JSON: {e}"))
+    }
+
+    /// Assert nothing arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(frame) = tokio::time::timeout(wait, self.ws.next()).await {
+            panic!("expected no frame, got {frame:?}");
+        }
+    }
+
+    /// Wait for the server to close the connection; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<CloseCode> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => panic!("the server did not close the connection within {WAIT:?}"),
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    eprintln!("(frame before close: {text})");
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => return None,
+            }
+        }
+    }
+
+    /// Join `topic` with join ref = ref = a fresh ref; returns (join_ref, reply frame).
+    pub async fn join(&mut self, topic: &str, payload: Value) -> (String, Value) {
+        let join_ref = self.next_ref();
+        self.send(json!([join_ref, join_ref, topic, "phx_join", payload])).await;
+        let reply = self.recv().await;
+        (join_ref, reply)
+    }
+
+    /// Join and assert the reply is ok; returns the join ref.
+    pub async fn join_ok(&mut self, topic: &str) -> String {
+        let (join_ref, reply) = self.join(topic, json!({})).await;
+        assert_eq!(
+            reply,
+            json!([join_ref, join_ref, topic, "phx_reply", {"response": {}, "status": "ok"}])
+        );
+        join_ref
+    }
+
+    /// Push `event` on a joined topic; returns the ref used.
+    pub async fn push(&mut self, join_ref: &str, topic: &str, event: &str, payload: Value) -> String {
+        let reference = self.next_ref();
+        self.send(json!([join_ref, reference, topic, event, payload])).await;
+        reference
+    }
+}
