@@ -113,3 +113,47 @@ fn a_config_mistake_names_the_file_line_and_key() {
     assert!(error.contains("plume.toml:3"), "{error}");
     assert!(error.contains("port"), "{error}");
 }
+
+/// Push a misbehaving event on one probe channel: that channel alone gets
+/// `phx_error`, a sibling channel on the same socket and another socket
+/// keep answering, and the client can rejoin.
+async fn only_that_channel_pays(event: &str, log_needle: &str) {
+    let server = Server::start_probe();
+    let mut c = server.client(1).await;
+    let mut other = server.client(2).await;
+    let jo = other.join_ok("room:lobby").await;
+    let bad = c.join_ok_probe("probe:bad").await;
+    let good = c.join_ok("room:good").await;
+    let started = std::time::Instant::now();
+    c.push(&bad, "probe:bad", event, json!({})).await;
+    assert_eq!(c.recv().await, json!([bad, bad, "probe:bad", "phx_error", {}]), "{event}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{event} stopped in time");
+    let reference = c.push(&good, "room:good", "ping", json!({"n": 1})).await;
+    assert_eq!(c.recv().await[1], reference.as_str());
+    let reference = other.push(&jo, "room:lobby", "ping", json!({})).await;
+    assert_eq!(other.recv().await[1], reference.as_str());
+    c.join_ok_probe("probe:bad").await;
+    assert!(server.wait_for_log(log_needle), "{event}: expected `{log_needle}` in\n{}", server.log());
+}
+
+#[tokio::test]
+async fn a_plugin_that_spins_is_stopped_at_its_deadline() {
+    only_that_channel_pays("spin", "deadline").await;
+}
+
+#[tokio::test]
+async fn a_plugin_that_allocates_without_end_is_stopped_at_its_memory_limit() {
+    only_that_channel_pays("grow", "memory limit").await;
+}
+
+#[tokio::test]
+async fn a_plugin_that_recurses_without_end_is_stopped() {
+    // Rust keeps its stack in linear memory: running off it is an
+    // out-of-bounds access, which traps like any other fault.
+    only_that_channel_pays("recurse", "the plugin trapped").await;
+}
+
+#[tokio::test]
+async fn a_plugin_that_returns_invalid_json_crashes_only_its_channel() {
+    only_that_channel_pays("bad_json", "not valid JSON").await;
+}

@@ -25,9 +25,10 @@ pub fn plugin_dir(workspace: &Path) -> PathBuf {
     workspace.join("target/plugins").join(TARGET).join("release")
 }
 
-/// The plugin crates of a workspace: every `plugins/<name>/Cargo.toml`.
-pub fn plugin_names(workspace: &Path) -> anyhow::Result<Vec<String>> {
-    let dir = workspace.join("plugins");
+/// The plugin crates in a folder of a workspace: every
+/// `<folder>/<name>/Cargo.toml`.
+pub fn plugin_names(workspace: &Path, folder: &str) -> anyhow::Result<Vec<String>> {
+    let dir = workspace.join(folder);
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let entry = entry?;
@@ -47,9 +48,15 @@ fn target_installed() -> bool {
         .unwrap_or(false)
 }
 
-/// Build every plugin of `workspace` in release mode, installing the
+/// Build every plugin under `plugins/` in release mode, installing the
 /// target first if it is missing. Cargo's progress goes to the terminal.
 pub fn build_plugins(workspace: &Path) -> anyhow::Result<PathBuf> {
+    build_plugin_folders(workspace, &["plugins"])
+}
+
+/// Build the plugin crates of several folders (the test suite adds
+/// `tests/plugins`) in one cargo run.
+pub fn build_plugin_folders(workspace: &Path, folders: &[&str]) -> anyhow::Result<PathBuf> {
     if !target_installed() {
         eprintln!("plume: installing the {TARGET} target (rustup target add {TARGET})");
         let status = Command::new("rustup")
@@ -60,7 +67,10 @@ pub fn build_plugins(workspace: &Path) -> anyhow::Result<PathBuf> {
             bail!("rustup target add {TARGET} failed");
         }
     }
-    let names = plugin_names(workspace)?;
+    let mut names = Vec::new();
+    for folder in folders {
+        names.extend(plugin_names(workspace, folder)?);
+    }
     eprintln!("plume: building plugins for {TARGET}: {}", names.join(", "));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);

@@ -31,10 +31,13 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The demo plugins, built once per test binary.
+/// The demo plugins and the test-only ones, built once per test binary.
 pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| plume::build::build_plugins(&workspace()).expect("the plugins build"))
+    DIR.get_or_init(|| {
+        plume::build::build_plugin_folders(&workspace(), &["plugins", "tests/plugins"])
+            .expect("the plugins build")
+    })
 }
 
 fn now_ms() -> u64 {
@@ -55,6 +58,34 @@ pub fn token(salt: &str, data: Value) -> String {
 pub fn user_token(id: i64) -> String {
     token("user socket", json!(id))
 }
+
+/// The demo app with the probe plugin (see [`Server::start_probe`]).
+pub const PROBE_CONFIG: &str = r#"
+[runtime]
+deadline_ms = 300
+memory_limit_mb = 32
+
+[app]
+socket_plugin = "user_socket"
+
+[plugins.user_socket]
+path = "{plugins}/user_socket.wasm"
+
+[plugins.room]
+path = "{plugins}/room.wasm"
+
+[plugins.probe]
+path = "{plugins}/probe.wasm"
+
+[[routes]]
+topic = "room:*"
+plugin = "room"
+
+[[routes]]
+topic = "probe:*"
+plugin = "probe"
+config = { greeting = "hello", update_ms = 50 }
+"#;
 
 /// A running plume server.
 pub struct Server {
@@ -93,6 +124,12 @@ impl Server {
             None,
         )
         .expect("the demo server starts")
+    }
+
+    /// The demo app plus the test-only `probe` plugin on `probe:*`, with a
+    /// short call deadline and a small memory limit so faults come quickly.
+    pub fn start_probe() -> Server {
+        Server::start_config(PROBE_CONFIG).expect("the probe server starts")
     }
 
     /// A server for a `plume.toml` text; `{plugins}` in it stands for the
@@ -307,6 +344,15 @@ impl Client {
             reply,
             json!([join_ref, join_ref, topic, "phx_reply", {"response": {}, "status": "ok"}])
         );
+        join_ref
+    }
+
+    /// Join a topic whose plugin replies with a payload; asserts the status
+    /// is ok and returns the join ref.
+    pub async fn join_ok_probe(&mut self, topic: &str) -> String {
+        let (join_ref, reply) = self.join(topic, json!({})).await;
+        assert_eq!(reply[3], "phx_reply", "{reply}");
+        assert_eq!(reply[4]["status"], "ok", "{reply}");
         join_ref
     }
 

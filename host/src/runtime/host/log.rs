@@ -21,11 +21,11 @@ impl Host for HostState {
         let plugin = &*call.plugin;
         let app = &*call.app.id;
         match level {
-            Level::Trace => tracing::trace!(target: "plume::plugin", app, plugin, "{message}"),
-            Level::Debug => tracing::debug!(target: "plume::plugin", app, plugin, "{message}"),
-            Level::Info => tracing::info!(target: "plume::plugin", app, plugin, "{message}"),
-            Level::Warn => tracing::warn!(target: "plume::plugin", app, plugin, "{message}"),
-            Level::Error => tracing::error!(target: "plume::plugin", app, plugin, "{message}"),
+            Level::Trace => tracing::trace!(target: "plume::plugin", app = %app, plugin = %plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "plume::plugin", app = %app, plugin = %plugin, "{message}"),
+            Level::Info => tracing::info!(target: "plume::plugin", app = %app, plugin = %plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "plume::plugin", app = %app, plugin = %plugin, "{message}"),
+            Level::Error => tracing::error!(target: "plume::plugin", app = %app, plugin = %plugin, "{message}"),
         }
     }
 }

@@ -1,0 +1,194 @@
+//! A test-only channel plugin that puts every host import and every export
+//! of the WIT contract within a client's reach, so the end-to-end tests can
+//! drive each one over a real socket. It also misbehaves on request (spins,
+//! grows without end, recurses, returns invalid JSON) to prove that only its
+//! own channel pays.
+
+use std::time::Duration;
+
+use plume_sdk::{
+    Channel, HandleIn, HandleInfo, HandleOut, Join, Payload, Reply, Socket, Stop, Value, channel,
+    clock, config, figures, json, kv, log, presence, random, timers, token,
+};
+
+struct Probe;
+
+fn field<'a>(payload: &'a Value, key: &str) -> &'a Value {
+    payload.get(key).unwrap_or(&Value::Null)
+}
+
+fn text<'a>(payload: &'a Value, key: &str) -> &'a str {
+    field(payload, key).as_str().unwrap_or_default()
+}
+
+fn ok_or_error<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -> HandleIn {
+    match result {
+        Ok(value) => Reply::ok(json!({ "result": value })).into(),
+        Err(error) => Reply::error(json!({ "error": error.to_string() })).into(),
+    }
+}
+
+fn ttl(payload: &Value) -> Option<Duration> {
+    field(payload, "ttl_ms").as_u64().map(Duration::from_millis)
+}
+
+/// The key-value operations, by name.
+fn kv_op(p: &Value) -> HandleIn {
+    let key = text(p, "key");
+    match text(p, "op") {
+        "get" => ok_or_error(kv::get(key).map(|e| e.map(|e| json!({"value": e.value, "version": e.version})))),
+        "set" => ok_or_error(kv::set(key, text(p, "value"), ttl(p))),
+        "delete" => ok_or_error(kv::delete(key)),
+        "cas" => ok_or_error(kv::compare_and_swap(key, field(p, "expected").as_u64(), text(p, "value"), ttl(p))),
+        "increment" => ok_or_error(kv::increment(key, field(p, "delta").as_i64().unwrap_or(1), ttl(p))),
+        "list" => ok_or_error(
+            kv::list_by_prefix(text(p, "prefix"), field(p, "limit").as_u64().unwrap_or(100) as u32)
+                .map(|list| list.into_iter().map(|(k, e)| json!([k, e.value])).collect::<Vec<_>>()),
+        ),
+        other => Reply::error(json!({ "error": format!("unknown kv op {other}") })).into(),
+    }
+}
+
+/// Recursion without end; the frame's buffer keeps the optimizer from
+/// turning it into a loop.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(frame[0] + 1) + frame[63]
+}
+
+impl Channel for Probe {
+    fn join(topic: &str, payload: Payload, socket: &mut Socket) -> Join {
+        let payload = payload.value().unwrap_or(Value::Null);
+        if field(&payload, "refuse").as_bool() == Some(true) {
+            return Join::error(json!({"reason": "refused"}));
+        }
+        if field(&payload, "crash").as_bool() == Some(true) {
+            panic!("join crash requested");
+        }
+        if field(&payload, "after_join").as_bool() == Some(true) {
+            let _ = timers::send_self(&json!({"after_join": true}));
+        }
+        socket.assign("joined", topic);
+        Join::ok(json!({
+            "join_ref": socket.join_ref(),
+            "socket_id": socket.socket_id(),
+            "user": socket.get::<Value>("user"),
+        }))
+    }
+
+    fn handle_in(event: &str, payload: Payload, socket: &mut Socket) -> HandleIn {
+        let p = payload.value().unwrap_or(Value::Null);
+        match event {
+            "push" => ok_or_error(channel::push(text(&p, "event"), field(&p, "payload"))),
+            "broadcast" => ok_or_error(channel::broadcast(text(&p, "event"), field(&p, "payload"))),
+            "broadcast_from" => ok_or_error(channel::broadcast_from(text(&p, "event"), field(&p, "payload"))),
+            "broadcast_to" => ok_or_error(channel::broadcast_to(text(&p, "topic"), text(&p, "event"), field(&p, "payload"))),
+            "subscribe" => ok_or_error(channel::subscribe(text(&p, "topic"))),
+            "unsubscribe" => ok_or_error(channel::unsubscribe(text(&p, "topic"))),
+            "disconnect" => ok_or_error(channel::disconnect(text(&p, "socket_id"))),
+            "send_after" => ok_or_error(
+                timers::send_after(Duration::from_millis(field(&p, "delay_ms").as_u64().unwrap_or(0)), field(&p, "message"))
+                    .map(|id| id.0),
+            ),
+            "cancel" => ok_or_error(Ok::<_, String>(timers::cancel(timers::TimerId(field(&p, "timer_id").as_u64().unwrap_or(0))))),
+            "send_self" => match timers::send_self(field(&p, "message")) {
+                Ok(()) => HandleIn::NoReply,
+                Err(error) => Reply::error(json!({ "error": error.to_string() })).into(),
+            },
+            "kv" => kv_op(&p),
+            "token_sign" => ok_or_error(token::sign(text(&p, "salt"), field(&p, "data"), None)),
+            "token_verify" => ok_or_error(token::verify::<Value>(
+                text(&p, "salt"),
+                text(&p, "token"),
+                field(&p, "max_age").as_u64().map(Duration::from_secs),
+            )),
+            "config" => ok_or_error(config::get::<Value>()),
+            "log" => {
+                match text(&p, "level") {
+                    "error" => log::error(text(&p, "message")),
+                    "warn" => log::warn(text(&p, "message")),
+                    "debug" => log::debug(text(&p, "message")),
+                    "trace" => log::trace(text(&p, "message")),
+                    _ => log::info(text(&p, "message")),
+                }
+                Reply::ok(json!({})).into()
+            }
+            "clock" => Reply::ok(json!({"now_ms": clock::now_ms(), "monotonic_ns": clock::monotonic_ns()})).into(),
+            "random" => {
+                let len = field(&p, "len").as_u64().unwrap_or(16) as u32;
+                Reply::ok(json!({"u64s_differ": random::u64() != random::u64(), "bytes": random::bytes(len).len()})).into()
+            }
+            "figures" => {
+                let now = figures::now();
+                let id = socket.socket_id().unwrap_or_default().to_owned();
+                Reply::ok(json!({
+                    "connections": now.connections,
+                    "channels": now.channels,
+                    "users": now.users,
+                    "plugins": now.plugins.iter().map(|p| json!({"name": p.name, "version": p.version, "channels": p.channels})).collect::<Vec<_>>(),
+                    "connections_of_me": figures::connections_of(&id),
+                }))
+                .into()
+            }
+            "presence" => ok_or_error(presence::track("me", &json!({}))),
+            "assign" => {
+                socket.assign(text(&p, "key"), field(&p, "value").clone());
+                Reply::ok(json!({})).into()
+            }
+            "assigns" => Reply::ok(socket.get::<Value>(text(&p, "key")).unwrap_or(Value::Null)).into(),
+            "stop" => {
+                let stop = Stop::new(text(&p, "reason"));
+                match field(&p, "reply").as_bool() {
+                    Some(true) => HandleIn::Stop(stop.with_reply(Reply::ok(json!({"stopping": true})))),
+                    _ => HandleIn::Stop(stop),
+                }
+            }
+            "spin" => loop {
+                std::hint::spin_loop();
+            },
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "recurse" => Reply::ok(json!(recurse(0))).into(),
+            "bad_json" => Reply::ok_raw(Payload::from_raw("{not json")).into(),
+            _ => HandleIn::stop(format!("unknown event: {event}")),
+        }
+    }
+
+    fn intercepts() -> &'static [&'static str] {
+        &["secret", "hidden"]
+    }
+
+    /// `secret` is rewritten per subscriber; `hidden` never reaches clients.
+    fn handle_out(event: &str, payload: Payload, socket: &mut Socket) -> HandleOut {
+        match event {
+            "secret" => HandleOut::push_changed(json!({
+                "original": payload.value().unwrap_or(Value::Null),
+                "seen_by": socket.get::<Value>("user").and_then(|u| u.get("id").cloned()),
+            })),
+            _ => HandleOut::Drop,
+        }
+    }
+
+    fn handle_info(message: Payload, _socket: &mut Socket) -> HandleInfo {
+        let message = message.value().unwrap_or(Value::Null);
+        let _ = channel::push("info", &message);
+        HandleInfo::NoReply
+    }
+
+    fn terminate(reason: &str, socket: &Socket) {
+        log::info(&format!("probe terminate {} {reason}", socket.topic()));
+        let _ = channel::broadcast_to(
+            "probe:watch",
+            "terminated",
+            &json!({"topic": socket.topic(), "reason": reason}),
+        );
+    }
+}
+
+plume_sdk::export_channel!(Probe);
