@@ -25,7 +25,8 @@ async fn sigterm_closes_every_socket_with_1012_and_exits_cleanly() {
 #[test]
 fn start_up_reports_what_it_loaded_and_where_it_listens() {
     let server = Server::start();
+    assert!(server.wait_for_log("route room:* -> plugin `room`"), "{}", server.log());
     let log = server.log();
-    assert!(log.contains("compiling plugin `room`"), "{log}");
-    assert!(log.contains("route room:* -> plugin `room`"), "{log}");
+    assert!(log.contains("[1/2] compiling plugin `room`"), "{log}");
+    assert!(log.contains("socket plugin `user_socket` version"), "{log}");
 }

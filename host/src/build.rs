@@ -11,6 +11,9 @@ use anyhow::{Context, bail};
 /// The WebAssembly target plugins are built for.
 pub const TARGET: &str = "wasm32-wasip2";
 
+/// The cargo profile plugins are built with (see the workspace Cargo.toml).
+pub const PROFILE: &str = "plugin";
+
 /// The source tree `start` is in: the nearest ancestor with a `Cargo.toml`
 /// and a `plugins/` directory.
 pub fn find_workspace(start: &Path) -> Option<PathBuf> {
@@ -22,7 +25,7 @@ pub fn find_workspace(start: &Path) -> Option<PathBuf> {
 
 /// Where a workspace's built plugins land.
 pub fn plugin_dir(workspace: &Path) -> PathBuf {
-    workspace.join("target/plugins").join(TARGET).join("release")
+    workspace.join("target/plugins").join(TARGET).join(PROFILE)
 }
 
 /// The plugin crates in a folder of a workspace: every
@@ -48,7 +51,7 @@ fn target_installed() -> bool {
         .unwrap_or(false)
 }
 
-/// Build every plugin under `plugins/` in release mode, installing the
+/// Build every plugin under `plugins/` with the plugin profile, installing the
 /// target first if it is missing. Cargo's progress goes to the terminal.
 pub fn build_plugins(workspace: &Path) -> anyhow::Result<PathBuf> {
     build_plugin_folders(workspace, &["plugins"])
@@ -76,7 +79,7 @@ pub fn build_plugin_folders(workspace: &Path, folders: &[&str]) -> anyhow::Resul
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .args(["build", "--profile", PROFILE, "--target", TARGET, "--target-dir"])
         .arg(workspace.join("target/plugins"));
     for name in &names {
         command.args(["-p", name]);

@@ -25,7 +25,7 @@ enum Command {
         #[arg(long)]
         bind: Option<String>,
         /// Where the demo app's plugins are (default: this source tree's
-        /// target/plugins/wasm32-wasip2/release, built first).
+        /// target/plugins/wasm32-wasip2/plugin, built first).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
         /// Do not build the demo plugins before serving.

@@ -193,6 +193,10 @@ pub mod __private {
 #[macro_export]
 macro_rules! export_socket {
     ($handler:ty) => {
+        // The component exports exist only in the WebAssembly build; a
+        // native build of the plugin (its unit tests, a benchmark) links
+        // without them.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             type PlumeSocketExport = $crate::__private::SocketExport<$handler>;
             $crate::__bindings::socket_plugin::export_socket_plugin!(
@@ -226,6 +230,10 @@ macro_rules! export_socket {
 #[macro_export]
 macro_rules! export_channel {
     ($handler:ty) => {
+        // The component exports exist only in the WebAssembly build; a
+        // native build of the plugin (its unit tests, a benchmark) links
+        // without them.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             type PlumeChannelExport = $crate::__private::ChannelExport<$handler>;
             $crate::__bindings::channel_plugin::export_channel_plugin!(

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 /// The room channel. Stateless: it reads the user from the assigns the
 /// socket plugin set, and keeps nothing of its own.
-struct Room;
+pub struct Room;
 
 /// The payload of `new_msg`.
 #[derive(Deserialize)]
