@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use support::{Client, Server};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// Push `event` and return the reply's status and response.
+/// Push `event` and return the reply's status and response, skipping the
+/// frames that come before the reply (the caller's own broadcasts).
 async fn call(client: &mut Client, join_ref: &str, topic: &str, event: &str, payload: Value) -> (String, Value) {
     let reference = client.push(join_ref, topic, event, payload).await;
     loop {
@@ -20,7 +21,6 @@ async fn call(client: &mut Client, join_ref: &str, topic: &str, event: &str, pay
                 frame[4]["response"].clone(),
             );
         }
-        panic!("expected the reply to {event}, got {frame}");
     }
 }
 
@@ -277,13 +277,32 @@ async fn figures_count_connections_channels_users_and_plugins() {
 }
 
 #[tokio::test]
-async fn presence_answers_that_it_is_not_enabled_yet() {
+async fn presence_track_update_untrack_and_count_broadcast_diffs_to_the_topic() {
     let server = Server::start_probe();
     let mut a = server.client(1).await;
-    let ja = a.join_ok_probe("probe:p").await;
-    let (status, response) = call(&mut a, &ja, "probe:p", "presence", json!({})).await;
-    assert_eq!(status, "error");
-    assert!(response["error"].as_str().expect("error").contains("not enabled"), "{response}");
+    let mut b = server.client(2).await;
+    let ja = a.join_ok_probe("probe:pr").await;
+    let jb = b.join_ok_probe("probe:pr").await;
+    let (_, tracked) = call(&mut a, &ja, "probe:pr", "presence_track", json!({"key": "1", "meta": {"m": 1}})).await;
+    let phx_ref = tracked["result"].as_str().expect("a phx_ref").to_owned();
+    let diff = json!([null, null, "probe:pr", "presence_diff",
+        {"joins": {"1": {"metas": [{"m": 1, "phx_ref": phx_ref}]}}, "leaves": {}}]);
+    assert_eq!(b.recv().await, diff);
+    let (status, _) = call(&mut a, &ja, "probe:pr", "presence_track", json!({"key": "1", "meta": {}})).await;
+    assert_eq!(status, "error", "tracking a key twice from one channel is refused");
+    let (_, updated) = call(&mut a, &ja, "probe:pr", "presence_update", json!({"key": "1", "meta": {"m": 2}})).await;
+    let new_ref = updated["result"].as_str().expect("a new phx_ref").to_owned();
+    assert_eq!(
+        b.recv().await[4],
+        json!({"joins": {"1": {"metas": [{"m": 2, "phx_ref": new_ref, "phx_ref_prev": phx_ref}]}},
+               "leaves": {"1": {"metas": [{"m": 1, "phx_ref": phx_ref}]}}})
+    );
+    let (_, count) = call(&mut b, &jb, "probe:pr", "presence_count", json!({})).await;
+    assert_eq!(count["result"], 1);
+    call(&mut a, &ja, "probe:pr", "presence_untrack", json!({"key": "1"})).await;
+    assert_eq!(b.recv().await[4]["leaves"]["1"]["metas"][0]["m"], 2);
+    let (_, count) = call(&mut b, &jb, "probe:pr", "presence_count", json!({})).await;
+    assert_eq!(count["result"], 0);
 }
 
 #[tokio::test]

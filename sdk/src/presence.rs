@@ -110,6 +110,22 @@ pub fn count(topic: Option<&str>) -> Result<u64, PresenceError> {
     Ok(wit::count(topic)?)
 }
 
+/// Push `presence_state` (this topic's presences) to this channel's client,
+/// as a Phoenix channel does after joining. The host writes the list itself,
+/// so it is never copied through the plugin: a join into a crowded topic
+/// costs the plugin the same as one into an empty topic.
+///
+/// ```no_run
+/// use plume_sdk::{json, presence};
+///
+/// presence::track("42", &json!({"name": "ada", "online_at": 1_700_000_000}))?;
+/// presence::push_state()?;
+/// # Ok::<(), presence::PresenceError>(())
+/// ```
+pub fn push_state() -> Result<(), PresenceError> {
+    Ok(wit::push_state()?)
+}
+
 /// Why a presence operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {

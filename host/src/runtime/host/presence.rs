@@ -1,29 +1,89 @@
-//! `presence`: Phoenix.Presence for the channel's topic.
+//! `presence`: Phoenix.Presence on the channel's topic.
 //!
-//! Presence tracking lives in the host and arrives with its own module; until
-//! then every call answers `not-enabled`, so plugins can handle its absence.
+//! The host keeps the presences ([`crate::presence`]); every change is
+//! broadcast on the topic as `presence_diff`, through the same path as a
+//! plugin's own broadcasts, so members see it in order.
 
 use super::HostState;
+use crate::presence::PresenceError as Error;
 use crate::runtime::bindings::imports::presence::{Host, PresenceError};
 
+impl From<Error> for PresenceError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidMeta(why) => PresenceError::InvalidJson(why),
+            Error::AlreadyTracked(key) => PresenceError::Limit(format!(
+                "this channel already tracks `{key}` on this topic; use update"
+            )),
+            Error::NotTracked(_) => PresenceError::NotTracked,
+        }
+    }
+}
+
+impl HostState {
+    /// The channel's topic and identity, or `not-in-channel`.
+    fn presence_scope(&mut self) -> Result<(String, crate::presence::Owner), PresenceError> {
+        match &self.call().scope {
+            Some(scope) => Ok((scope.topic.to_string(), (scope.socket, scope.channel))),
+            None => Err(PresenceError::NotInChannel),
+        }
+    }
+
+    fn announce(&mut self, diff: crate::presence::Diff) {
+        let call = self.call();
+        let skip = call.scope.as_ref().map(|scope| scope.socket);
+        if let Some(message) = call.app.announce_presence(diff, skip) {
+            call.effects.push(crate::runtime::context::Effect::Deliver(message));
+        }
+    }
+}
+
 impl Host for HostState {
-    fn track(&mut self, _key: String, _meta: String) -> Result<String, PresenceError> {
-        Err(PresenceError::NotEnabled)
+    fn track(&mut self, key: String, meta: String) -> Result<String, PresenceError> {
+        let (topic, owner) = self.presence_scope()?;
+        let (phx_ref, diff) = self.call().app.presence.track(&topic, &key, &meta, owner)?;
+        self.announce(diff);
+        Ok(phx_ref)
     }
 
-    fn update(&mut self, _key: String, _meta: String) -> Result<String, PresenceError> {
-        Err(PresenceError::NotEnabled)
+    fn update(&mut self, key: String, meta: String) -> Result<String, PresenceError> {
+        let (topic, owner) = self.presence_scope()?;
+        let (phx_ref, diff) = self.call().app.presence.update(&topic, &key, &meta, owner)?;
+        self.announce(diff);
+        Ok(phx_ref)
     }
 
-    fn untrack(&mut self, _key: String) -> Result<(), PresenceError> {
-        Err(PresenceError::NotEnabled)
+    fn untrack(&mut self, key: String) -> Result<(), PresenceError> {
+        let (topic, owner) = self.presence_scope()?;
+        let diff = self.call().app.presence.untrack(&topic, &key, owner)?;
+        self.announce(diff);
+        Ok(())
     }
 
-    fn list(&mut self, _topic: Option<String>) -> Result<String, PresenceError> {
-        Err(PresenceError::NotEnabled)
+    fn list(&mut self, topic: Option<String>) -> Result<String, PresenceError> {
+        let topic = match topic {
+            Some(topic) => topic,
+            None => self.presence_scope()?.0,
+        };
+        Ok(self.call().app.presence.list(&topic))
     }
 
-    fn count(&mut self, _topic: Option<String>) -> Result<u64, PresenceError> {
-        Err(PresenceError::NotEnabled)
+    fn push_state(&mut self) -> Result<(), PresenceError> {
+        let (topic, _) = self.presence_scope()?;
+        let call = self.call();
+        let payload = call.app.presence.list(&topic);
+        call.effects.push(crate::runtime::context::Effect::Push {
+            event: "presence_state".into(),
+            payload,
+        });
+        Ok(())
+    }
+
+    fn count(&mut self, topic: Option<String>) -> Result<u64, PresenceError> {
+        let topic = match topic {
+            Some(topic) => topic,
+            None => self.presence_scope()?.0,
+        };
+        Ok(self.call().app.presence.count(&topic))
     }
 }

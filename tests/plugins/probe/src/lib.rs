@@ -11,7 +11,7 @@ use plume_sdk::{
     clock, config, figures, json, kv, log, presence, random, timers, token,
 };
 
-struct Probe;
+pub struct Probe;
 
 fn field<'a>(payload: &'a Value, key: &str) -> &'a Value {
     payload.get(key).unwrap_or(&Value::Null)
@@ -131,7 +131,10 @@ impl Channel for Probe {
                 }))
                 .into()
             }
-            "presence" => ok_or_error(presence::track("me", &json!({}))),
+            "presence_track" => ok_or_error(presence::track(text(&p, "key"), field(&p, "meta"))),
+            "presence_update" => ok_or_error(presence::update(text(&p, "key"), field(&p, "meta"))),
+            "presence_untrack" => ok_or_error(presence::untrack(text(&p, "key"))),
+            "presence_count" => ok_or_error(presence::count(None)),
             "assign" => {
                 socket.assign(text(&p, "key"), field(&p, "value").clone());
                 Reply::ok(json!({})).into()

@@ -1,0 +1,416 @@
+//! Phoenix.Presence: who is on a topic, as phoenix.js's `Presence` expects.
+//!
+//! A topic holds keys (a user id, say); a key holds one meta per tracking
+//! channel (two tabs, two metas), each with a unique `phx_ref`. Every change
+//! produces one `presence_diff` payload (`{"joins": ..., "leaves": ...}`)
+//! that the caller broadcasts on the topic, encoded once for all members.
+//!
+//! Cost: tracking, updating or untracking one meta is a map insert or
+//! removal plus one diff of that meta, whatever the topic's size; only
+//! `list` (the `presence_state` a joiner receives) is proportional to it.
+//! Metas are kept as their final JSON text (with `phx_ref`, and
+//! `phx_ref_prev` after an update), so diffs and lists are concatenations.
+//! Everything stored is plain data, ready to cross nodes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::Mutex;
+use rand::RngCore;
+use serde_json::{Map, Value};
+
+use crate::protocol::json_string;
+use crate::pubsub::{ChannelKey, SocketKey};
+
+/// The channel a meta belongs to: it goes when that channel goes.
+pub type Owner = (SocketKey, ChannelKey);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresenceError {
+    #[error("a presence meta must be a JSON object: {0}")]
+    InvalidMeta(String),
+    #[error("this channel already tracks `{0}` on this topic; use update")]
+    AlreadyTracked(String),
+    #[error("this channel does not track `{0}` on this topic")]
+    NotTracked(String),
+}
+
+/// One tracked meta.
+#[derive(Debug, Clone)]
+struct Meta {
+    owner: Owner,
+    phx_ref: String,
+    /// The meta as sent to clients: the plugin's object plus `phx_ref`.
+    json: String,
+}
+
+/// A change to publish: `presence_diff` on `topic`, as (key, meta JSON)
+/// pairs. Diffs of one topic merge by concatenation: phoenix.js applies
+/// joins before leaves, so a meta that joined and left within one merged
+/// diff nets out, and an update (leave old ref, join new ref) stays one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diff {
+    pub topic: String,
+    pub joins: Vec<(String, String)>,
+    pub leaves: Vec<(String, String)>,
+}
+
+impl Diff {
+    /// `{"joins": {...}, "leaves": {...}}`, keys sorted as Phoenix sends them.
+    pub fn payload(&self) -> String {
+        let mut payload = String::from("{\"joins\":");
+        entries(&mut payload, group(&pairs(&self.joins)).into_iter());
+        payload.push_str(",\"leaves\":");
+        entries(&mut payload, group(&pairs(&self.leaves)).into_iter());
+        payload.push('}');
+        payload
+    }
+
+    fn merge(&mut self, other: Diff) {
+        self.joins.extend(other.joins);
+        self.leaves.extend(other.leaves);
+    }
+}
+
+/// Borrowed (key, meta) pairs.
+fn pairs(items: &[(String, String)]) -> Vec<(&str, &str)> {
+    items.iter().map(|(k, m)| (k.as_str(), m.as_str())).collect()
+}
+
+/// What to do with a diff: publish it now, or it waits in a window.
+#[derive(Debug)]
+pub enum Staged {
+    Now(Diff),
+    /// The first diff of a new window: publish the topic's merged diff
+    /// (`take_pending`) when the window ends.
+    OpenedWindow(String, Duration),
+    /// Merged into a window already open.
+    Merged,
+}
+
+#[derive(Default)]
+struct State {
+    /// topic → key → metas, oldest first. Sorted maps give the key order
+    /// Phoenix sends.
+    topics: HashMap<String, BTreeMap<String, Vec<Meta>>>,
+    /// What each channel tracks, to untrack it in one go.
+    owners: HashMap<Owner, Vec<(String, String)>>,
+}
+
+/// The presences of one app.
+#[derive(Default)]
+pub struct Presence {
+    state: Mutex<State>,
+    /// Coalescing: diffs of one topic within this window go out as one.
+    window: Option<Duration>,
+    pending: Mutex<HashMap<String, Diff>>,
+}
+
+/// A fresh `phx_ref`: 12 random bytes, 16 base64url characters, like
+/// Phoenix's.
+fn new_ref() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The plugin's meta with the reference fields added, as sorted JSON.
+fn meta_json(meta: &str, phx_ref: &str, phx_ref_prev: Option<&str>) -> Result<String, PresenceError> {
+    let mut map: Map<String, Value> = match serde_json::from_str(meta) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(PresenceError::InvalidMeta("got another JSON value".into())),
+        Err(e) => return Err(PresenceError::InvalidMeta(e.to_string())),
+    };
+    map.insert("phx_ref".into(), Value::String(phx_ref.into()));
+    match phx_ref_prev {
+        Some(prev) => map.insert("phx_ref_prev".into(), Value::String(prev.into())),
+        None => map.remove("phx_ref_prev"),
+    };
+    serde_json::to_string(&map).map_err(|e| PresenceError::InvalidMeta(e.to_string()))
+}
+
+/// `{"<key>":{"metas":[...]},...}` for `(key, metas)` pairs in key order.
+fn entries<'a>(out: &mut String, pairs: impl Iterator<Item = (&'a str, Vec<&'a str>)>) {
+    out.push('{');
+    for (i, (key, metas)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&json_string(key));
+        out.push_str(":{\"metas\":[");
+        out.push_str(&metas.join(","));
+        out.push_str("]}");
+    }
+    out.push('}');
+}
+
+/// Metas grouped by key, keys in order.
+fn group<'a>(items: &[(&'a str, &'a str)]) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut grouped: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (key, meta) in items {
+        grouped.entry(key).or_default().push(meta);
+    }
+    grouped
+}
+
+fn diff(topic: &str, joins: &[(&str, &str)], leaves: &[(&str, &str)]) -> Diff {
+    let owned = |items: &[(&str, &str)]| items.iter().map(|(k, m)| ((*k).to_owned(), (*m).to_owned())).collect();
+    Diff {
+        topic: topic.to_owned(),
+        joins: owned(joins),
+        leaves: owned(leaves),
+    }
+}
+
+impl Presence {
+    /// Presences whose diffs are coalesced over `window` (`None`: every
+    /// change is published at once).
+    pub fn new(window: Option<Duration>) -> Self {
+        Presence {
+            window,
+            ..Presence::default()
+        }
+    }
+
+    /// Decide how `diff` goes out (see [`Staged`]).
+    pub fn stage(&self, diff: Diff) -> Staged {
+        let Some(window) = self.window else {
+            return Staged::Now(diff);
+        };
+        let mut pending = self.pending.lock();
+        match pending.get_mut(&diff.topic) {
+            Some(open) => {
+                open.merge(diff);
+                Staged::Merged
+            }
+            None => {
+                let topic = diff.topic.clone();
+                pending.insert(topic.clone(), diff);
+                Staged::OpenedWindow(topic, window)
+            }
+        }
+    }
+
+    /// The merged diff of a window that ended.
+    pub fn take_pending(&self, topic: &str) -> Option<Diff> {
+        self.pending.lock().remove(topic)
+    }
+
+    /// Track `owner` under `key` on `topic` with `meta` (a JSON object).
+    /// Returns the new `phx_ref` and the diff to broadcast.
+    pub fn track(&self, topic: &str, key: &str, meta: &str, owner: Owner) -> Result<(String, Diff), PresenceError> {
+        let phx_ref = new_ref();
+        let json = meta_json(meta, &phx_ref, None)?;
+        let mut state = self.state.lock();
+        let metas = state
+            .topics
+            .entry(topic.to_owned())
+            .or_default()
+            .entry(key.to_owned())
+            .or_default();
+        if metas.iter().any(|m| m.owner == owner) {
+            return Err(PresenceError::AlreadyTracked(key.to_owned()));
+        }
+        metas.push(Meta {
+            owner,
+            phx_ref: phx_ref.clone(),
+            json: json.clone(),
+        });
+        state
+            .owners
+            .entry(owner)
+            .or_default()
+            .push((topic.to_owned(), key.to_owned()));
+        Ok((phx_ref, diff(topic, &[(key, &json)], &[])))
+    }
+
+    /// Replace `owner`'s meta under `key`: the diff has the old meta under
+    /// `leaves` and the new one, with `phx_ref_prev`, under `joins`.
+    pub fn update(&self, topic: &str, key: &str, meta: &str, owner: Owner) -> Result<(String, Diff), PresenceError> {
+        let mut state = self.state.lock();
+        let slot = state
+            .topics
+            .get_mut(topic)
+            .and_then(|keys| keys.get_mut(key))
+            .and_then(|metas| metas.iter_mut().find(|m| m.owner == owner))
+            .ok_or_else(|| PresenceError::NotTracked(key.to_owned()))?;
+        let phx_ref = new_ref();
+        let json = meta_json(meta, &phx_ref, Some(&slot.phx_ref))?;
+        let old = std::mem::replace(
+            slot,
+            Meta {
+                owner,
+                phx_ref: phx_ref.clone(),
+                json: json.clone(),
+            },
+        );
+        Ok((phx_ref, diff(topic, &[(key, &json)], &[(key, &old.json)])))
+    }
+
+    /// Stop tracking `owner` under `key` on `topic`.
+    pub fn untrack(&self, topic: &str, key: &str, owner: Owner) -> Result<Diff, PresenceError> {
+        let mut state = self.state.lock();
+        let removed = Self::remove(&mut state, topic, key, owner).ok_or_else(|| PresenceError::NotTracked(key.to_owned()))?;
+        if let Some(tracked) = state.owners.get_mut(&owner) {
+            tracked.retain(|(t, k)| !(t == topic && k == key));
+            if tracked.is_empty() {
+                state.owners.remove(&owner);
+            }
+        }
+        Ok(diff(topic, &[], &[(key, &removed.json)]))
+    }
+
+    /// Everything `owner` tracks goes: its channel left, crashed or its
+    /// socket closed. One diff per topic.
+    pub fn untrack_owner(&self, owner: Owner) -> Vec<Diff> {
+        let mut state = self.state.lock();
+        let Some(tracked) = state.owners.remove(&owner) else {
+            return Vec::new();
+        };
+        let mut by_topic: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for (topic, key) in tracked {
+            if let Some(meta) = Self::remove(&mut state, &topic, &key, owner) {
+                by_topic.entry(topic).or_default().push((key, meta.json));
+            }
+        }
+        by_topic
+            .into_iter()
+            .map(|(topic, leaves)| {
+                let leaves: Vec<(&str, &str)> = leaves.iter().map(|(k, m)| (k.as_str(), m.as_str())).collect();
+                diff(&topic, &[], &leaves)
+            })
+            .collect()
+    }
+
+    fn remove(state: &mut State, topic: &str, key: &str, owner: Owner) -> Option<Meta> {
+        let keys = state.topics.get_mut(topic)?;
+        let metas = keys.get_mut(key)?;
+        let at = metas.iter().position(|m| m.owner == owner)?;
+        let meta = metas.remove(at);
+        if metas.is_empty() {
+            keys.remove(key);
+            if keys.is_empty() {
+                state.topics.remove(topic);
+            }
+        }
+        Some(meta)
+    }
+
+    /// The topic's presences in the phoenix.js format (`presence_state`).
+    pub fn list(&self, topic: &str) -> String {
+        let state = self.state.lock();
+        let mut out = String::new();
+        match state.topics.get(topic) {
+            Some(keys) => entries(
+                &mut out,
+                keys.iter()
+                    .map(|(key, metas)| (key.as_str(), metas.iter().map(|m| m.json.as_str()).collect())),
+            ),
+            None => out.push_str("{}"),
+        }
+        out
+    }
+
+    /// The number of keys present on `topic`.
+    pub fn count(&self, topic: &str) -> u64 {
+        self.state.lock().topics.get(topic).map_or(0, |keys| keys.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Value {
+        serde_json::from_str(text).expect("valid JSON")
+    }
+
+    #[test]
+    fn track_diffs_one_join_and_lists_sorted_keys_with_metas_oldest_first() {
+        let p = Presence::default();
+        let (r42, d) = p.track("t", "42", r#"{"online_at":1,"name":"a"}"#, (1, 1)).unwrap();
+        assert_eq!(
+            d.payload(),
+            format!(r#"{{"joins":{{"42":{{"metas":[{{"name":"a","online_at":1,"phx_ref":"{r42}"}}]}}}},"leaves":{{}}}}"#)
+        );
+        let (r7, _) = p.track("t", "7", r#"{"name":"b"}"#, (2, 2)).unwrap();
+        let (r42b, _) = p.track("t", "42", r#"{"name":"a2"}"#, (3, 3)).unwrap();
+        assert_eq!(
+            parse(&p.list("t")),
+            serde_json::json!({
+                "42": {"metas": [{"name": "a", "online_at": 1, "phx_ref": r42}, {"name": "a2", "phx_ref": r42b}]},
+                "7": {"metas": [{"name": "b", "phx_ref": r7}]},
+            })
+        );
+        assert!(p.list("t").starts_with(r#"{"42":"#), "keys in Phoenix's order");
+        assert_eq!(p.count("t"), 2);
+        assert_eq!(r42.len(), 16);
+        assert_ne!(r42, r42b);
+    }
+
+    #[test]
+    fn update_leaves_the_old_meta_and_joins_the_new_with_phx_ref_prev() {
+        let p = Presence::default();
+        let (first, _) = p.track("t", "10", r#"{"typing":false}"#, (1, 1)).unwrap();
+        let (second, d) = p.update("t", "10", r#"{"typing":true}"#, (1, 1)).unwrap();
+        assert_eq!(
+            parse(&d.payload()),
+            serde_json::json!({
+                "joins": {"10": {"metas": [{"typing": true, "phx_ref": second, "phx_ref_prev": first}]}},
+                "leaves": {"10": {"metas": [{"typing": false, "phx_ref": first}]}},
+            })
+        );
+        let (_, d) = p.update("t", "10", r#"{"typing":false}"#, (1, 1)).unwrap();
+        assert_eq!(parse(&d.payload())["leaves"]["10"]["metas"][0]["phx_ref_prev"], first.as_str());
+        assert_eq!(
+            p.update("t", "10", "{}", (9, 9)),
+            Err(PresenceError::NotTracked("10".into()))
+        );
+    }
+
+    #[test]
+    fn untrack_owner_removes_every_meta_of_a_channel_with_one_diff_per_topic() {
+        let p = Presence::default();
+        p.track("a", "1", "{}", (1, 1)).unwrap();
+        p.track("b", "1", "{}", (1, 1)).unwrap();
+        p.track("a", "1", "{}", (2, 2)).unwrap();
+        let diffs = p.untrack_owner((1, 1));
+        assert_eq!(diffs.len(), 2);
+        assert_eq!(parse(&diffs[0].payload())["joins"], serde_json::json!({}));
+        assert_eq!(p.count("a"), 1, "the other tab stays");
+        assert_eq!(p.count("b"), 0);
+        assert_eq!(p.list("b"), "{}");
+        assert!(p.untrack_owner((1, 1)).is_empty());
+    }
+
+    #[test]
+    fn a_window_merges_a_topics_diffs_into_one() {
+        let p = Presence::new(Some(Duration::from_millis(50)));
+        let (_, first) = p.track("t", "1", "{}", (1, 1)).unwrap();
+        assert!(matches!(p.stage(first), Staged::OpenedWindow(ref t, _) if t == "t"));
+        let (_, second) = p.track("t", "2", "{}", (2, 2)).unwrap();
+        assert!(matches!(p.stage(second), Staged::Merged));
+        let left = p.untrack("t", "1", (1, 1)).unwrap();
+        assert!(matches!(p.stage(left), Staged::Merged));
+        let merged = parse(&p.take_pending("t").expect("pending").payload());
+        assert_eq!(merged["joins"].as_object().map(|o| o.len()), Some(2));
+        assert_eq!(merged["leaves"].as_object().map(|o| o.len()), Some(1));
+        assert!(p.take_pending("t").is_none());
+        let unbatched = Presence::default();
+        let (_, now) = unbatched.track("t", "1", "{}", (1, 1)).unwrap();
+        assert!(matches!(unbatched.stage(now), Staged::Now(_)));
+    }
+
+    #[test]
+    fn bad_metas_and_double_tracks_are_refused() {
+        let p = Presence::default();
+        assert!(matches!(p.track("t", "k", "[1]", (1, 1)), Err(PresenceError::InvalidMeta(_))));
+        assert!(matches!(p.track("t", "k", "nope", (1, 1)), Err(PresenceError::InvalidMeta(_))));
+        p.track("t", "k", "{}", (1, 1)).unwrap();
+        assert_eq!(p.track("t", "k", "{}", (1, 1)).err(), Some(PresenceError::AlreadyTracked("k".into())));
+        p.untrack("t", "k", (1, 1)).unwrap();
+        assert_eq!(p.untrack("t", "k", (1, 1)).err(), Some(PresenceError::NotTracked("k".into())));
+    }
+}

@@ -1,0 +1,338 @@
+//! ChatChannel, for topics `chat:<room>`: presence, a message store and
+//! interceptors, as a plume plugin.
+//!
+//! - join with `{"token": T}`: T is a user token (salt `"user socket"`, a
+//!   day old at most); the chat user is its user. After the join reply the
+//!   user is tracked in presence under `"<id>"` with `{"name", "online_at"}`,
+//!   the client gets `presence_state`, and the room hears `user_joined`.
+//! - `new_message` `{"message": M}`: trimmed, 1 to 2000 characters, stored
+//!   in the key-value store (ids count up per room) and broadcast.
+//! - `typing`, `delete_message` (author only), `history` (last 50).
+//! - `user_joined` is hidden from every channel of the joining user, and
+//!   every `user_left` pushed gets a `left_at`.
+
+use std::time::Duration;
+
+use plume_sdk::{
+    Channel, HandleIn, HandleInfo, HandleOut, Join, Payload, Reply, Socket, Value, channel, clock,
+    json, kv, log, presence, timers, token,
+};
+use serde::{Deserialize, Serialize};
+
+/// The salt of user tokens.
+const SALT: &str = "user socket";
+/// How old a user token may be.
+const MAX_AGE: Duration = Duration::from_secs(86_400);
+/// The longest message, in characters.
+const MAX_CHARS: usize = 2000;
+/// How many messages `history` returns at most.
+const HISTORY: u64 = 50;
+
+pub struct Chat;
+
+/// Who is chatting: the user of the join token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatUser {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A user token's data: a bare id, or a user map.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TokenData {
+    Id(i64),
+    User { id: i64, name: String },
+}
+
+impl From<TokenData> for ChatUser {
+    fn from(data: TokenData) -> Self {
+        match data {
+            TokenData::Id(id) => ChatUser {
+                id,
+                name: format!("user-{id}"),
+            },
+            TokenData::User { id, name } => ChatUser { id, name },
+        }
+    }
+}
+
+/// A stored message, as broadcast and as listed by `history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub content: String,
+    pub id: String,
+    pub inserted_at: String,
+    pub user: ChatUser,
+}
+
+/// Why a message is refused, as Phoenix changeset errors.
+#[derive(Debug, PartialEq)]
+pub enum Invalid {
+    Blank,
+    TooLong,
+}
+
+/// Trim and check a message's content.
+pub fn validate(message: &str) -> Result<&str, Invalid> {
+    let content = message.trim();
+    if content.is_empty() {
+        Err(Invalid::Blank)
+    } else if content.chars().count() > MAX_CHARS {
+        Err(Invalid::TooLong)
+    } else {
+        Ok(content)
+    }
+}
+
+/// Unix seconds as ISO 8601 UTC, `2026-11-21T23:50:08Z`.
+pub fn iso8601(unix_seconds: i64) -> String {
+    let days = unix_seconds.div_euclid(86_400);
+    let secs = unix_seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+fn now_seconds() -> i64 {
+    (clock::now_ms() / 1000) as i64
+}
+
+fn room(socket: &Socket) -> &str {
+    socket.topic().strip_prefix("chat:").unwrap_or_default()
+}
+
+fn message_key(room: &str, id: u64) -> String {
+    // Zero-padded so that key order is id order.
+    format!("chat:{room}:msg:{id:012}")
+}
+
+fn counter_key(room: &str) -> String {
+    format!("chat:{room}:next_id")
+}
+
+fn error(reason: &str) -> HandleIn {
+    Reply::error(json!({ "reason": reason })).into()
+}
+
+/// The message id a client sent: `"3"` or `3`.
+fn message_id(payload: &Value) -> Option<u64> {
+    match payload.get("message_id")? {
+        Value::String(text) => text.parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+impl Chat {
+    fn new_message(payload: &Payload, socket: &Socket, user: &ChatUser) -> HandleIn {
+        let message = payload
+            .value()
+            .ok()
+            .and_then(|p| p.get("message").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        let content = match validate(&message) {
+            Ok(content) => content,
+            Err(Invalid::Blank) => {
+                return Reply::error(json!({"errors": {"content": ["can't be blank"]}})).into();
+            }
+            Err(Invalid::TooLong) => {
+                return Reply::error(
+                    json!({"errors": {"content": ["should be at most 2000 character(s)"]}}),
+                )
+                .into();
+            }
+        };
+        let room = room(socket);
+        let id = match kv::increment(&counter_key(room), 1, None) {
+            Ok(id) => id as u64,
+            Err(err) => {
+                log::error(&format!("cannot number a message: {err}"));
+                return error("not stored");
+            }
+        };
+        let stored = Message {
+            content: content.to_owned(),
+            id: id.to_string(),
+            inserted_at: iso8601(now_seconds()),
+            user: user.clone(),
+        };
+        if let Err(err) = kv::set_json(&message_key(room, id), &stored, None) {
+            log::error(&format!("cannot store a message: {err}"));
+            return error("not stored");
+        }
+        let _ = channel::broadcast("new_message", &stored);
+        Reply::ok(json!({ "id": stored.id })).into()
+    }
+
+    fn delete_message(payload: &Payload, socket: &Socket, user: &ChatUser) -> HandleIn {
+        let Some(id) = payload.value().ok().as_ref().and_then(message_id) else {
+            return error("not_found");
+        };
+        let key = message_key(room(socket), id);
+        match kv::get_json::<Message>(&key) {
+            Ok(Some(message)) if message.user.id == user.id => {
+                if let Err(err) = kv::delete(&key) {
+                    log::error(&format!("cannot delete a message: {err}"));
+                    return error("not deleted");
+                }
+                let _ = channel::broadcast("message_deleted", &json!({ "message_id": message.id }));
+                Reply::ok(json!({})).into()
+            }
+            Ok(Some(_)) => error("forbidden"),
+            Ok(None) => error("not_found"),
+            Err(err) => {
+                log::error(&format!("cannot read a message: {err}"));
+                error("not_found")
+            }
+        }
+    }
+
+    fn history(socket: &Socket) -> HandleIn {
+        let room = room(socket);
+        let last = kv::get(&counter_key(room))
+            .ok()
+            .flatten()
+            .and_then(|entry| entry.value.parse::<u64>().ok())
+            .unwrap_or(0);
+        let first = last.saturating_sub(HISTORY - 1).max(1);
+        let messages: Vec<Message> = (first..=last)
+            .filter_map(|id| kv::get_json::<Message>(&message_key(room, id)).ok().flatten())
+            .collect();
+        Reply::ok(json!({ "messages": messages })).into()
+    }
+}
+
+impl Channel for Chat {
+    fn join(_topic: &str, payload: Payload, socket: &mut Socket) -> Join {
+        let token = payload
+            .value()
+            .ok()
+            .and_then(|p| p.get("token").and_then(Value::as_str).map(str::to_owned));
+        let user: ChatUser = match token.map(|t| token::verify::<TokenData>(SALT, &t, Some(MAX_AGE))) {
+            Some(Ok(data)) => data.into(),
+            _ => return Join::error(json!({"reason": "invalid_token"})),
+        };
+        socket.assign("chat_user", json!(user));
+        if let Err(err) = timers::send_self(&json!({"after_join": true})) {
+            log::error(&format!("cannot schedule the after-join work: {err}"));
+        }
+        Join::ok(json!({}))
+    }
+
+    fn handle_in(event: &str, payload: Payload, socket: &mut Socket) -> HandleIn {
+        let Some(user) = socket.get::<ChatUser>("chat_user") else {
+            return HandleIn::stop("the channel has no chat user");
+        };
+        match event {
+            "new_message" => Chat::new_message(&payload, socket, &user),
+            "typing" => match payload.value().ok().and_then(|p| p.get("typing").and_then(Value::as_bool)) {
+                Some(typing) => {
+                    let _ = channel::broadcast_from("user_typing", &json!({"typing": typing, "user_id": user.id}));
+                    HandleIn::NoReply
+                }
+                None => error("invalid payload"),
+            },
+            "delete_message" => Chat::delete_message(&payload, socket, &user),
+            "history" => Chat::history(socket),
+            _ => HandleIn::stop(format!("unknown event: {event}")),
+        }
+    }
+
+    fn handle_info(message: Payload, socket: &mut Socket) -> HandleInfo {
+        let after_join = message.value().ok().and_then(|m| m.get("after_join").and_then(Value::as_bool));
+        if after_join != Some(true) {
+            return HandleInfo::NoReply;
+        }
+        let Some(user) = socket.get::<ChatUser>("chat_user") else {
+            return HandleInfo::NoReply;
+        };
+        let meta = json!({"name": user.name, "online_at": now_seconds()});
+        if let Err(err) = presence::track(&user.id.to_string(), &meta) {
+            log::error(&format!("cannot track the user: {err}"));
+        }
+        if let Err(err) = presence::push_state() {
+            log::error(&format!("cannot push presence_state: {err}"));
+        }
+        let _ = channel::broadcast("user_joined", &json!({"name": user.name, "user_id": user.id}));
+        HandleInfo::NoReply
+    }
+
+    fn intercepts() -> &'static [&'static str] {
+        &["user_joined", "user_left"]
+    }
+
+    fn handle_out(event: &str, payload: Payload, socket: &mut Socket) -> HandleOut {
+        let mine = socket.get::<ChatUser>("chat_user").map(|u| u.id);
+        let Ok(mut value) = payload.value() else {
+            return HandleOut::Push;
+        };
+        match event {
+            // Not to any channel of the user who joined: not this tab, nor
+            // the same user's other tabs.
+            "user_joined" if value.get("user_id").and_then(Value::as_i64) == mine => HandleOut::Drop,
+            "user_left" => {
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("left_at".into(), json!(now_seconds()));
+                }
+                HandleOut::push_changed(value)
+            }
+            _ => HandleOut::Push,
+        }
+    }
+
+    fn terminate(_reason: &str, socket: &Socket) {
+        if let Some(user) = socket.get::<ChatUser>("chat_user") {
+            let _ = channel::broadcast("user_left", &json!({"user_id": user.id}));
+        }
+    }
+}
+
+plume_sdk::export_channel!(Chat);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_trimmed_and_bounded() {
+        assert_eq!(validate("  hello  "), Ok("hello"));
+        assert_eq!(validate("   "), Err(Invalid::Blank));
+        assert_eq!(validate(""), Err(Invalid::Blank));
+        assert_eq!(validate(&"é".repeat(2000)), Ok("é".repeat(2000).as_str()));
+        assert_eq!(validate(&"a".repeat(2001)), Err(Invalid::TooLong));
+    }
+
+    #[test]
+    fn timestamps_are_iso8601_utc() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_795_305_008), "2026-11-21T23:50:08Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn message_ids_read_from_strings_or_numbers() {
+        assert_eq!(message_id(&json!({"message_id": "12"})), Some(12));
+        assert_eq!(message_id(&json!({"message_id": 3})), Some(3));
+        assert_eq!(message_id(&json!({"message_id": "x"})), None);
+        assert_eq!(message_id(&json!({})), None);
+    }
+
+    #[test]
+    fn keys_sort_in_id_order() {
+        assert!(message_key("r", 9) < message_key("r", 10));
+    }
+}
