@@ -7,14 +7,19 @@
 //! and written again never gets an old version back.
 //!
 //! Each app has its own namespace ([`Kv`]); an engine ([`KvEngine`]) holds
-//! every namespace. The in-memory engine is the embedded default.
+//! every namespace. The in-memory engine is the default; the redb engine
+//! keeps the store in a file so it outlives a restart (`[kv]` in plume.toml
+//! chooses, see [`open`]).
 
 mod memory;
+mod redb;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use memory::MemoryEngine;
+pub use self::memory::MemoryEngine;
+pub use self::redb::RedbEngine;
 
 /// A stored value and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +78,23 @@ pub trait KvEngine: Send + Sync {
     fn sweep(&self) -> usize {
         0
     }
+}
+
+/// Which engine holds the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// In this process only: gone when it exits.
+    Memory,
+    /// In a redb file at this path: every acknowledged write is on disk.
+    Redb(PathBuf),
+}
+
+/// Open the engine `engine` names.
+pub fn open(engine: &Engine) -> Result<Arc<dyn KvEngine>, KvError> {
+    Ok(match engine {
+        Engine::Memory => Arc::new(MemoryEngine::default()),
+        Engine::Redb(path) => Arc::new(RedbEngine::open(path)?),
+    })
 }
 
 /// One app's view of the store: every key is in the app's namespace, so a

@@ -1,0 +1,481 @@
+//! The durable engine: every namespace in one redb file on disk, so games,
+//! totals and bans outlive a restart.
+//!
+//! Each write is one redb transaction committed with immediate durability
+//! before the write is acknowledged: an acknowledged write survives a clean
+//! shutdown, and a crash too. The version counter lives in the same file and
+//! is bumped in the same transaction as the write it stamps, so versions keep
+//! growing across restarts and compare-and-swap stays immune to ABA.
+//!
+//! Expiry uses wall-clock time (Unix milliseconds), the only clock that
+//! means something to the next process. Expired keys are invisible at once;
+//! [`RedbEngine::sweep`] removes them through an index ordered by expiry, so
+//! a sweep with nothing to do reads one row and writes nothing.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ::redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use super::{Entry, KvEngine, KvError};
+
+/// `(namespace, key)` → `(version, expires at in Unix ms or 0 for never, value)`.
+const ENTRIES: TableDefinition<(&str, &str), (u64, u64, &str)> = TableDefinition::new("entries");
+
+/// `(expires at, namespace, key)` for every key with a ttl: what a sweep walks.
+const EXPIRIES: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiries");
+
+/// Engine-wide counters; `version` is the last version handed out.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const VERSION: &str = "version";
+
+/// Most expired keys one sweep removes, so a sweep never holds the writer
+/// for long; the next sweep takes the rest.
+const SWEEP_BATCH: usize = 10_000;
+
+/// Every redb failure reaches plugins as `unavailable`, with redb's text.
+macro_rules! unavailable_from {
+    ($($error:ty),+) => {
+        $(impl From<$error> for KvError {
+            fn from(error: $error) -> Self {
+                KvError::Unavailable(error.to_string())
+            }
+        })+
+    };
+}
+
+unavailable_from!(
+    ::redb::Error,
+    ::redb::DatabaseError,
+    ::redb::TransactionError,
+    ::redb::TableError,
+    ::redb::StorageError,
+    ::redb::CommitError
+);
+
+/// The key-value store in one redb file.
+pub struct RedbEngine {
+    db: Database,
+}
+
+/// A stored entry as read inside a transaction.
+struct Stored {
+    version: u64,
+    expires_at: u64,
+    value: String,
+}
+
+impl Stored {
+    fn live(&self, now: u64) -> bool {
+        self.expires_at == 0 || self.expires_at > now
+    }
+
+    fn entry(self) -> Entry {
+        Entry {
+            value: self.value,
+            version: self.version,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl RedbEngine {
+    /// Open the store at `path`, creating the file if it does not exist.
+    /// Fails when the file is not a redb file or another process has it open.
+    pub fn open(path: &Path) -> Result<RedbEngine, KvError> {
+        let db = Database::create(path).map_err(|e| {
+            KvError::Unavailable(format!(
+                "cannot open the key-value file {}: {e} (is another plume using it? does its folder exist?)",
+                path.display()
+            ))
+        })?;
+        let txn = db.begin_write()?;
+        txn.open_table(ENTRIES)?;
+        txn.open_table(EXPIRIES)?;
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(RedbEngine { db })
+    }
+
+    /// Run `f` in a write transaction; it is committed (durably) when `f`
+    /// says it wrote, and aborted otherwise, so a refused compare-and-swap
+    /// costs no disk write.
+    fn write<R>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<(R, bool), KvError>) -> Result<R, KvError> {
+        let txn = self.db.begin_write()?;
+        let (result, wrote) = {
+            let mut writer = Writer::open(&txn)?;
+            f(&mut writer)?
+        };
+        if wrote {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(result)
+    }
+}
+
+/// The tables of one write transaction.
+struct Writer<'t> {
+    entries: Table<'t, (&'static str, &'static str), (u64, u64, &'static str)>,
+    expiries: Table<'t, (u64, &'static str, &'static str), ()>,
+    meta: Table<'t, &'static str, u64>,
+    now: u64,
+}
+
+impl<'t> Writer<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Writer<'t>, KvError> {
+        Ok(Writer {
+            entries: txn.open_table(ENTRIES)?,
+            expiries: txn.open_table(EXPIRIES)?,
+            meta: txn.open_table(META)?,
+            now: now_ms(),
+        })
+    }
+
+    /// The entry under the key, expired or not.
+    fn stored(&self, ns: &str, key: &str) -> Result<Option<Stored>, KvError> {
+        Ok(self.entries.get((ns, key))?.map(|guard| {
+            let (version, expires_at, value) = guard.value();
+            Stored {
+                version,
+                expires_at,
+                value: value.to_owned(),
+            }
+        }))
+    }
+
+    /// The live entry under the key.
+    fn current(&self, ns: &str, key: &str) -> Result<Option<Stored>, KvError> {
+        Ok(self.stored(ns, key)?.filter(|stored| stored.live(self.now)))
+    }
+
+    fn next_version(&mut self) -> Result<u64, KvError> {
+        let last = self.meta.get(VERSION)?.map_or(0, |guard| guard.value());
+        let version = last + 1;
+        self.meta.insert(VERSION, version)?;
+        Ok(version)
+    }
+
+    /// Write the key with a fresh version, replacing whatever was there
+    /// (and its place in the expiry index).
+    fn put(&mut self, ns: &str, key: &str, value: &str, ttl: Option<Duration>) -> Result<u64, KvError> {
+        self.unindex(ns, key)?;
+        let version = self.next_version()?;
+        let expires_at = ttl.map_or(0, |ttl| {
+            self.now
+                .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                .max(1)
+        });
+        self.entries.insert((ns, key), (version, expires_at, value))?;
+        if expires_at != 0 {
+            self.expiries.insert((expires_at, ns, key), ())?;
+        }
+        Ok(version)
+    }
+
+    /// Remove the key; returns whether it was live.
+    fn remove(&mut self, ns: &str, key: &str) -> Result<bool, KvError> {
+        let live = self.current(ns, key)?.is_some();
+        self.unindex(ns, key)?;
+        self.entries.remove((ns, key))?;
+        Ok(live)
+    }
+
+    /// Drop the key's expiry index row, if it has one.
+    fn unindex(&mut self, ns: &str, key: &str) -> Result<(), KvError> {
+        if let Some(stored) = self.stored(ns, key)?
+            && stored.expires_at != 0
+        {
+            self.expiries.remove((stored.expires_at, ns, key))?;
+        }
+        Ok(())
+    }
+}
+
+impl KvEngine for RedbEngine {
+    fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>, KvError> {
+        let now = now_ms();
+        let txn = self.db.begin_read()?;
+        let entries = txn.open_table(ENTRIES)?;
+        let found = entries.get((ns, key))?.and_then(|guard| {
+            let (version, expires_at, value) = guard.value();
+            let stored = Stored {
+                version,
+                expires_at,
+                value: value.to_owned(),
+            };
+            stored.live(now).then(|| stored.entry())
+        });
+        Ok(found)
+    }
+
+    fn set(&self, ns: &str, key: &str, value: String, ttl: Option<Duration>) -> Result<u64, KvError> {
+        self.write(|w| Ok((w.put(ns, key, &value, ttl)?, true)))
+    }
+
+    fn delete(&self, ns: &str, key: &str) -> Result<bool, KvError> {
+        self.write(|w| {
+            let existed = w.stored(ns, key)?.is_some();
+            Ok((w.remove(ns, key)?, existed))
+        })
+    }
+
+    fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<u64>,
+        value: String,
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>, KvError> {
+        self.write(|w| {
+            let version = w.current(ns, key)?.map(|stored| stored.version);
+            if version != expected {
+                return Ok((None, false));
+            }
+            Ok((Some(w.put(ns, key, &value, ttl)?), true))
+        })
+    }
+
+    fn increment(&self, ns: &str, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        self.write(|w| {
+            let old = match w.current(ns, key)? {
+                Some(stored) => stored
+                    .value
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| KvError::NotANumber)?,
+                None => 0,
+            };
+            let sum = old
+                .checked_add(delta)
+                .ok_or_else(|| KvError::Quota("the sum does not fit in 64 bits".into()))?;
+            w.put(ns, key, &sum.to_string(), ttl)?;
+            Ok((sum, true))
+        })
+    }
+
+    fn list_by_prefix(&self, ns: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Entry)>, KvError> {
+        let now = now_ms();
+        let txn = self.db.begin_read()?;
+        let entries = txn.open_table(ENTRIES)?;
+        let mut found = Vec::new();
+        for row in entries.range((ns, prefix)..)? {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, stored) = row?;
+            let (key_ns, key) = key.value();
+            if key_ns != ns || !key.starts_with(prefix) {
+                break;
+            }
+            let (version, expires_at, value) = stored.value();
+            let stored = Stored {
+                version,
+                expires_at,
+                value: value.to_owned(),
+            };
+            if stored.live(now) {
+                found.push((key.to_owned(), stored.entry()));
+            }
+        }
+        Ok(found)
+    }
+
+    fn sweep(&self) -> usize {
+        match self.sweep_expired() {
+            Ok(removed) => removed,
+            Err(error) => {
+                tracing::warn!(%error, "sweeping expired keys failed; the next sweep retries");
+                0
+            }
+        }
+    }
+}
+
+impl RedbEngine {
+    /// Remove keys whose expiry has passed, at most [`SWEEP_BATCH`] a call.
+    fn sweep_expired(&self) -> Result<usize, KvError> {
+        let now = now_ms();
+        let due = {
+            let txn = self.db.begin_read()?;
+            let expiries = txn.open_table(EXPIRIES)?;
+            let mut due = Vec::new();
+            for row in expiries.range(..=(now, "", ""))? {
+                let (index, _) = row?;
+                let (expires_at, ns, key) = index.value();
+                if expires_at > now {
+                    break;
+                }
+                due.push((expires_at, ns.to_owned(), key.to_owned()));
+                if due.len() >= SWEEP_BATCH {
+                    break;
+                }
+            }
+            due
+        };
+        if due.is_empty() {
+            return Ok(0);
+        }
+        self.write(|w| {
+            let mut removed = 0;
+            for (expires_at, ns, key) in &due {
+                w.expiries.remove((*expires_at, ns.as_str(), key.as_str()))?;
+                // The key may have been written again since the read above.
+                if w.stored(ns, key)?.is_some_and(|stored| !stored.live(w.now)) {
+                    w.entries.remove((ns.as_str(), key.as_str()))?;
+                    removed += 1;
+                }
+            }
+            Ok((removed, true))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A fresh database file, removed when dropped.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str) -> TempFile {
+            let path = std::env::temp_dir().join(format!("plume-kv-{name}-{}.redb", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            TempFile(path)
+        }
+
+        fn open(&self) -> RedbEngine {
+            RedbEngine::open(&self.0).expect("the file opens")
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn compare_and_swap_accepts_only_the_current_version() {
+        let file = TempFile::new("cas");
+        let kv = file.open();
+        assert_eq!(kv.compare_and_swap("a", "k", Some(1), "x".into(), None), Ok(None));
+        let v1 = kv.compare_and_swap("a", "k", None, "x".into(), None).unwrap().unwrap();
+        assert_eq!(kv.compare_and_swap("a", "k", None, "y".into(), None), Ok(None));
+        let v2 = kv.compare_and_swap("a", "k", Some(v1), "y".into(), None).unwrap().unwrap();
+        assert!(v2 > v1);
+        assert_eq!(kv.compare_and_swap("a", "k", Some(v1), "z".into(), None), Ok(None));
+        assert_eq!(kv.get("a", "k").unwrap().unwrap().value, "y");
+    }
+
+    #[test]
+    fn a_recreated_key_never_reuses_a_version() {
+        let file = TempFile::new("recreate");
+        let kv = file.open();
+        let v1 = kv.set("a", "k", "x".into(), None).unwrap();
+        assert!(kv.delete("a", "k").unwrap());
+        assert!(!kv.delete("a", "k").unwrap());
+        let v2 = kv.set("a", "k", "x".into(), None).unwrap();
+        assert_ne!(v1, v2);
+    }
+
+    #[test]
+    fn values_and_versions_survive_reopening() {
+        let file = TempFile::new("reopen");
+        let (v1, v2) = {
+            let kv = file.open();
+            let v1 = kv.set("a", "game:1", "board".into(), None).unwrap();
+            let v2 = kv.set("a", "banned:9", "{}".into(), Some(Duration::from_secs(3600))).unwrap();
+            (v1, v2)
+        };
+        let kv = file.open();
+        assert_eq!(
+            kv.get("a", "game:1"),
+            Ok(Some(Entry {
+                value: "board".into(),
+                version: v1
+            }))
+        );
+        assert_eq!(kv.get("a", "banned:9").unwrap().map(|e| e.version), Some(v2));
+        let v3 = kv.set("a", "other", "x".into(), None).unwrap();
+        assert!(v3 > v2, "the version counter goes on from where it was");
+    }
+
+    #[test]
+    fn namespaces_are_separate() {
+        let file = TempFile::new("ns");
+        let kv = file.open();
+        kv.set("a", "k", "1".into(), None).unwrap();
+        assert_eq!(kv.get("b", "k"), Ok(None));
+        assert_eq!(kv.list_by_prefix("b", "", 10), Ok(vec![]));
+    }
+
+    #[test]
+    fn ttl_hides_and_sweep_removes() {
+        let file = TempFile::new("ttl");
+        let kv = file.open();
+        kv.set("a", "k", "1".into(), Some(Duration::from_millis(1))).unwrap();
+        kv.set("a", "kept", "1".into(), Some(Duration::from_secs(3600))).unwrap();
+        kv.set("a", "rewritten", "1".into(), Some(Duration::from_millis(1))).unwrap();
+        kv.set("a", "rewritten", "2".into(), None).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(kv.get("a", "k"), Ok(None));
+        assert_eq!(kv.compare_and_swap("a", "k", None, "again".into(), Some(Duration::from_millis(1))).map(|v| v.is_some()), Ok(true));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(kv.sweep(), 1);
+        assert_eq!(kv.sweep(), 0);
+        assert!(kv.get("a", "kept").unwrap().is_some());
+        assert_eq!(kv.get("a", "rewritten").unwrap().map(|e| e.value), Some("2".into()));
+    }
+
+    #[test]
+    fn increment_counts_from_zero_and_rejects_text() {
+        let file = TempFile::new("incr");
+        let kv = file.open();
+        assert_eq!(kv.increment("a", "n", 5, None), Ok(5));
+        assert_eq!(kv.increment("a", "n", -2, None), Ok(3));
+        kv.set("a", "t", "abc".into(), None).unwrap();
+        assert_eq!(kv.increment("a", "t", 1, None), Err(KvError::NotANumber));
+        kv.set("a", "max", i64::MAX.to_string(), None).unwrap();
+        assert!(matches!(kv.increment("a", "max", 1, None), Err(KvError::Quota(_))));
+    }
+
+    #[test]
+    fn list_by_prefix_is_ordered_limited_and_stays_in_its_namespace() {
+        let file = TempFile::new("list");
+        let kv = file.open();
+        for key in ["m:3", "m:1", "n:1", "m:2"] {
+            kv.set("a", key, key.into(), None).unwrap();
+        }
+        kv.set("b", "m:0", "other app".into(), None).unwrap();
+        let keys = |limit| {
+            kv.list_by_prefix("a", "m:", limit)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(2), ["m:1", "m:2"]);
+        assert_eq!(keys(10), ["m:1", "m:2", "m:3"]);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_refused_with_a_hint() {
+        let file = TempFile::new("locked");
+        let _kv = file.open();
+        match RedbEngine::open(&file.0) {
+            Err(KvError::Unavailable(why)) => assert!(why.contains("another plume"), "{why}"),
+            Ok(_) => panic!("a second engine opened a file in use"),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+}
