@@ -5,10 +5,12 @@
 //! one atomic store and never waits for calls in flight.
 
 use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 use crate::runtime::{ChannelVersion, SocketVersion};
 
@@ -18,6 +20,9 @@ pub struct Plugin<V> {
     pub path: PathBuf,
     current: ArcSwap<V>,
     channels: AtomicU64,
+    /// Why the last attempt to load a new version failed, if it did; the
+    /// version serving is unaffected.
+    last_error: Mutex<Option<String>>,
 }
 
 pub type ChannelPlugin = Plugin<ChannelVersion>;
@@ -30,6 +35,7 @@ impl<V> Plugin<V> {
             path,
             current: ArcSwap::from_pointee(version),
             channels: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         }
     }
 
@@ -40,7 +46,17 @@ impl<V> Plugin<V> {
 
     /// Make `version` the one serving; calls in flight finish on the old one.
     pub fn swap(&self, version: V) -> Arc<V> {
+        *self.last_error.lock() = None;
         self.current.swap(Arc::new(version))
+    }
+
+    /// Remember why a new version was refused.
+    pub fn set_last_error(&self, error: String) {
+        *self.last_error.lock() = Some(error);
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
     }
 
     pub fn channel_joined(&self) {
@@ -54,5 +70,53 @@ impl<V> Plugin<V> {
     /// Channels joined through this plugin now.
     pub fn channels(&self) -> u64 {
         self.channels.load(Ordering::Relaxed)
+    }
+}
+
+/// What the status page and the reloader need to know of a version.
+pub trait VersionInfo {
+    /// The content hash that names the version.
+    fn id(&self) -> &str;
+    fn loaded_at(&self) -> SystemTime;
+}
+
+impl VersionInfo for ChannelVersion {
+    fn id(&self) -> &str {
+        ChannelVersion::id(self)
+    }
+
+    fn loaded_at(&self) -> SystemTime {
+        ChannelVersion::loaded_at(self)
+    }
+}
+
+impl VersionInfo for SocketVersion {
+    fn id(&self) -> &str {
+        SocketVersion::id(self)
+    }
+
+    fn loaded_at(&self) -> SystemTime {
+        SocketVersion::loaded_at(self)
+    }
+}
+
+impl<V: VersionInfo> Plugin<V> {
+    /// The plugin's entry on `GET /_plume/plugins`.
+    pub fn status(&self, kind: &str, routes: Vec<String>) -> serde_json::Value {
+        let current = self.current();
+        let loaded_at_ms = current
+            .loaded_at()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        serde_json::json!({
+            "name": &*self.name,
+            "kind": kind,
+            "path": self.path.display().to_string(),
+            "routes": routes,
+            "version": current.id(),
+            "loaded_at_ms": loaded_at_ms,
+            "channels": self.channels(),
+            "last_error": self.last_error(),
+        })
     }
 }

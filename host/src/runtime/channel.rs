@@ -16,12 +16,13 @@ use super::bindings::channel::exports::plume::plugin::channel_handler::{
 use super::bindings::imports::types::Socket;
 use super::context::{CallContext, check_json};
 use super::pool::Pool;
-use super::Fault;
+use super::{Fault, Loaded};
 
 /// One loaded version of a channel plugin.
 pub struct ChannelVersion {
     id: String,
     loaded_at: SystemTime,
+    loaded: Loaded,
     pool: Pool<ChannelPlugin>,
     intercepts: OnceLock<Arc<HashSet<String>>>,
 }
@@ -43,10 +44,11 @@ fn check_payload(what: &str, payload: &str) -> Result<(), Fault> {
 }
 
 impl ChannelVersion {
-    pub(crate) fn new(id: String, pool: Pool<ChannelPlugin>) -> Self {
+    pub(crate) fn new(id: String, pool: Pool<ChannelPlugin>, loaded: Loaded) -> Self {
         ChannelVersion {
             id,
             loaded_at: SystemTime::now(),
+            loaded,
             pool,
             intercepts: OnceLock::new(),
         }
@@ -59,6 +61,12 @@ impl ChannelVersion {
 
     pub fn loaded_at(&self) -> SystemTime {
         self.loaded_at
+    }
+
+    /// Whether this version was compiled or came from the compile cache,
+    /// and how long loading it took.
+    pub fn loaded(&self) -> Loaded {
+        self.loaded
     }
 
     pub fn idle_instances(&self) -> usize {

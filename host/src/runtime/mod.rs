@@ -9,6 +9,7 @@
 //! memory fails with a [`Fault`], and only the instance that failed is lost.
 
 mod bindings;
+mod cache;
 mod channel;
 pub mod context;
 mod host;
@@ -29,6 +30,7 @@ pub use bindings::channel::exports::plume::plugin::channel_handler::{
 };
 pub use bindings::imports::types::{Reply, ReplyStatus, Socket as SocketView};
 pub use bindings::socket::exports::plume::plugin::socket_handler::ConnectInfo;
+pub use cache::{CompileCache, Origin};
 pub use channel::ChannelVersion;
 pub use context::{CallContext, ChannelScope, Effect, TimerId};
 pub use socket::SocketVersion;
@@ -48,6 +50,13 @@ pub struct Settings {
     pub memory_limit: usize,
     /// Idle instances kept per plugin version.
     pub max_idle_instances: usize,
+}
+
+/// How long loading a version took, and whether it was compiled.
+#[derive(Debug, Clone, Copy)]
+pub struct Loaded {
+    pub origin: Origin,
+    pub elapsed: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -83,7 +92,7 @@ pub enum Fault {
 /// Why a component could not be loaded. The message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: String,
         source: std::io::Error,
@@ -111,10 +120,12 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     settings: Settings,
+    cache: Option<CompileCache>,
 }
 
 impl Runtime {
-    pub fn new(settings: Settings) -> anyhow::Result<Runtime> {
+    /// A runtime; `cache` keeps compiled components between runs.
+    pub fn new(settings: Settings, cache: Option<CompileCache>) -> anyhow::Result<Runtime> {
         pool::install_panic_filter();
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -144,6 +155,7 @@ impl Runtime {
             engine,
             linker,
             settings,
+            cache,
         })
     }
 
@@ -164,13 +176,13 @@ impl Runtime {
     }
 
     pub fn load_channel(&self, name: &str, bytes: &[u8]) -> Result<ChannelVersion, LoadError> {
-        let (id, pool) = self.load::<bindings::channel::ChannelPlugin>(name, "channel-plugin", bytes)?;
-        Ok(ChannelVersion::new(id, pool))
+        let (id, pool, loaded) = self.load::<bindings::channel::ChannelPlugin>(name, "channel-plugin", bytes)?;
+        Ok(ChannelVersion::new(id, pool, loaded))
     }
 
     pub fn load_socket(&self, name: &str, bytes: &[u8]) -> Result<SocketVersion, LoadError> {
-        let (id, pool) = self.load::<bindings::socket::SocketPlugin>(name, "socket-plugin", bytes)?;
-        Ok(SocketVersion::new(id, pool))
+        let (id, pool, loaded) = self.load::<bindings::socket::SocketPlugin>(name, "socket-plugin", bytes)?;
+        Ok(SocketVersion::new(id, pool, loaded))
     }
 
     fn load<W: World>(
@@ -178,9 +190,14 @@ impl Runtime {
         name: &str,
         world: &'static str,
         bytes: &[u8],
-    ) -> Result<(String, pool::Pool<W>), LoadError> {
+    ) -> Result<(String, pool::Pool<W>, Loaded), LoadError> {
+        let started = std::time::Instant::now();
         check_component(name, bytes)?;
-        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+        let compiled = match &self.cache {
+            Some(cache) => cache.get_or_compile(&self.engine, bytes),
+            None => Component::new(&self.engine, bytes).map(|c| (c, Origin::Compiled)),
+        };
+        let (component, origin) = compiled.map_err(|e| LoadError::Compile {
             name: name.to_owned(),
             reason: format!("{e:#}"),
         })?;
@@ -194,7 +211,11 @@ impl Runtime {
             name: name.to_owned(),
             fault,
         })?;
-        Ok((version_id(bytes), pool))
+        let loaded = Loaded {
+            origin,
+            elapsed: started.elapsed(),
+        };
+        Ok((version_id(bytes), pool, loaded))
     }
 }
 
@@ -216,7 +237,7 @@ fn check_component(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
 }
 
 /// A version's id: the first 16 hex digits of the SHA-256 of its bytes.
-fn version_id(bytes: &[u8]) -> String {
+pub fn version_id(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

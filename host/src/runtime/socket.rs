@@ -6,22 +6,24 @@ use super::bindings::socket::SocketPlugin;
 use super::bindings::socket::exports::plume::plugin::socket_handler::ConnectInfo;
 use super::context::CallContext;
 use super::pool::Pool;
-use super::Fault;
+use super::{Fault, Loaded};
 
 /// One loaded version of a socket plugin.
 pub struct SocketVersion {
     id: String,
     loaded_at: SystemTime,
+    loaded: Loaded,
     pool: Pool<SocketPlugin>,
 }
 
 type Outcome<T> = (CallContext, Result<T, Fault>);
 
 impl SocketVersion {
-    pub(crate) fn new(id: String, pool: Pool<SocketPlugin>) -> Self {
+    pub(crate) fn new(id: String, pool: Pool<SocketPlugin>, loaded: Loaded) -> Self {
         SocketVersion {
             id,
             loaded_at: SystemTime::now(),
+            loaded,
             pool,
         }
     }
@@ -32,6 +34,12 @@ impl SocketVersion {
 
     pub fn loaded_at(&self) -> SystemTime {
         self.loaded_at
+    }
+
+    /// Whether this version was compiled or came from the compile cache,
+    /// and how long loading it took.
+    pub fn loaded(&self) -> Loaded {
+        self.loaded
     }
 
     /// `Ok(Ok(assigns))` accepts the connection; `Ok(Err(reason))` refuses it.

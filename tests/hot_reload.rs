@@ -1,0 +1,302 @@
+//! Hot reload: a plugin swapped while its channels stay joined.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Client, Server, TempDir};
+
+/// A server whose `counter:*` route serves the plugin file in `dir`,
+/// starting as version 1. Returns the server and that file's path.
+fn start(dir: &TempDir) -> (Server, PathBuf) {
+    let file = dir.0.join("counter.wasm");
+    std::fs::copy(wasm("reload_v1"), &file).expect("copy v1");
+    let config = format!(
+        r#"
+[runtime]
+cache_dir = "{cache}"
+
+[app]
+socket_plugin = "user_socket"
+
+[plugins.user_socket]
+path = "{{plugins}}/user_socket.wasm"
+
+[plugins.counter]
+path = "{file}"
+
+[[routes]]
+topic = "counter:*"
+plugin = "counter"
+"#,
+        cache = dir.0.join("cache").display(),
+        file = file.display()
+    );
+    (Server::start_config(&config).expect("starts"), file)
+}
+
+fn wasm(name: &str) -> PathBuf {
+    support::plugin_dir().join(format!("{name}.wasm"))
+}
+
+/// Replace `file` the way deploy tools do: write aside, rename over.
+fn rename_over(file: &Path, from: &Path) {
+    let aside = file.with_extension("new");
+    std::fs::copy(from, &aside).expect("copy");
+    std::fs::rename(&aside, file).expect("rename");
+}
+
+async fn ping(client: &mut Client, join_ref: &str, topic: &str) -> Value {
+    let reference = client.push(join_ref, topic, "ping", json!({})).await;
+    let frame = client.recv().await;
+    assert_eq!(frame[1], reference.as_str(), "every ping is answered, in order: {frame}");
+    assert_eq!(frame[4]["status"], "ok", "{frame}");
+    frame[4]["response"].clone()
+}
+
+/// Ping until the reply comes from `version`; returns that reply.
+async fn ping_until(client: &mut Client, join_ref: &str, topic: &str, version: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = ping(client, join_ref, topic).await;
+        if reply["version"] == version {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "version {version} never went live; last reply {reply}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn status(server: &Server) -> Value {
+    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+    stream
+        .write_all(b"GET /_plume/plugins HTTP/1.1\r\nHost: plume\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    serde_json::from_str(body).expect("JSON body")
+}
+
+fn counter_status(server: &Server) -> Value {
+    status(server)["apps"][0]["plugins"]
+        .as_array()
+        .and_then(|plugins| plugins.iter().find(|p| p["name"] == "counter").cloned())
+        .expect("the counter plugin is listed")
+}
+
+#[tokio::test]
+async fn a_swapped_plugin_answers_the_next_ping_with_the_same_assigns_and_no_rejoin() {
+    let dir = TempDir::new("reload-swap");
+    let (server, file) = start(&dir);
+    let mut c = server.client(1).await;
+    let join_ref = c.join_ok("counter:a").await;
+    for _ in 0..3 {
+        c.push(&join_ref, "counter:a", "incr", json!({})).await;
+        c.recv().await;
+    }
+    assert_eq!(ping(&mut c, &join_ref, "counter:a").await, json!({"version": 1, "count": 3}));
+    let v1 = plume::runtime::version_id(&std::fs::read(&file).expect("read"));
+
+    rename_over(&file, &wasm("reload_v2"));
+    let reply = ping_until(&mut c, &join_ref, "counter:a", 2).await;
+    // Same channel, same assigns, migrated once by the new version's upgrade.
+    assert_eq!(reply, json!({"version": 2, "count": 3, "upgraded_from": v1}));
+    assert!(server.wait_for_log("new plugin version is live"), "{}", server.log());
+    let entry = counter_status(&server);
+    assert_eq!(entry["version"], plume::runtime::version_id(&std::fs::read(wasm("reload_v2")).expect("read")));
+    assert_eq!(entry["channels"], 1);
+    assert_eq!(entry["routes"], json!(["counter:*"]));
+    assert_eq!(entry["last_error"], Value::Null);
+    assert!(entry["loaded_at_ms"].as_u64().expect("loaded_at_ms") > 0);
+    assert!(entry["path"].as_str().expect("path").ends_with("counter.wasm"));
+}
+
+#[tokio::test]
+async fn a_file_written_in_place_in_chunks_goes_live_once_complete() {
+    let dir = TempDir::new("reload-chunks");
+    let (server, file) = start(&dir);
+    let mut c = server.client(1).await;
+    let join_ref = c.join_ok("counter:b").await;
+    let bytes = std::fs::read(wasm("reload_v2")).expect("read v2");
+    let mut out = std::fs::OpenOptions::new().write(true).truncate(true).open(&file).expect("open");
+    for chunk in bytes.chunks(bytes.len() / 4 + 1) {
+        out.write_all(chunk).expect("write");
+        out.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(out);
+    let reply = ping_until(&mut c, &join_ref, "counter:b", 2).await;
+    assert_eq!(reply["count"], 0);
+}
+
+#[tokio::test]
+async fn a_broken_file_leaves_the_old_version_answering_and_is_reported() {
+    let dir = TempDir::new("reload-broken");
+    let (server, file) = start(&dir);
+    let mut c = server.client(1).await;
+    let join_ref = c.join_ok("counter:c").await;
+    let garbage = dir.0.join("garbage");
+    std::fs::write(&garbage, b"this is not a component").expect("write");
+    rename_over(&file, &garbage);
+    assert!(server.wait_for_log("the old version keeps serving"), "{}", server.log());
+    assert_eq!(ping(&mut c, &join_ref, "counter:c").await["version"], 1);
+    let entry = counter_status(&server);
+    assert!(entry["last_error"].as_str().expect("an error").contains("not a WebAssembly file"), "{entry}");
+
+    // A component of the wrong world is refused the same way.
+    rename_over(&file, &wasm("user_socket"));
+    assert!(server.wait_for_log("channel-handler"), "{}", server.log());
+    assert_eq!(ping(&mut c, &join_ref, "counter:c").await["version"], 1);
+
+    // A good file afterwards goes live and clears the error.
+    rename_over(&file, &wasm("reload_v2"));
+    ping_until(&mut c, &join_ref, "counter:c", 2).await;
+    assert_eq!(counter_status(&server)["last_error"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_deleted_file_keeps_the_last_version_serving_with_a_warning() {
+    let dir = TempDir::new("reload-deleted");
+    let (server, file) = start(&dir);
+    let mut c = server.client(1).await;
+    let join_ref = c.join_ok("counter:d").await;
+    std::fs::remove_file(&file).expect("delete");
+    assert!(server.wait_for_log("the plugin file was deleted"), "{}", server.log());
+    assert_eq!(ping(&mut c, &join_ref, "counter:d").await["version"], 1);
+}
+
+#[tokio::test]
+async fn a_failing_upgrade_errors_only_that_channel() {
+    let dir = TempDir::new("reload-upgrade");
+    let (server, file) = start(&dir);
+    let mut c = server.client(1).await;
+    let unlucky = c.join_ok("counter:unlucky").await;
+    let fine = c.join_ok("counter:fine").await;
+    for _ in 0..13 {
+        c.push(&unlucky, "counter:unlucky", "incr", json!({})).await;
+        c.recv().await;
+    }
+    rename_over(&file, &wasm("reload_v2"));
+    ping_until(&mut c, &fine, "counter:fine", 2).await;
+    c.push(&unlucky, "counter:unlucky", "ping", json!({})).await;
+    assert_eq!(c.recv().await, json!([unlucky, unlucky, "counter:unlucky", "phx_error", {}]));
+    assert_eq!(ping(&mut c, &fine, "counter:fine").await["version"], 2);
+}
+
+#[tokio::test]
+async fn twenty_swaps_under_closed_loop_pings_lose_nothing() {
+    let dir = TempDir::new("reload-load");
+    let (server, file) = start(&dir);
+    let mut tasks = Vec::new();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for i in 0..8 {
+        let mut c = server.client(i).await;
+        let topic = format!("counter:load{i}");
+        let join_ref = c.join_ok(&topic).await;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answered = 0u64;
+            let mut versions = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // `ping` asserts every push gets its reply, in order, ok.
+                let reply = ping(&mut c, &join_ref, &topic).await;
+                versions.insert(reply["version"].as_u64().unwrap_or(0));
+                answered += 1;
+            }
+            (answered, versions)
+        }));
+    }
+    // Each swap goes live before the next: an observer waits for it.
+    let mut observer = server.client(100).await;
+    let observed = observer.join_ok("counter:observer").await;
+    for swap in 0..20 {
+        let (next, version) = if swap % 2 == 0 { ("reload_v2", 2) } else { ("reload_v1", 1) };
+        rename_over(&file, &wasm(next));
+        ping_until(&mut observer, &observed, "counter:observer", version).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in tasks {
+        let (answered, versions) = task.await.expect("no client failed");
+        assert!(answered > 20, "each client kept pinging: {answered}");
+        assert_eq!(versions.len(), 2, "each client saw both versions: {versions:?}");
+    }
+    assert_eq!(server.log().matches("new plugin version is live").count(), 20, "{}", server.log());
+    assert!(!server.log().contains("channel crashed"), "{}", server.log());
+}
+
+/// Copy `from` into `to`, skipping build output.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).expect("copy");
+        }
+    }
+}
+
+#[tokio::test]
+async fn plume_dev_rebuilds_an_edited_plugin_and_it_goes_live_without_a_reconnect() {
+    // A scratch source tree with the SDK and the demo plugins, so editing a
+    // plugin here cannot disturb other tests.
+    let scratch = TempDir::new("dev-tree");
+    let root = support::workspace();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("manifest");
+    let manifest = manifest
+        .lines()
+        .map(|line| match line {
+            l if l.starts_with("members") => "members = [\"sdk\", \"plugins/*\"]".to_owned(),
+            l if l.starts_with("default-members") => String::new(),
+            l => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(scratch.0.join("Cargo.toml"), manifest).expect("manifest");
+    std::fs::copy(root.join("Cargo.lock"), scratch.0.join("Cargo.lock")).expect("lock");
+    for part in ["wit", "sdk", "plugins"] {
+        copy_tree(&root.join(part), &scratch.0.join(part));
+    }
+
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_plume"));
+    command.current_dir(&scratch.0).args(["dev", "--bind", "127.0.0.1:0"]);
+    let server = Server::spawn_command(command, None, Duration::from_secs(300)).expect("plume dev starts");
+    let mut c = server.client(1).await;
+    let join_ref = c.join_ok("room:dev").await;
+    let reference = c.push(&join_ref, "room:dev", "ping", json!({"n": 1})).await;
+    assert_eq!(c.recv().await[4], json!({"response": {"n": 1}, "status": "ok"}), "{reference}");
+
+    let source = scratch.0.join("plugins/room/src/lib.rs");
+    let code = std::fs::read_to_string(&source).expect("source");
+    let edited = code.replace(
+        "\"ping\" => Reply::ok_raw(payload).into(),",
+        "\"ping\" => Reply::ok(json!({\"edited\": true})).into(),",
+    );
+    assert_ne!(code, edited, "the room plugin's ping arm is where the test expects it");
+    std::fs::write(&source, edited).expect("edit");
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let reference = c.push(&join_ref, "room:dev", "ping", json!({"n": 2})).await;
+        let frame = c.recv().await;
+        assert_eq!(frame[1], reference.as_str());
+        if frame[4]["response"] == json!({"edited": true}) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the edit never went live:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(server.log().contains("plugin sources changed, rebuilding"), "{}", server.log());
+}
