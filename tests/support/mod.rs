@@ -148,6 +148,12 @@ impl Server {
         if let Some(last) = last {
             command.arg(last);
         }
+        Server::spawn_command(command, dir, Duration::from_secs(60))
+    }
+
+    /// Run a prepared `plume` command and wait up to `patience` for it to
+    /// listen.
+    pub fn spawn_command(mut command: Command, dir: Option<TempDir>, patience: Duration) -> Result<Server, String> {
         let mut child = command
             .env("PLUME_LOG", "info")
             .stdout(Stdio::piped())
@@ -172,7 +178,7 @@ impl Server {
                 }
             }
         });
-        match rx.recv_timeout(Duration::from_secs(60)) {
+        match rx.recv_timeout(patience) {
             Ok(addr) => Ok(Server {
                 child,
                 addr,

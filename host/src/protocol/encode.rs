@@ -56,10 +56,10 @@ pub fn encode(serializer: Serializer, message: &Outbound<'_>) -> String {
             out.push(']');
         }
         Serializer::V1 => {
+            // Phoenix's V1 serializer sends only topic, event, payload and
+            // ref (no join_ref), in sorted key order.
             out.push_str("{\"event\":");
             push_json_string(&mut out, message.event);
-            out.push_str(",\"join_ref\":");
-            out.push_str(message.join_ref);
             out.push_str(",\"payload\":");
             push_payload(&mut out, message.payload);
             out.push_str(",\"ref\":");
@@ -145,7 +145,7 @@ mod tests {
     fn v1_object_has_sorted_keys() {
         assert_eq!(
             encode(Serializer::V1, &reply("error", r#"{"reason":"x"}"#)),
-            r#"{"event":"phx_reply","join_ref":"2","payload":{"response":{"reason":"x"},"status":"error"},"ref":"3","topic":"room:lobby"}"#
+            r#"{"event":"phx_reply","payload":{"response":{"reason":"x"},"status":"error"},"ref":"3","topic":"room:lobby"}"#
         );
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tokio::task::AbortHandle;
 
-use super::connection::Connection;
+use super::connection::{Connection, Pending};
 use super::{SocketEvent, next_channel_key};
 use crate::app::ChannelPlugin;
 use crate::protocol::{self, Inbound, Outbound, Payload, json_str};
@@ -343,7 +343,7 @@ impl Connection {
                         timer.abort();
                     }
                 }
-                Effect::SendSelf(message) => self.pending.push_back((key, message)),
+                Effect::SendSelf(message) => self.pending.push_back(Pending::Info(key, message)),
                 Effect::Subscribe(topic) => self.subscribe_extra(key, topic),
                 Effect::Unsubscribe(topic) => {
                     if let Some(channel) = self.channels.get_mut(&key) {
@@ -372,11 +372,24 @@ impl Connection {
             targets.push((0, Subscription::SocketId));
         }
         for (channel, kind) in targets {
-            self.deliver(Delivery {
+            let delivery = Delivery {
                 message: message.clone(),
                 channel,
                 kind,
-            });
+            };
+            let needs_call = match kind {
+                Subscription::Joined => self
+                    .channels
+                    .get(&channel)
+                    .is_some_and(|c| c.intercepts.contains(&message.event)),
+                Subscription::Extra => true,
+                Subscription::SocketId => false,
+            };
+            if needs_call {
+                self.pending.push_back(Pending::Delivery(delivery));
+            } else {
+                self.deliver(delivery);
+            }
         }
     }
 
@@ -428,6 +441,13 @@ impl Connection {
             return;
         };
         tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, %fault, "channel crashed");
+        let figures = &self.app.figures;
+        crate::app::Figures::count(&figures.plugin_faults, 1);
+        match fault {
+            Fault::Deadline(_) => crate::app::Figures::count(&figures.deadline_hits, 1),
+            Fault::Memory(_) => crate::app::Figures::count(&figures.memory_limit_hits, 1),
+            _ => {}
+        }
         // A channel that ran out of time is not called again: its terminate
         // would likely spin to the deadline too.
         let reason = if matches!(fault, Fault::Deadline(_)) { None } else { Some("crash") };
@@ -451,7 +471,10 @@ impl Connection {
         for timer in channel.timers.values() {
             timer.abort();
         }
-        self.pending.retain(|(channel, _)| *channel != key);
+        self.pending.retain(|work| match work {
+            Pending::Info(channel, _) => *channel != key,
+            Pending::Delivery(delivery) => delivery.channel != key,
+        });
         self.app.figures.channel_left();
         channel.plugin.channel_left();
         if let Some(reason) = terminate_reason {
@@ -472,6 +495,13 @@ impl Connection {
                 if let Effect::Deliver(message) = effect {
                     self.deliver_own(message);
                 }
+            }
+        }
+        // Its presences go after its terminate ran (Phoenix order: a
+        // `user_left` broadcast from terminate precedes the `leaves` diff).
+        for diff in self.app.presence.untrack_owner((self.key, key)) {
+            if let Some(message) = self.app.announce_presence(diff, Some(self.key)) {
+                self.deliver_own(message);
             }
         }
         Some(channel)

@@ -4,16 +4,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::channel::Channel;
+use super::transport::Transport;
 use super::{Mailbox, SocketEvent};
 use crate::app::App;
 use crate::protocol::{self, Inbound, Outbound, Payload, Serializer};
@@ -35,6 +33,13 @@ pub struct Accepted {
     pub assigns: String,
     /// The socket's id, from `id`.
     pub socket_id: Option<String>,
+}
+
+/// Work a socket does once the frame or event at hand is answered.
+#[derive(Debug)]
+pub(super) enum Pending {
+    Info(ChannelKey, String),
+    Delivery(crate::pubsub::Delivery),
 }
 
 /// Why a socket is closing, and the close code the client sees.
@@ -91,8 +96,11 @@ pub(super) struct Connection {
     pub(super) mailbox: Mailbox,
     pub(super) channels: HashMap<ChannelKey, Channel>,
     pub(super) topics: HashMap<Arc<str>, ChannelKey>,
-    /// `send-self` messages, handled before the next frame.
-    pub(super) pending: VecDeque<(ChannelKey, String)>,
+    /// Work for after the current call's reply: `send-self` messages, and
+    /// this socket's own broadcasts that need a plugin call (intercepted
+    /// events, extra subscriptions), which Phoenix too delivers through the
+    /// channel's mailbox, after the reply.
+    pub(super) pending: VecDeque<Pending>,
     pub(super) outbox: Vec<Message>,
     pub(super) closing: Option<Closing>,
     malformed_in_a_row: u32,
@@ -100,10 +108,7 @@ pub(super) struct Connection {
 
 /// Run a socket until the client goes away, it is disconnected, or the
 /// server shuts down. Every channel's `terminate` runs before this returns.
-pub async fn serve<S>(mut ws: WebSocketStream<S>, accepted: Accepted, mut shutdown: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: watch::Receiver<bool>) {
     let (mailbox, mut events, overflow) = Mailbox::new(accepted.app.limits.outbound_queue);
     let mut conn = Connection {
         app: accepted.app,
@@ -134,6 +139,9 @@ where
 
     let ended = conn.run(&mut ws, &mut events, &overflow, &mut shutdown).await;
 
+    if matches!(ended, Some(Closing::SlowConsumer | Closing::Garbage | Closing::TooBig)) {
+        crate::app::Figures::count(&conn.app.figures.limit_closes, 1);
+    }
     let reason = ended.map_or("closed", Closing::terminate_reason);
     conn.close_all_channels(reason);
     if let Some(id) = &conn.socket_id {
@@ -141,32 +149,35 @@ where
     }
     conn.app.figures.socket_closed(conn.socket_id.as_deref());
     if let Some(closing) = ended {
-        let _ = ws.close(Some(closing.frame())).await;
+        ws.close(closing.frame()).await;
     }
 }
 
 impl Connection {
     /// The loop. Returns why the server closes the socket, or `None` when
     /// the client closed it or the connection broke.
-    async fn run<S>(
+    async fn run<T: Transport>(
         &mut self,
-        ws: &mut WebSocketStream<S>,
+        ws: &mut T,
         events: &mut mpsc::Receiver<SocketEvent>,
         overflow: &Notify,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Closing>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+    ) -> Option<Closing> {
         let idle_timeout = self.app.limits.idle_timeout;
         let mut last_heard = Instant::now();
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         loop {
-            while let Some((channel, message)) = self.pending.pop_front() {
-                self.info(channel, &message);
+            while let Some(work) = self.pending.pop_front() {
+                match work {
+                    Pending::Info(channel, message) => self.info(channel, &message),
+                    Pending::Delivery(delivery) => self.deliver(delivery),
+                }
             }
-            if !self.outbox.is_empty() && self.write_outbox(ws).await.is_err() {
+            if !self.outbox.is_empty() {
+                crate::app::Figures::count(&self.app.figures.messages_out, self.outbox.len() as u64);
+            }
+            if !self.outbox.is_empty() && ws.send(&mut self.outbox).await.is_err() {
                 return None;
             }
             if let Some(closing) = self.closing {
@@ -176,10 +187,13 @@ impl Connection {
                 biased;
                 _ = shutdown.changed() => return Some(Closing::Shutdown),
                 _ = overflow.notified() => return Some(Closing::SlowConsumer),
-                frame = ws.next() => {
+                frame = ws.recv() => {
                     last_heard = Instant::now();
                     match frame {
-                        Some(Ok(Message::Text(text))) => self.on_text(&text),
+                        Some(Ok(Message::Text(text))) => {
+                            crate::app::Figures::count(&self.app.figures.messages_in, 1);
+                            self.on_text(&text);
+                        }
                         Some(Ok(Message::Binary(_))) => self.on_malformed(
                             "binary frames need the V2 binary serializer, which this socket does not speak",
                             None,
@@ -212,16 +226,6 @@ impl Connection {
                 }
             }
         }
-    }
-
-    async fn write_outbox<S>(&mut self, ws: &mut WebSocketStream<S>) -> Result<(), WsError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        for message in self.outbox.drain(..) {
-            ws.feed(message).await?;
-        }
-        ws.flush().await
     }
 
     fn on_event(&mut self, event: SocketEvent) {

@@ -12,6 +12,7 @@
 
 mod channel;
 mod connection;
+mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use crate::pubsub::{ChannelKey, Delivery, SocketKey};
 use crate::runtime::TimerId;
 
 pub use connection::{Accepted, serve};
+pub use transport::Transport;
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
 static NEXT_CHANNEL: AtomicU64 = AtomicU64::new(1);

@@ -1,5 +1,7 @@
 //! HTTP: the listener, request routing, and the WebSocket upgrade.
 
+mod connect;
+mod longpoll;
 mod websocket;
 
 use std::convert::Infallible;
@@ -24,6 +26,7 @@ pub struct Server {
     pub shutdown: watch::Receiver<bool>,
     /// Held by every socket task; shutdown waits until all are dropped.
     pub sockets_alive: mpsc::Sender<()>,
+    pub longpoll: longpoll::Sessions,
 }
 
 pub type Body = Full<Bytes>;
@@ -57,7 +60,7 @@ pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let server = server.clone();
-                async move { Ok::<_, Infallible>(route(&server, request, peer)) }
+                async move { Ok::<_, Infallible>(route(&server, request, peer).await) }
             });
             let connection = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -69,14 +72,36 @@ pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
     }
 }
 
-fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
+async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
     let path = request.uri().path().to_owned();
     for app in &server.apps {
         if let Some(rest) = path.strip_prefix(app.socket_path.as_str()) {
             if rest == "/websocket" {
                 return websocket::upgrade(server, app, request, peer);
             }
+            if rest == "/longpoll" {
+                return longpoll::handle(server, app, request, peer).await;
+            }
         }
+    }
+    if path == "/_plume/plugins" {
+        let status: Vec<serde_json::Value> = server.apps.iter().map(|app| app.plugin_status()).collect();
+        let body = serde_json::to_string_pretty(&serde_json::json!({ "apps": status })).unwrap_or_default();
+        let mut response = text(StatusCode::OK, body);
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    if path == "/metrics" {
+        let body: String = server.apps.iter().map(|app| app.figures.prometheus(&app.id)).collect();
+        let mut response = text(StatusCode::OK, body);
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return response;
     }
     if path == "/" {
         return text(StatusCode::OK, "plume is running. Connect a Phoenix client to /socket.\n");

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use super::{Body, Server, text};
 use crate::app::App;
 use crate::protocol::Serializer;
-use crate::runtime::{CallContext, ConnectInfo};
+use crate::runtime::ConnectInfo;
 use crate::socket::{self, Accepted};
 
 /// The prefix phoenix.js puts before the `authToken` in the subprotocol list.
@@ -69,15 +69,7 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
         }
     };
 
-    let mut params = serde_json::Map::new();
-    let mut vsn = None;
-    for (name, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
-        if name == "vsn" {
-            vsn = Some(value.into_owned());
-        } else {
-            params.insert(name.into_owned(), serde_json::Value::String(value.into_owned()));
-        }
-    }
+    let (params, vsn) = super::connect::query_params(request.uri().query());
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
         tracing::info!(%peer, vsn = ?vsn, "refused: unknown serializer version");
         return text(StatusCode::FORBIDDEN, "");
@@ -86,8 +78,11 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
     let offered = subprotocols(headers);
     let auth_token = match offered.iter().find_map(|p| p.strip_prefix(AUTH_TOKEN_PREFIX)) {
         None => None,
-        Some(encoded) => match URL_SAFE_NO_PAD
+        // phoenix.js encodes with btoa (the standard alphabet, padding
+        // dropped); accept the URL-safe alphabet too.
+        Some(encoded) => match STANDARD_NO_PAD
             .decode(encoded.trim_end_matches('='))
+            .or_else(|_| URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')))
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
         {
@@ -95,7 +90,7 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
             None => {
                 return text(
                     StatusCode::BAD_REQUEST,
-                    "the authToken subprotocol (base64url.bearer.phx.<token>) is not valid base64url text\n",
+                    "the authToken subprotocol (base64url.bearer.phx.<token>) is not valid base64 text\n",
                 );
             }
         },
@@ -113,7 +108,7 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
         uri: request.uri().to_string(),
     };
 
-    let Some((assigns, socket_id)) = connect(app, &serde_json::Value::Object(params).to_string(), &info, peer) else {
+    let Some((assigns, socket_id)) = super::connect::connect(app, &params, &info, peer) else {
         return text(StatusCode::FORBIDDEN, "");
     };
 
@@ -151,33 +146,4 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
         }
     });
     response
-}
-
-/// Run the socket plugin's `connect` and `id`. `None` refuses the connection.
-fn connect(app: &Arc<App>, params: &str, info: &ConnectInfo, peer: SocketAddr) -> Option<(String, Option<String>)> {
-    let Some(plugin) = &app.socket_plugin else {
-        return Some(("{}".to_owned(), None));
-    };
-    let version = plugin.current();
-    let ctx = CallContext::new(app.clone(), plugin.name.clone(), "{}".into(), None);
-    let (ctx, accepted) = version.connect(ctx, params, info);
-    let assigns = match accepted {
-        Ok(Ok(assigns)) => assigns,
-        Ok(Err(reason)) => {
-            tracing::info!(app = %app.id, %peer, reason, "connection refused");
-            return None;
-        }
-        Err(fault) => {
-            tracing::warn!(app = %app.id, plugin = %plugin.name, %peer, %fault, "connect crashed; connection refused");
-            return None;
-        }
-    };
-    let (_, id) = version.id_for(ctx, &assigns);
-    match id {
-        Ok(id) => Some((assigns, id)),
-        Err(fault) => {
-            tracing::warn!(app = %app.id, plugin = %plugin.name, %peer, %fault, "id crashed; connection refused");
-            None
-        }
-    }
 }

@@ -1,17 +1,21 @@
 //! UserSocket: who may connect to the demo app, as a plume plugin.
 //!
-//! A client connects with a `token` param: a Phoenix.Token signed with the
-//! salt `"user socket"`, at most a day old, whose data is a user id `N`
-//! (the user `{"id": N, "name": "user-N", "role": "user"}`) or a user map
+//! A client connects with a `token` param or, without one, with the token
+//! phoenix.js sends in the WebSocket subprotocol for its `authToken` option
+//! (the host hands it over as [`ConnectInfo::auth_token`]). Either way it is
+//! a Phoenix.Token signed with the salt `"user socket"`, at most a day old,
+//! whose data is a user id `N` (the user
+//! `{"id": N, "name": "user-N", "role": "user"}`) or a user map
 //! `{"id", "name", "role"}`. A missing, invalid or expired token, or a
 //! banned user (one with a key `banned:<id>`, written by the admin channel),
 //! is refused. The socket's assigns are `{"user": {"id", "name", "role"}}`
 //! and its id is `user_socket:<id>`, so that banning a user can close all of
-//! their sockets.
+//! their sockets. Every accepted user is recorded under `users:<id>` in the
+//! key-value store, for the admin channel's `get_user_details`.
 
 use std::time::Duration;
 
-use plume_sdk::{Assigns, ConnectInfo, Payload, SocketHandler, kv, token};
+use plume_sdk::{Assigns, ConnectInfo, Payload, SocketHandler, kv, log, token};
 use serde::{Deserialize, Serialize};
 
 /// The salt user tokens are signed with.
@@ -26,11 +30,23 @@ struct UserSocket;
 /// The connection's params; the rest is ignored.
 #[derive(Deserialize)]
 struct Params {
-    token: String,
+    token: Option<String>,
+}
+
+/// The token a connection presents: its `token` param when it has one (so a
+/// client that sends both is judged by the param, as before `authToken`
+/// existed), else the `authToken` from the subprotocol.
+fn presented_token(params: &Payload, info: ConnectInfo) -> Result<String, String> {
+    let Params { token } = params
+        .parse()
+        .map_err(|err| format!("no usable token param: {err}"))?;
+    token
+        .or(info.auth_token)
+        .ok_or_else(|| "no token: neither a token param nor an authToken".to_owned())
 }
 
 /// A user of the demo app, as the socket's `user` assign.
-#[derive(Serialize, Deserialize)]
+#[derive(PartialEq, Serialize, Deserialize)]
 struct User {
     id: i64,
     name: String,
@@ -38,7 +54,7 @@ struct User {
 }
 
 /// What a user may do: admins may join `admin:*` topics.
-#[derive(Serialize, Deserialize)]
+#[derive(PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Role {
     Admin,
@@ -67,10 +83,8 @@ impl From<TokenData> for User {
 }
 
 impl SocketHandler for UserSocket {
-    fn connect(params: Payload, _info: ConnectInfo) -> Result<Assigns, String> {
-        let Params { token } = params
-            .parse()
-            .map_err(|err| format!("no usable token param: {err}"))?;
+    fn connect(params: Payload, info: ConnectInfo) -> Result<Assigns, String> {
+        let token = presented_token(&params, info)?;
         let user: User = token::verify::<TokenData>(SALT, &token, Some(MAX_AGE))
             .map_err(|err| format!("token refused: {err}"))?
             .into();
@@ -79,6 +93,7 @@ impl SocketHandler for UserSocket {
         if banned.is_some() {
             return Err(format!("user {} is banned", user.id));
         }
+        record(&user);
         let mut assigns = Assigns::new();
         assigns
             .try_assign("user", &user)
@@ -89,6 +104,19 @@ impl SocketHandler for UserSocket {
     fn id(assigns: &Assigns) -> Option<String> {
         let user: User = assigns.get("user")?;
         Some(format!("user_socket:{}", user.id))
+    }
+}
+
+/// Records `user` under `users:<id>`, writing only when it changed, so a
+/// user who reconnects costs the store a read. A failure is logged, not
+/// fatal: the user connects, only their details are missing.
+fn record(user: &User) {
+    let key = format!("users:{}", user.id);
+    if matches!(kv::get_json::<User>(&key), Ok(Some(known)) if known == *user) {
+        return;
+    }
+    if let Err(err) = kv::set_json(&key, user, None) {
+        log::warn(&format!("user {} not recorded: {err}", user.id));
     }
 }
 
@@ -128,6 +156,51 @@ mod tests {
         ] {
             assert_eq!(user_from(data.clone()), None, "{data}");
         }
+    }
+
+    fn with_auth_token(auth_token: Option<&str>) -> ConnectInfo {
+        ConnectInfo {
+            auth_token: auth_token.map(str::to_owned),
+            ..ConnectInfo::default()
+        }
+    }
+
+    #[test]
+    fn the_token_param_is_the_token() {
+        let params = Payload::from_raw(r#"{"token":"from-param"}"#);
+        assert_eq!(
+            presented_token(&params, with_auth_token(None)).as_deref(),
+            Ok("from-param")
+        );
+    }
+
+    #[test]
+    fn without_a_token_param_the_auth_token_is_the_token() {
+        let params = Payload::from_raw(r#"{"other":"x"}"#);
+        assert_eq!(
+            presented_token(&params, with_auth_token(Some("from-subprotocol"))).as_deref(),
+            Ok("from-subprotocol")
+        );
+    }
+
+    #[test]
+    fn a_token_param_wins_over_the_auth_token() {
+        let params = Payload::from_raw(r#"{"token":"from-param"}"#);
+        assert_eq!(
+            presented_token(&params, with_auth_token(Some("from-subprotocol"))).as_deref(),
+            Ok("from-param")
+        );
+    }
+
+    #[test]
+    fn neither_a_token_param_nor_an_auth_token_is_refused() {
+        assert!(presented_token(&Payload::from_raw("{}"), with_auth_token(None)).is_err());
+    }
+
+    #[test]
+    fn a_token_param_that_is_not_a_string_is_refused() {
+        let params = Payload::from_raw(r#"{"token":7}"#);
+        assert!(presented_token(&params, with_auth_token(Some("from-subprotocol"))).is_err());
     }
 
     #[test]

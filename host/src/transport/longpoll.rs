@@ -1,0 +1,277 @@
+//! The long-poll transport at `<socket_path>/longpoll`, as Phoenix's.
+//!
+//! A session is a socket task like a WebSocket's, whose frames arrive in
+//! POST bodies and leave through GET polls. Every answer is HTTP 200 with
+//! the real status in the JSON body: the first GET connects through the
+//! socket plugin and answers `410` with a session token (or `403`); a GET
+//! with that token returns the queued frames at once (`200`), or `204`
+//! after an empty window; a POST delivers one frame (`application/json`)
+//! or several (`application/x-ndjson`, one per line). A session nobody polls
+//! for two windows ends, and its channels terminate.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::{Body, Server, text};
+use crate::app::App;
+use crate::protocol::{Serializer, json_string};
+use crate::runtime::ConnectInfo;
+use crate::socket::{self, Accepted, Transport};
+
+/// How long an empty poll waits for frames (Phoenix's `window_ms`).
+pub const WINDOW: Duration = Duration::from_secs(10);
+
+/// The salt session tokens are signed with.
+const SALT: &str = "plume longpoll";
+
+/// Frames POSTed but not yet taken by the socket task.
+const INBOUND_QUEUE: usize = 1024;
+
+/// The live long-poll sessions of a server.
+#[derive(Default)]
+pub struct Sessions {
+    sessions: Mutex<HashMap<u64, Arc<Session>>>,
+}
+
+struct Session {
+    /// Frames from POSTs, for the socket task.
+    inbound: mpsc::Sender<String>,
+    /// Encoded frames for the next poll.
+    outbox: Mutex<VecDeque<String>>,
+    /// Wakes a waiting poll.
+    ready: Notify,
+    last_seen: Mutex<Instant>,
+    closed: AtomicBool,
+    /// Frames a session may hold for a client that stopped polling.
+    capacity: usize,
+}
+
+impl Session {
+    fn touch(&self) {
+        *self.last_seen.lock() = Instant::now();
+    }
+}
+
+/// The socket task's side of a session.
+struct SessionTransport {
+    session: Arc<Session>,
+    inbound: mpsc::Receiver<String>,
+    expire_after: Duration,
+}
+
+impl Transport for SessionTransport {
+    async fn recv(&mut self) -> Option<Result<Message, WsError>> {
+        loop {
+            let deadline = *self.session.last_seen.lock() + self.expire_after;
+            tokio::select! {
+                frame = self.inbound.recv() => return frame.map(|text| Ok(Message::Text(text.into()))),
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    if *self.session.last_seen.lock() + self.expire_after <= Instant::now() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, messages: &mut Vec<Message>) -> Result<(), WsError> {
+        {
+            let mut outbox = self.session.outbox.lock();
+            for message in messages.drain(..) {
+                if let Message::Text(text) = message {
+                    outbox.push_back(text.to_string());
+                }
+            }
+            if outbox.len() > self.session.capacity {
+                // The client stopped polling: end the session rather than
+                // hold its frames without bound.
+                return Err(WsError::Io(std::io::Error::other("the long-poll client is not polling")));
+            }
+        }
+        self.session.ready.notify_one();
+        Ok(())
+    }
+
+    async fn close(&mut self, _frame: CloseFrame) {
+        self.session.closed.store(true, Ordering::Relaxed);
+        self.session.ready.notify_one();
+    }
+}
+
+fn json_response(body: String) -> Response<Body> {
+    let mut response = text(StatusCode::OK, body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}
+
+fn status_only(status: u16) -> Response<Body> {
+    json_response(json!({ "status": status }).to_string())
+}
+
+fn poll_body(status: u16, token: &str, messages: &[String]) -> Response<Body> {
+    let frames: Vec<String> = messages.iter().map(|m| json_string(m)).collect();
+    json_response(format!(
+        r#"{{"messages":[{}],"status":{status},"token":{}}}"#,
+        frames.join(","),
+        json_string(token)
+    ))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Sessions {
+    /// The session a request's last `token` param names, if it is one.
+    fn find(&self, app: &App, request: &Request<Incoming>) -> Option<(Arc<Session>, String)> {
+        let token = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .filter(|(name, _)| name == "token")
+            .last()
+            .map(|(_, value)| value.into_owned())?;
+        let id = app.tokens.verify(SALT, &token, Some(86_400), unix_ms()).ok()?.as_u64()?;
+        let session = self.sessions.lock().get(&id).cloned()?;
+        (!session.closed.load(Ordering::Relaxed)).then_some((session, token))
+    }
+}
+
+pub(super) async fn handle(server: &Arc<Server>, app: &Arc<App>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let found = server.longpoll.find(app, &request);
+    match (request.method().clone(), found) {
+        (Method::GET, Some((session, token))) => poll(&session, &token).await,
+        (Method::GET, None) => open(server, app, &request, peer),
+        (Method::POST, Some((session, _))) => post(app, &session, request).await,
+        (Method::POST, None) => status_only(410),
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "long-poll takes GET and POST\n"),
+    }
+}
+
+/// A new session: connect through the socket plugin, start its socket task.
+fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let (params, vsn) = super::connect::query_params(request.uri().query());
+    let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
+        return status_only(403);
+    };
+    let headers = request.headers();
+    let info = ConnectInfo {
+        peer_address: Some(peer.to_string()),
+        origin: headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        auth_token: None,
+        x_headers: Vec::new(),
+        uri: request.uri().to_string(),
+    };
+    let Some((assigns, socket_id)) = super::connect::connect(app, &params, &info, peer) else {
+        return status_only(403);
+    };
+    let key = socket::next_socket_key();
+    let Ok(token) = app.tokens.sign(SALT, &json!(key), unix_ms(), 86_400) else {
+        return status_only(500);
+    };
+    let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    let session = Arc::new(Session {
+        inbound: tx,
+        outbox: Mutex::new(VecDeque::new()),
+        ready: Notify::new(),
+        last_seen: Mutex::new(Instant::now()),
+        closed: AtomicBool::new(false),
+        capacity: app.limits.outbound_queue,
+    });
+    server.longpoll.sessions.lock().insert(key, session.clone());
+    let transport = SessionTransport {
+        session,
+        inbound: rx,
+        expire_after: 2 * WINDOW,
+    };
+    let accepted = Accepted {
+        app: app.clone(),
+        key,
+        serializer,
+        assigns,
+        socket_id,
+    };
+    let shutdown = server.shutdown.clone();
+    let alive = server.sockets_alive.clone();
+    let server = server.clone();
+    tokio::spawn(async move {
+        let _alive = alive;
+        socket::serve(transport, accepted, shutdown).await;
+        if let Some(session) = server.longpoll.sessions.lock().remove(&key) {
+            session.closed.store(true, Ordering::Relaxed);
+            session.ready.notify_one();
+        }
+    });
+    poll_body(410, &token, &[])
+}
+
+/// Frames queued for the session, at once, or 204 after an empty window.
+async fn poll(session: &Session, token: &str) -> Response<Body> {
+    session.touch();
+    let deadline = tokio::time::Instant::now() + WINDOW;
+    loop {
+        let notified = session.ready.notified();
+        {
+            let mut outbox = session.outbox.lock();
+            if !outbox.is_empty() {
+                let messages: Vec<String> = outbox.drain(..).collect();
+                session.touch();
+                return poll_body(200, token, &messages);
+            }
+        }
+        if session.closed.load(Ordering::Relaxed) {
+            return status_only(410);
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            session.touch();
+            return poll_body(204, token, &[]);
+        }
+    }
+}
+
+/// Deliver a POST's frames to the session's socket task.
+async fn post(app: &App, session: &Session, request: Request<Incoming>) -> Response<Body> {
+    session.touch();
+    let ndjson = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    let limit = app.limits.max_frame_bytes.saturating_mul(16);
+    let body: Bytes = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return status_only(413),
+    };
+    let Ok(body) = std::str::from_utf8(&body) else {
+        return status_only(400);
+    };
+    let frames: Vec<&str> = if ndjson {
+        body.lines().filter(|line| !line.trim().is_empty()).collect()
+    } else {
+        vec![body]
+    };
+    for frame in frames {
+        if frame.len() > app.limits.max_frame_bytes {
+            return status_only(413);
+        }
+        if session.inbound.send(frame.to_owned()).await.is_err() {
+            return status_only(410);
+        }
+    }
+    status_only(200)
+}

@@ -1,0 +1,156 @@
+//! The long-poll transport, as the spec's wire details and the recorded
+//! Phoenix exchange describe it: HTTP 200 with the status in the body.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::Server;
+
+/// One HTTP/1.1 request; returns the status line's code and the JSON body.
+fn http(addr: &str, method: &str, query: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let request = format!(
+        "{method} /socket/longpoll?{query} HTTP/1.1\r\nHost: plume\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status");
+    (code, serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}")))
+}
+
+fn get(addr: &str, query: &str) -> Value {
+    let (code, body) = http(addr, "GET", query, "application/json", "");
+    assert_eq!(code, 200, "every long-poll answer is HTTP 200: {body}");
+    body
+}
+
+fn post(addr: &str, query: &str, content_type: &str, body: &str) -> Value {
+    let (code, body) = http(addr, "POST", query, content_type, body);
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// Open a session for user 42; returns the query string that resumes it.
+fn open(addr: &str) -> String {
+    let app_token = support::user_token(42);
+    let opened = get(addr, &format!("token={app_token}&vsn=2.0.0"));
+    assert_eq!(opened["status"], 410);
+    assert_eq!(opened["messages"], json!([]));
+    let session = opened["token"].as_str().expect("a session token");
+    // phoenix.js appends the session token after the socket's own params.
+    format!("token={app_token}&vsn=2.0.0&token={session}")
+}
+
+/// Poll until `count` frames arrived; returns them raw.
+fn collect(addr: &str, query: &str, count: usize) -> Vec<String> {
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while frames.len() < count && Instant::now() < deadline {
+        let polled = get(addr, query);
+        assert!(polled["status"] == 200 || polled["status"] == 204, "{polled}");
+        for frame in polled["messages"].as_array().expect("messages") {
+            frames.push(frame.as_str().expect("each message is an encoded frame").to_owned());
+        }
+    }
+    frames
+}
+
+#[test]
+fn a_poll_without_a_valid_app_token_is_403_in_the_body() {
+    let server = Server::start();
+    assert_eq!(get(&server.addr, "vsn=2.0.0"), json!({"status": 403}));
+    assert_eq!(get(&server.addr, "vsn=2.0.0&token=bogus"), json!({"status": 403}));
+}
+
+#[test]
+fn the_first_poll_opens_a_session_with_410_and_a_token_and_frames_round_trip() {
+    let server = Server::start();
+    let session = open(&server.addr);
+    for frame in [
+        r#"[null,"1","phoenix","heartbeat",{}]"#,
+        r#"["2","2","room:lobby","phx_join",{}]"#,
+        r#"["2","3","room:lobby","ping",{"via":"longpoll"}]"#,
+    ] {
+        assert_eq!(post(&server.addr, &session, "application/json", frame), json!({"status": 200}));
+    }
+    let frames = collect(&server.addr, &session, 3);
+    assert_eq!(
+        frames,
+        [
+            r#"[null,"1","phoenix","phx_reply",{"response":{},"status":"ok"}]"#,
+            r#"["2","2","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#,
+            r#"["2","3","room:lobby","phx_reply",{"response":{"via":"longpoll"},"status":"ok"}]"#,
+        ]
+    );
+}
+
+#[test]
+fn an_ndjson_post_is_a_batch_of_frames_and_broadcasts_reach_the_poller() {
+    let server = Server::start();
+    let session = open(&server.addr);
+    post(&server.addr, &session, "application/json", r#"["2","2","room:lobby","phx_join",{}]"#);
+    collect(&server.addr, &session, 1);
+    let batch = "[\"2\",\"4\",\"room:lobby\",\"new_msg\",{\"body\":\"lp\"}]\n[\"2\",\"5\",\"room:lobby\",\"ping\",{\"n\":5}]\n";
+    assert_eq!(post(&server.addr, &session, "application/x-ndjson", batch), json!({"status": 200}));
+    assert_eq!(
+        collect(&server.addr, &session, 3),
+        [
+            r#"[null,null,"room:lobby","new_msg",{"body":"lp","user_id":42}]"#,
+            r#"["2","4","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#,
+            r#"["2","5","room:lobby","phx_reply",{"response":{"n":5},"status":"ok"}]"#,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn long_poll_and_websocket_clients_share_topics() {
+    let server = Server::start();
+    let mut ws = server.client(7).await;
+    let join_ref = ws.join_ok("room:mixed").await;
+    let session = open(&server.addr);
+    post(&server.addr, &session, "application/json", r#"["1","1","room:mixed","phx_join",{}]"#);
+    collect(&server.addr, &session, 1);
+    ws.push(&join_ref, "room:mixed", "new_msg", json!({"body": "from ws"})).await;
+    let addr = server.addr.clone();
+    let frames = tokio::task::spawn_blocking(move || collect(&addr, &session, 1))
+    .await
+    .expect("poll");
+    assert_eq!(frames, [r#"[null,null,"room:mixed","new_msg",{"body":"from ws","user_id":7}]"#]);
+}
+
+#[test]
+fn a_post_without_a_live_session_is_410_in_the_body() {
+    let server = Server::start();
+    assert_eq!(post(&server.addr, "vsn=2.0.0&token=bogus", "application/json", "[]"), json!({"status": 410}));
+}
+
+#[test]
+fn an_empty_poll_answers_204_after_the_window() {
+    let server = Server::start();
+    let session = open(&server.addr);
+    let started = Instant::now();
+    let polled = get(&server.addr, &session);
+    assert_eq!(polled["status"], 204);
+    assert_eq!(polled["messages"], json!([]));
+    assert!(polled["token"].is_string());
+    assert!(started.elapsed() >= Duration::from_secs(9), "{:?}", started.elapsed());
+}
+
+#[test]
+fn garbage_lines_in_a_batch_harm_nothing_else() {
+    let server = Server::start();
+    let session = open(&server.addr);
+    let batch = "not json\n[\"1\",\"7\",\"room:lobby\"]\n[\"2\",\"2\",\"room:lobby\",\"phx_join\",{}]\n";
+    assert_eq!(post(&server.addr, &session, "application/x-ndjson", batch), json!({"status": 200}));
+    let frames = collect(&server.addr, &session, 2);
+    let malformed: Value = serde_json::from_str(&frames[0]).expect("JSON");
+    assert_eq!(malformed[1], "7");
+    assert!(malformed[4]["response"]["reason"].as_str().expect("reason").starts_with("malformed message"));
+    assert_eq!(frames[1], r#"["2","2","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#);
+}
