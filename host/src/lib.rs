@@ -11,9 +11,12 @@
 pub mod app;
 pub mod build;
 pub mod config;
+pub mod dev;
 pub mod kv;
+pub mod presence;
 pub mod protocol;
 pub mod pubsub;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod socket;

@@ -32,6 +32,14 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Serve like `serve`, and rebuild plugins whenever their sources
+    /// change; the new versions go live with clients still connected.
+    Dev {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        bind: Option<String>,
+    },
     /// Build every plugin under plugins/ for wasm32-wasip2.
     Build,
     /// Sign and verify Phoenix.Token tokens.
@@ -76,6 +84,24 @@ fn secret(explicit: Option<String>) -> String {
         .unwrap_or_else(|| config::DEV_SECRET.to_owned())
 }
 
+/// A config file, or the demo app from the built plugins.
+fn load_config(config: Option<PathBuf>, plugin_dir: Option<PathBuf>, build: bool) -> anyhow::Result<config::Loaded> {
+    Ok(match config {
+        Some(path) => config::load(&path)?,
+        None => {
+            let dir = plume::server::demo_plugin_dir(plugin_dir.as_deref(), build)?;
+            config::parse(config::DEMO, "the built-in demo configuration", &dir)?
+        }
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -108,18 +134,16 @@ fn run() -> anyhow::Result<()> {
             plugin_dir,
             no_build,
         } => {
-            let loaded = match config {
-                Some(path) => config::load(&path)?,
-                None => {
-                    let dir = plume::server::demo_plugin_dir(plugin_dir.as_deref(), !no_build)?;
-                    config::parse(config::DEMO, "the built-in demo configuration", &dir)?
-                }
-            };
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?
-                .block_on(plume::server::serve(loaded, bind))
+            let loaded = load_config(config, plugin_dir, !no_build)?;
+            runtime()?.block_on(plume::server::serve(loaded, bind, None))
+        }
+        Command::Dev { config, bind } => {
+            let cwd = std::env::current_dir()?;
+            let workspace = plume::build::find_workspace(&cwd)
+                .context("plume dev runs inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
+            plume::build::build_plugins(&workspace)?;
+            let loaded = load_config(config, Some(plume::build::plugin_dir(&workspace)), false)?;
+            runtime()?.block_on(plume::server::serve(loaded, bind, Some(workspace)))
         }
         Command::Build => {
             let cwd = std::env::current_dir()?;

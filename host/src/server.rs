@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::app::{App, ChannelPlugin, Plugin, Route, SocketPlugin, TopicPattern};
 use crate::config::{self, Loaded};
-use crate::kv::{Kv, MemoryEngine};
+use crate::kv::{self, Kv};
 use crate::pubsub::LocalBroker;
 use crate::runtime::{Runtime, Settings};
 use crate::token::Tokens;
@@ -29,6 +29,27 @@ fn secret(loaded: &Loaded) -> (String, &'static str) {
     }
 }
 
+fn origin(loaded: crate::runtime::Loaded) -> &'static str {
+    match loaded.origin {
+        crate::runtime::Origin::Compiled => "compiled",
+        crate::runtime::Origin::Cached => "loaded from the compile cache",
+    }
+}
+
+/// The compile cache a configuration asks for: `[runtime] cache_dir`, else
+/// the default per-user cache, unless `compile_cache = false`.
+pub fn compile_cache(loaded: &Loaded) -> Option<crate::runtime::CompileCache> {
+    let runtime = &loaded.config.runtime;
+    if !runtime.compile_cache {
+        return None;
+    }
+    let dir = match &runtime.cache_dir {
+        Some(dir) => loaded.base.join(dir),
+        None => crate::runtime::CompileCache::default_dir()?,
+    };
+    Some(crate::runtime::CompileCache::new(dir))
+}
+
 /// Build the app a configuration describes, compiling its plugins.
 /// Progress goes to stderr: compiling a component takes a moment.
 pub fn build_app(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Arc<App>> {
@@ -40,18 +61,18 @@ pub fn build_app(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Arc<App>>
     for (i, (name, section)) in config.plugins.iter().enumerate() {
         let path = loaded.base.join(&section.path);
         let started = Instant::now();
-        eprintln!("plume: [{}/{total}] compiling plugin `{name}` from {}", i + 1, path.display());
+        eprintln!("plume: [{}/{total}] loading plugin `{name}` from {}", i + 1, path.display());
         if socket_name.as_deref() == Some(name.as_str()) {
             let version = runtime
                 .load_socket_file(name, &path)
                 .with_context(|| format!("{}: plugins.{name}", loaded.file))?;
-            eprintln!("plume:       socket plugin `{name}` version {} ready in {:?}", version.id(), started.elapsed());
+            eprintln!("plume:       socket plugin `{name}` version {} {} in {:?}", version.id(), origin(version.loaded()), started.elapsed());
             socket_plugin = Some(Arc::new(Plugin::new(name, path, version)));
         } else {
             let version = runtime
                 .load_channel_file(name, &path)
                 .with_context(|| format!("{}: plugins.{name}", loaded.file))?;
-            eprintln!("plume:       channel plugin `{name}` version {} ready in {:?}", version.id(), started.elapsed());
+            eprintln!("plume:       channel plugin `{name}` version {} {} in {:?}", version.id(), origin(version.loaded()), started.elapsed());
             channel_plugins.push((name.clone(), Arc::new(Plugin::new(name, path, version))));
         }
     }
@@ -93,7 +114,13 @@ pub fn build_app(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Arc<App>>
         socket_plugin,
         routes,
         broker: Arc::new(LocalBroker::default()),
-        kv: Kv::new(Arc::new(MemoryEngine::default()), &config.app.id),
+        kv: Kv::new(
+            kv::open(&config.kv.engine(&loaded.base)).with_context(|| format!("{}: [kv]", loaded.file))?,
+            &config.app.id,
+        ),
+        presence: crate::presence::Presence::new(
+            (config.limits.presence_coalesce_ms > 0).then(|| Duration::from_millis(config.limits.presence_coalesce_ms)),
+        ),
         tokens: Tokens::new(secret.as_bytes()),
         figures: Default::default(),
         limits: config.limits.to_app_limits(),
@@ -110,10 +137,26 @@ pub fn runtime_settings(loaded: &Loaded) -> Settings {
     }
 }
 
-/// Serve until SIGTERM or Ctrl-C.
-pub async fn serve(loaded: Loaded, bind: Option<String>) -> anyhow::Result<()> {
-    let runtime = Runtime::new(runtime_settings(&loaded))?;
+/// Serve until SIGTERM or Ctrl-C. With `dev_workspace`, also rebuild that
+/// source tree's plugins whenever their sources change (`plume dev`).
+pub async fn serve(loaded: Loaded, bind: Option<String>, dev_workspace: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let runtime = Arc::new(Runtime::new(runtime_settings(&loaded), compile_cache(&loaded))?);
     let app = build_app(&loaded, &runtime)?;
+    let _reloader = if loaded.config.runtime.hot_reload {
+        let reloader = crate::reload::watch(app.clone(), runtime.clone())
+            .context("cannot watch the plugin files (set [runtime] hot_reload = false to serve without)")?;
+        eprintln!("plume: watching plugin files: a changed file goes live without a restart");
+        Some(reloader)
+    } else {
+        None
+    };
+    let _sources = match dev_workspace {
+        Some(workspace) => {
+            eprintln!("plume dev: watching {}/plugins: saved changes are rebuilt and go live", workspace.display());
+            Some(crate::dev::watch_sources(workspace)?)
+        }
+        None => None,
+    };
     let bind = bind.unwrap_or_else(|| loaded.config.server.bind.clone());
     let listener = TcpListener::bind(&bind)
         .await
@@ -126,6 +169,7 @@ pub async fn serve(loaded: Loaded, bind: Option<String>) -> anyhow::Result<()> {
         apps: vec![app.clone()],
         shutdown: shutdown_rx,
         sockets_alive: alive_tx,
+        longpoll: Default::default(),
     });
     for route in &app.routes {
         eprintln!("plume: route {} -> plugin `{}`", route.pattern, route.plugin.name);

@@ -12,6 +12,18 @@ use parking_lot::Mutex;
 pub struct Figures {
     connections: AtomicU64,
     channels: AtomicU64,
+    /// Frames received from clients.
+    pub messages_in: AtomicU64,
+    /// Frames written to clients.
+    pub messages_out: AtomicU64,
+    /// Plugin calls that failed (trap, deadline, memory, bad output).
+    pub plugin_faults: AtomicU64,
+    /// Of those, calls stopped at their CPU deadline.
+    pub deadline_hits: AtomicU64,
+    /// Of those, instances stopped at their memory limit.
+    pub memory_limit_hits: AtomicU64,
+    /// Sockets closed for a limit: frame size, slow reader, garbage.
+    pub limit_closes: AtomicU64,
     /// Open sockets per socket id.
     ids: Mutex<HashMap<String, u64>>,
 }
@@ -51,6 +63,34 @@ impl Figures {
 
     pub fn channels(&self) -> u64 {
         self.channels.load(Ordering::Relaxed)
+    }
+
+    /// Count one of the event counters above.
+    pub fn count(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The figures in the Prometheus text format, labelled with the app.
+    pub fn prometheus(&self, app: &str) -> String {
+        let app = app.replace('\\', "\\\\").replace('"', "\\\"");
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &str, u64); 10] = [
+            ("plume_connections", "gauge", "Open sockets.", self.connections()),
+            ("plume_channels", "gauge", "Joined channels.", self.channels()),
+            ("plume_users", "gauge", "Distinct socket ids among open sockets.", self.users()),
+            ("plume_messages_in_total", "counter", "Frames received from clients.", load(&self.messages_in)),
+            ("plume_messages_out_total", "counter", "Frames written to clients.", load(&self.messages_out)),
+            ("plume_plugin_faults_total", "counter", "Plugin calls that failed.", load(&self.plugin_faults)),
+            ("plume_deadline_hits_total", "counter", "Plugin calls stopped at their CPU deadline.", load(&self.deadline_hits)),
+            ("plume_memory_limit_hits_total", "counter", "Plugin instances stopped at their memory limit.", load(&self.memory_limit_hits)),
+            ("plume_limit_closes_total", "counter", "Sockets closed for exceeding a limit.", load(&self.limit_closes)),
+            ("plume_up", "gauge", "1 while the app serves.", 1),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in rows {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{tenant=\"{app}\"}} {value}\n"));
+        }
+        out
     }
 
     /// Distinct socket ids among open sockets.

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::kv::Kv;
+use crate::presence::Presence;
 use crate::pubsub::Broker;
 use crate::token::Tokens;
 
 pub use figures::Figures;
-pub use plugin::{ChannelPlugin, Plugin, SocketPlugin};
+pub use plugin::{ChannelPlugin, Plugin, SocketPlugin, VersionInfo};
 pub use route::{Route, TopicPattern};
 
 /// Limits that apply to every socket and channel of an app.
@@ -71,6 +72,7 @@ pub struct App {
     pub routes: Vec<Route>,
     pub broker: Arc<dyn Broker>,
     pub kv: Kv,
+    pub presence: Presence,
     pub tokens: Tokens,
     pub figures: Figures,
     pub limits: Limits,
@@ -82,6 +84,35 @@ impl App {
         self.routes.iter().find(|route| route.pattern.matches(topic))
     }
 
+    /// Publish a presence change on its topic, now or at the end of the
+    /// topic's coalescing window. Returns the broadcast when it went out
+    /// now, so the calling socket can deliver it to itself in order (the
+    /// broker skips `skip`).
+    pub fn announce_presence(self: &Arc<Self>, diff: crate::presence::Diff, skip: Option<crate::pubsub::SocketKey>) -> Option<Arc<crate::pubsub::Broadcast>> {
+        use crate::presence::Staged;
+        let publish = |diff: crate::presence::Diff| {
+            Arc::new(crate::pubsub::Broadcast::new(diff.topic.clone(), "presence_diff".into(), diff.payload(), None))
+        };
+        match self.presence.stage(diff) {
+            Staged::Now(diff) => {
+                let message = publish(diff);
+                self.broker.publish(message.clone(), skip);
+                Some(message)
+            }
+            Staged::OpenedWindow(topic, window) => {
+                let app = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(window).await;
+                    if let Some(diff) = app.presence.take_pending(&topic) {
+                        app.broker.publish(publish(diff), None);
+                    }
+                });
+                None
+            }
+            Staged::Merged => None,
+        }
+    }
+
     /// Every channel plugin once, in route order.
     pub fn channel_plugins(&self) -> Vec<Arc<ChannelPlugin>> {
         let mut plugins: Vec<Arc<ChannelPlugin>> = Vec::new();
@@ -91,6 +122,26 @@ impl App {
             }
         }
         plugins
+    }
+
+    /// Every plugin with its file, routes, version, load time, channels and
+    /// last load error: the body of `GET /_plume/plugins`.
+    pub fn plugin_status(&self) -> serde_json::Value {
+        let mut plugins: Vec<serde_json::Value> = self
+            .socket_plugin
+            .iter()
+            .map(|p| p.status("socket", Vec::new()))
+            .collect();
+        for plugin in self.channel_plugins() {
+            let routes = self
+                .routes
+                .iter()
+                .filter(|route| Arc::ptr_eq(&route.plugin, &plugin))
+                .map(|route| route.pattern.to_string())
+                .collect();
+            plugins.push(plugin.status("channel", routes));
+        }
+        serde_json::json!({ "app": self.id, "plugins": plugins })
     }
 
     pub fn plugin_figures(&self) -> Vec<PluginFigure> {

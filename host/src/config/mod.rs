@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    pub kv: KvSection,
+    #[serde(default)]
     pub plugins: BTreeMap<String, PluginSection>,
     #[serde(default)]
     pub routes: Vec<RouteSection>,
@@ -63,6 +65,13 @@ pub struct Runtime {
     pub memory_limit_mb: u64,
     /// Idle instances kept per plugin version.
     pub max_idle_instances: usize,
+    /// Keep compiled components on disk, so restarts do not recompile.
+    pub compile_cache: bool,
+    /// Watch plugin files and swap in new versions while serving.
+    pub hot_reload: bool,
+    /// Where (relative to the config file); default `$PLUME_CACHE_DIR`,
+    /// `$XDG_CACHE_HOME/plume` or `~/.cache/plume`.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for Runtime {
@@ -72,6 +81,9 @@ impl Default for Runtime {
             deadline_ms: d.deadline.as_millis() as u64,
             memory_limit_mb: (d.memory_limit / (1024 * 1024)) as u64,
             max_idle_instances: d.max_idle_instances,
+            compile_cache: true,
+            hot_reload: true,
+            cache_dir: None,
         }
     }
 }
@@ -110,6 +122,9 @@ pub struct Limits {
     pub max_timers_per_channel: usize,
     pub idle_timeout_ms: u64,
     pub outbound_queue: usize,
+    /// Presence diffs of one topic within this many milliseconds go out as
+    /// one `presence_diff` (0: each at once).
+    pub presence_coalesce_ms: u64,
 }
 
 impl Default for Limits {
@@ -123,6 +138,7 @@ impl Default for Limits {
             max_timers_per_channel: d.max_timers_per_channel,
             idle_timeout_ms: d.idle_timeout.as_millis() as u64,
             outbound_queue: d.outbound_queue,
+            presence_coalesce_ms: 0,
         }
     }
 }
@@ -137,6 +153,45 @@ impl Limits {
             max_timers_per_channel: self.max_timers_per_channel,
             idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
             outbound_queue: self.outbound_queue,
+        }
+    }
+}
+
+/// `[kv]`: where the key-value store keeps its data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvSection {
+    pub engine: KvEngineName,
+    /// The redb file, relative to the config file; unused by `memory`.
+    pub path: PathBuf,
+}
+
+impl Default for KvSection {
+    fn default() -> Self {
+        KvSection {
+            engine: KvEngineName::Memory,
+            path: "plume.redb".into(),
+        }
+    }
+}
+
+/// The engines `[kv] engine` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvEngineName {
+    /// In memory: fast, and gone on restart.
+    Memory,
+    /// An embedded on-disk database: survives restarts.
+    Redb,
+}
+
+impl KvSection {
+    /// The engine to open; a relative `path` starts at `base`, the config
+    /// file's folder.
+    pub fn engine(&self, base: &Path) -> crate::kv::Engine {
+        match self.engine {
+            KvEngineName::Memory => crate::kv::Engine::Memory,
+            KvEngineName::Redb => crate::kv::Engine::Redb(base.join(&self.path)),
         }
     }
 }
@@ -298,6 +353,34 @@ mod tests {
         assert_eq!(e.line, 6);
         assert!(e.message.contains("routes[0].plugin"), "{}", e.message);
         assert!(e.message.contains("room"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_kv_engine_defaults_to_memory() {
+        let loaded = parse("", "plume.toml", Path::new("/srv")).expect("empty config is valid");
+        assert_eq!(loaded.config.kv.engine(&loaded.base), crate::kv::Engine::Memory);
+    }
+
+    #[test]
+    fn a_redb_path_is_relative_to_the_config_file() {
+        let loaded = parse("[kv]\nengine = \"redb\"\n", "plume.toml", Path::new("/srv")).expect("valid");
+        assert_eq!(
+            loaded.config.kv.engine(&loaded.base),
+            crate::kv::Engine::Redb("/srv/plume.redb".into())
+        );
+        let loaded = parse("[kv]\nengine = \"redb\"\npath = \"/var/lib/plume/kv.redb\"\n", "plume.toml", Path::new("/srv"))
+            .expect("valid");
+        assert_eq!(
+            loaded.config.kv.engine(&loaded.base),
+            crate::kv::Engine::Redb("/var/lib/plume/kv.redb".into())
+        );
+    }
+
+    #[test]
+    fn an_unknown_kv_engine_names_the_choices() {
+        let e = parse("[kv]\nengine = \"sqlite\"\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("memory") && e.message.contains("redb"), "{}", e.message);
     }
 
     #[test]
