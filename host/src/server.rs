@@ -113,6 +113,7 @@ pub fn build_app(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Arc<App>>
         socket_path: config.app.socket_path.trim_end_matches('/').to_owned(),
         socket_plugin,
         routes,
+        origins: config.app.check_origin.policy(),
         broker: Arc::new(LocalBroker::default()),
         kv: Kv::new(
             kv::open(&config.kv.engine(&loaded.base)).with_context(|| format!("{}: [kv]", loaded.file))?,

@@ -307,6 +307,15 @@ impl Client {
         }
     }
 
+    /// The next message of any kind; `None` when the connection ended.
+    pub async fn next_message(&mut self) -> Option<Message> {
+        match tokio::time::timeout(WAIT, self.ws.next()).await {
+            Ok(Some(Ok(message))) => Some(message),
+            Ok(_) => None,
+            Err(_) => panic!("nothing arrived within {WAIT:?}"),
+        }
+    }
+
     /// The next text frame, parsed.
     pub async fn recv(&mut self) -> Value {
         let text = self.recv_text().await;

@@ -70,6 +70,8 @@ pub struct App {
     pub socket_path: String,
     pub socket_plugin: Option<Arc<SocketPlugin>>,
     pub routes: Vec<Route>,
+    /// Which web pages may connect (`check_origin`).
+    pub origins: crate::transport::origin::OriginPolicy,
     pub broker: Arc<dyn Broker>,
     pub kv: Kv,
     pub presence: Presence,

@@ -99,6 +99,35 @@ pub struct AppSection {
     pub secret_key_base: Option<String>,
     /// The plugin that authenticates connections; none accepts everyone.
     pub socket_plugin: Option<Spanned<String>>,
+    /// `false` (any page may connect), `true` (only pages of the host the
+    /// client connected to), or a list like `["https://example.com",
+    /// "//*.example.org"]`. A client that sends no `Origin` is allowed.
+    pub check_origin: CheckOrigin,
+}
+
+/// `check_origin` as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CheckOrigin {
+    Flag(bool),
+    List(Vec<String>),
+}
+
+impl Default for CheckOrigin {
+    fn default() -> Self {
+        CheckOrigin::Flag(false)
+    }
+}
+
+impl CheckOrigin {
+    pub fn policy(&self) -> crate::transport::origin::OriginPolicy {
+        use crate::transport::origin::OriginPolicy;
+        match self {
+            CheckOrigin::Flag(false) => OriginPolicy::Any,
+            CheckOrigin::Flag(true) => OriginPolicy::SameHost,
+            CheckOrigin::List(list) => OriginPolicy::List(list.clone()),
+        }
+    }
 }
 
 impl Default for AppSection {
@@ -108,6 +137,7 @@ impl Default for AppSection {
             socket_path: "/socket".into(),
             secret_key_base: None,
             socket_plugin: None,
+            check_origin: CheckOrigin::default(),
         }
     }
 }

@@ -17,6 +17,9 @@ use crate::app::App;
 use crate::protocol::{self, Inbound, Outbound, Payload, Serializer};
 use crate::pubsub::{ChannelKey, SocketKey, Subscriber, Subscription};
 
+/// How long closing a socket may wait for its close frame to be written.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Malformed frames in a row after which the socket is closed with 1007.
 const MAX_MALFORMED_IN_A_ROW: u32 = 10;
 
@@ -149,7 +152,13 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
     }
     conn.app.figures.socket_closed(conn.socket_id.as_deref());
     if let Some(closing) = ended {
-        ws.close(closing.frame()).await;
+        let frame = closing.frame();
+        if closing != Closing::Shutdown {
+            tracing::info!(app = %conn.app.id, socket = conn.key, code = u16::from(frame.code), reason = %frame.reason, "closing the socket");
+        }
+        // The close frame queues behind whatever the client has not read;
+        // a client that reads nothing gets no more than this grace period.
+        let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(frame)).await;
     }
 }
 
@@ -177,8 +186,16 @@ impl Connection {
             if !self.outbox.is_empty() {
                 crate::app::Figures::count(&self.app.figures.messages_out, self.outbox.len() as u64);
             }
-            if !self.outbox.is_empty() && ws.send(&mut self.outbox).await.is_err() {
-                return None;
+            if !self.outbox.is_empty() {
+                // A client that stops reading blocks this write; its mailbox
+                // then overflows, and that must still end the socket.
+                tokio::select! {
+                    biased;
+                    written = ws.send(&mut self.outbox) => if written.is_err() {
+                        return None;
+                    },
+                    _ = overflow.notified() => return Some(Closing::SlowConsumer),
+                }
             }
             if let Some(closing) = self.closing {
                 return Some(closing);

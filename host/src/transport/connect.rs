@@ -6,6 +6,18 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::runtime::{CallContext, ConnectInfo};
 
+/// Whether the request's `Origin` passes the app's `check_origin`; a
+/// refusal is logged.
+pub fn origin_allowed(app: &App, headers: &hyper::HeaderMap, peer: SocketAddr) -> bool {
+    let header = |name| headers.get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
+    let origin = header(hyper::header::ORIGIN);
+    let allowed = app.origins.allows(origin, header(hyper::header::HOST));
+    if !allowed {
+        tracing::info!(app = %app.id, %peer, origin = origin.unwrap_or_default(), "refused: origin not allowed by check_origin");
+    }
+    allowed
+}
+
 /// The connect params (a JSON object of the query string, `vsn` removed)
 /// and the `vsn` asked for. Repeated names keep the last value, as Plug does.
 pub fn query_params(query: Option<&str>) -> (String, Option<String>) {

@@ -164,6 +164,9 @@ pub(super) async fn handle(server: &Arc<Server>, app: &Arc<App>, request: Reques
 
 /// A new session: connect through the socket plugin, start its socket task.
 fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    if !super::connect::origin_allowed(app, request.headers(), peer) {
+        return status_only(403);
+    }
     let (params, vsn) = super::connect::query_params(request.uri().query());
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
         return status_only(403);

@@ -2,6 +2,7 @@
 
 mod connect;
 mod longpoll;
+pub mod origin;
 mod websocket;
 
 use std::convert::Infallible;

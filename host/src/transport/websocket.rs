@@ -69,6 +69,9 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
         }
     };
 
+    if !super::connect::origin_allowed(app, headers, peer) {
+        return text(StatusCode::FORBIDDEN, "");
+    }
     let (params, vsn) = super::connect::query_params(request.uri().query());
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
         tracing::info!(%peer, vsn = ?vsn, "refused: unknown serializer version");
