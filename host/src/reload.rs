@@ -2,8 +2,9 @@
 //! channels stay joined.
 //!
 //! A `notify` watcher reports changes to the folders holding plugin files.
-//! Changes to one file are debounced (a file written in chunks, or renamed
-//! over, settles first), then the new bytes are compiled on a blocking
+//! Changes to one file are debounced: a file renamed into place or closed
+//! by its writer is taken after a few milliseconds, one still being written
+//! in place after it has been quiet for [`DEBOUNCE`]. Then the new bytes are compiled on a blocking
 //! thread (or taken from the compile cache), checked against the plugin's
 //! world, and swapped in with one atomic store: calls in flight finish on
 //! the old version, the next call uses the new one, and each live channel
@@ -16,14 +17,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::app::{App, Plugin, VersionInfo};
 use crate::runtime::{LoadError, Runtime, version_id};
 
-/// Quiet time after a file's last change before it is loaded.
+/// Quiet time after a file's last in-place modification before it is
+/// loaded: a writer may still be adding chunks.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Quiet time after a change that completes a file (its writer closed it,
+/// or it was renamed into place): only to let a burst of events settle.
+pub const SETTLE: Duration = Duration::from_millis(5);
 
 /// Watches an app's plugin files; dropping it stops the watching.
 pub struct Reloader {
@@ -44,15 +51,20 @@ fn normalize(path: &Path) -> PathBuf {
 
 /// Start watching every plugin file of `app`.
 pub fn watch(app: Arc<App>, runtime: Arc<Runtime>) -> anyhow::Result<Reloader> {
-    let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+    let (tx, rx) = mpsc::unbounded_channel::<(PathBuf, Duration)>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if matches!(event.kind, EventKind::Access(_)) {
-                return;
-            }
-            for path in event.paths {
-                let _ = tx.send(path);
-            }
+        let Ok(event) = event else { return };
+        let wait = match event.kind {
+            // The writer closed the file, or the file was renamed into
+            // place: it is complete.
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Create(_) => SETTLE,
+            EventKind::Access(_) => return,
+            _ => DEBOUNCE,
+        };
+        for path in event.paths {
+            let _ = tx.send((path, wait));
         }
     })?;
     let mut files = HashSet::new();
@@ -77,16 +89,16 @@ fn plugin_paths(app: &App) -> Vec<PathBuf> {
     paths
 }
 
-async fn debounce(mut changes: mpsc::UnboundedReceiver<PathBuf>, files: HashSet<PathBuf>, app: Arc<App>, runtime: Arc<Runtime>) {
+async fn debounce(mut changes: mpsc::UnboundedReceiver<(PathBuf, Duration)>, files: HashSet<PathBuf>, app: Arc<App>, runtime: Arc<Runtime>) {
     let mut due: HashMap<PathBuf, Instant> = HashMap::new();
     loop {
         let next = due.values().min().copied();
         tokio::select! {
             change = changes.recv() => {
-                let Some(path) = change else { return };
+                let Some((path, wait)) = change else { return };
                 let path = normalize(&path);
                 if files.contains(&path) {
-                    due.insert(path, Instant::now() + DEBOUNCE);
+                    due.insert(path, Instant::now() + wait);
                 }
             }
             () = sleep_until(next), if next.is_some() => {
