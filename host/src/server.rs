@@ -159,7 +159,7 @@ pub async fn serve(loaded: Loaded, bind: Option<String>, dev_workspace: Option<s
         None => None,
     };
     let bind = bind.unwrap_or_else(|| loaded.config.server.bind.clone());
-    let listener = TcpListener::bind(&bind)
+    let listener = listen(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind} (is another server using it? pass --bind)"))?;
     let address = listener.local_addr()?;
@@ -199,6 +199,21 @@ pub async fn serve(loaded: Loaded, bind: Option<String>, dev_workspace: Option<s
         eprintln!("plume: some sockets did not close within {timeout:?}; exiting anyway");
     }
     Ok(())
+}
+
+/// Connections waiting to be accepted. Tokio's default (128) overflows in
+/// a connect storm, and each overflow costs the client a 1 s SYN retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
+async fn listen(bind: &str) -> anyhow::Result<TcpListener> {
+    let address = tokio::net::lookup_host(bind)
+        .await?
+        .next()
+        .with_context(|| format!("{bind} names no address"))?;
+    let socket = if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    Ok(socket.listen(LISTEN_BACKLOG)?)
 }
 
 async fn wait_for_signal() {

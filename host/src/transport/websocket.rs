@@ -23,6 +23,9 @@ use crate::protocol::Serializer;
 use crate::runtime::ConnectInfo;
 use crate::socket::{self, Accepted};
 
+/// Bytes read from a socket at a time.
+const READ_BUFFER: usize = 1024;
+
 /// The prefix phoenix.js puts before the `authToken` in the subprotocol list.
 const AUTH_TOKEN_PREFIX: &str = "base64url.bearer.phx.";
 
@@ -133,7 +136,11 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
         assigns,
         socket_id,
     };
+    // tungstenite zero-fills its whole read buffer before each read: the
+    // 128 KiB default costs a large memset per wake-up and per socket
+    // memory. Client frames are small; the buffer grows for big ones.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(app.limits.max_frame_bytes))
         .max_frame_size(Some(app.limits.max_frame_bytes));
     let shutdown = server.shutdown.clone();
