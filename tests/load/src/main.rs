@@ -1,0 +1,131 @@
+//! plume-load: run a load scenario against a server that is already
+//! running, or `compare` to start the servers and run one against each.
+//!
+//! Each run prints one JSON result line on stdout and a human summary on
+//! stderr.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use plume_load::client::Target;
+use plume_load::compare::{self, CompareArgs};
+use plume_load::process;
+use plume_load::scenario::Scenario;
+use plume_load::scenario::fanout::FanoutArgs;
+use plume_load::scenario::idle::IdleArgs;
+use plume_load::scenario::joins::JoinsArgs;
+use plume_load::scenario::rpc::RpcArgs;
+
+/// Load scenarios for Phoenix Channels servers (plume, or the plume-echo
+/// baseline), over loopback WebSockets with the V2 JSON protocol.
+#[derive(Parser)]
+#[command(name = "plume-load", version)]
+struct Cli {
+    /// Worker threads of the tool's runtime [default: one per core]; the
+    /// server under test shares the same cores.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// C sockets join room:lobby and ping in a closed loop: round trips/s and latency.
+    Rpc(Direct<RpcArgs>),
+    /// N subscribers on one topic, one publisher of new_msg at R msgs/s: deliveries/s and latency.
+    Fanout(Direct<FanoutArgs>),
+    /// N sockets each joined to its own topic, held with heartbeats: server memory per socket.
+    Idle(Direct<IdleArgs>),
+    /// N sockets connect and join at once: joins/s and join latency.
+    Joins(Direct<JoinsArgs>),
+    /// Start plume-echo and plume, run one scenario against each, and print both and plume/echo.
+    Compare(CompareArgs),
+}
+
+/// A scenario against a server that is already running.
+#[derive(clap::Args)]
+struct Direct<A: clap::Args> {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    scenario: A,
+}
+
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// The server's socket endpoint, e.g. ws://127.0.0.1:4000/socket/websocket (loopback only).
+    #[arg(long, required_unless_present = "addr", conflicts_with = "addr")]
+    url: Option<String>,
+    /// The server's address, e.g. 127.0.0.1:4000; the endpoint is /socket/websocket.
+    #[arg(long)]
+    addr: Option<String>,
+    /// The server's process id, for its CPU time beside the result (idle needs it for memory).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Loopback source addresses to spread sockets over: 127.0.0.1 .. 127.0.0.N.
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=254))]
+    sources: usize,
+    /// A label for the JSON line's "server" field, e.g. plume.
+    #[arg(long)]
+    label: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("plume-load: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Err(error) = process::raise_open_files_limit() {
+        eprintln!("plume-load: warning: cannot raise the open-files limit: {error}");
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = runtime.build()?;
+    match cli.command {
+        Command::Rpc(direct) => run_direct(&runtime, direct.target, Scenario::Rpc(direct.scenario)),
+        Command::Fanout(direct) => {
+            run_direct(&runtime, direct.target, Scenario::Fanout(direct.scenario))
+        }
+        Command::Idle(direct) => {
+            run_direct(&runtime, direct.target, Scenario::Idle(direct.scenario))
+        }
+        Command::Joins(direct) => {
+            run_direct(&runtime, direct.target, Scenario::Joins(direct.scenario))
+        }
+        Command::Compare(args) => compare::run(&args, &runtime),
+    }
+}
+
+fn run_direct(
+    runtime: &tokio::runtime::Runtime,
+    args: TargetArgs,
+    scenario: Scenario,
+) -> anyhow::Result<()> {
+    let url = match (args.url, args.addr) {
+        (Some(url), _) => url,
+        (None, Some(addr)) => format!("ws://{addr}/socket/websocket"),
+        (None, None) => {
+            anyhow::bail!("give the server with --url ws://ADDR/socket/websocket or --addr ADDR")
+        }
+    };
+    let target = Arc::new(Target::new(&url, args.sources, args.server_pid)?);
+    let outcome = runtime.block_on(scenario.run(target.clone()))?;
+    println!(
+        "{}",
+        outcome.json_line(args.label.as_deref(), &target.url())
+    );
+    eprintln!("{}", outcome.summary);
+    Ok(())
+}
