@@ -85,28 +85,6 @@ pub fn validate(message: &str) -> Result<&str, Invalid> {
     }
 }
 
-/// Unix seconds as ISO 8601 UTC, `2026-11-21T23:50:08Z`.
-pub fn iso8601(unix_seconds: i64) -> String {
-    let days = unix_seconds.div_euclid(86_400);
-    let secs = unix_seconds.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 fn now_seconds() -> i64 {
     (clock::now_ms() / 1000) as i64
 }
@@ -167,7 +145,7 @@ impl Chat {
         let stored = Message {
             content: content.to_owned(),
             id: id.to_string(),
-            inserted_at: iso8601(now_seconds()),
+            inserted_at: clock::utc_iso8601(now_seconds() as u64),
             user: user.clone(),
         };
         if let Err(err) = kv::set_json(&message_key(room, id), &stored, None) {
@@ -314,13 +292,6 @@ mod tests {
         assert_eq!(validate(""), Err(Invalid::Blank));
         assert_eq!(validate(&"é".repeat(2000)), Ok("é".repeat(2000).as_str()));
         assert_eq!(validate(&"a".repeat(2001)), Err(Invalid::TooLong));
-    }
-
-    #[test]
-    fn timestamps_are_iso8601_utc() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_795_305_008), "2026-11-21T23:50:08Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
     }
 
     #[test]
