@@ -122,17 +122,23 @@ impl Target {
     /// The connect URL for user `user_id`: a UserSocket token signed with
     /// the development secret, and the V2 serializer.
     pub fn socket_url(&self, user_id: u64) -> Result<String, ClientError> {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let token = self
-            .tokens
-            .sign(SOCKET_SALT, &serde_json::json!(user_id), now_ms, 86_400)?;
+        let token = self.user_token(user_id)?;
         let separator = if self.path.contains('?') { '&' } else { '?' };
         Ok(format!(
             "ws://{}{}{separator}token={token}&vsn=2.0.0",
             self.addr, self.path
         ))
+    }
+
+    /// A UserSocket token for `user_id`, signed with the development
+    /// secret (also what ChatChannel's join payload carries).
+    pub fn user_token(&self, user_id: u64) -> Result<String, ClientError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Ok(self
+            .tokens
+            .sign(SOCKET_SALT, &serde_json::json!(user_id), now_ms, 86_400)?)
     }
 
     /// Opens socket number `index` (which picks its source address) at

@@ -15,6 +15,7 @@ use plume_load::scenario::Scenario;
 use plume_load::scenario::fanout::FanoutArgs;
 use plume_load::scenario::idle::IdleArgs;
 use plume_load::scenario::joins::JoinsArgs;
+use plume_load::scenario::presence::PresenceArgs;
 use plume_load::scenario::rpc::RpcArgs;
 
 /// Load scenarios for Phoenix Channels servers (plume, or the plume-echo
@@ -40,6 +41,8 @@ enum Command {
     Idle(Direct<IdleArgs>),
     /// N sockets connect and join at once: joins/s and join latency.
     Joins(Direct<JoinsArgs>),
+    /// N members join one chat topic with presence: time until every member's presence list agrees.
+    Presence(Direct<PresenceArgs>),
     /// Start plume-echo and plume, run one scenario against each, and print both and plume/echo.
     Compare(CompareArgs),
 }
@@ -103,6 +106,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Joins(direct) => {
             run_direct(&runtime, direct.target, Scenario::Joins(direct.scenario))
+        }
+        Command::Presence(direct) => {
+            run_direct(&runtime, direct.target, Scenario::Presence(direct.scenario))
         }
         Command::Compare(args) => compare::run(&args, &runtime),
     }

@@ -6,6 +6,7 @@
 pub mod fanout;
 pub mod idle;
 pub mod joins;
+pub mod presence;
 pub mod rpc;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub enum Scenario {
     Idle(idle::IdleArgs),
     /// N sockets connect and join at once: joins/s and join latency.
     Joins(joins::JoinsArgs),
+    /// N members join one chat topic with presence: time until every member's presence list agrees.
+    Presence(presence::PresenceArgs),
 }
 
 impl Scenario {
@@ -45,6 +48,7 @@ impl Scenario {
             Scenario::Fanout(_) => "fanout",
             Scenario::Idle(_) => "idle",
             Scenario::Joins(_) => "joins",
+            Scenario::Presence(_) => "presence",
         }
     }
 
@@ -55,6 +59,7 @@ impl Scenario {
             Scenario::Fanout(args) => args.subscribers + 1,
             Scenario::Idle(args) => args.sockets,
             Scenario::Joins(args) => args.sockets,
+            Scenario::Presence(args) => args.members,
         }
     }
 
@@ -78,6 +83,7 @@ impl Scenario {
             Scenario::Fanout(args) => fanout::run(args, target).await,
             Scenario::Idle(args) => idle::run(args, target).await,
             Scenario::Joins(args) => joins::run(args, target).await,
+            Scenario::Presence(args) => presence::run(args, target).await,
         }
     }
 }
