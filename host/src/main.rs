@@ -102,12 +102,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -163,7 +157,7 @@ fn run() -> anyhow::Result<()> {
                 let data: serde_json::Value =
                     serde_json::from_str(&data).context("the data must be JSON, e.g. 42 or '{\"id\":1}'")?;
                 let tokens = plume::token::Tokens::new(secret(s).as_bytes());
-                println!("{}", tokens.sign(&salt, &data, unix_ms(), max_age)?);
+                println!("{}", tokens.sign(&salt, &data, plume::clock::unix_ms(), max_age)?);
                 Ok(())
             }
             TokenCommand::Verify {
@@ -173,7 +167,7 @@ fn run() -> anyhow::Result<()> {
                 token,
             } => {
                 let tokens = plume::token::Tokens::new(secret(s).as_bytes());
-                let data = tokens.verify(&salt, &token, max_age, unix_ms())?;
+                let data = tokens.verify(&salt, &token, max_age, plume::clock::unix_ms())?;
                 println!("{data}");
                 Ok(())
             }

@@ -183,65 +183,35 @@ impl KvEngine for MemoryEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::conformance;
 
     #[test]
     fn compare_and_swap_accepts_only_the_current_version() {
-        let kv = MemoryEngine::default();
-        assert_eq!(kv.compare_and_swap("a", "k", Some(1), "x".into(), None), Ok(None));
-        let v1 = kv.compare_and_swap("a", "k", None, "x".into(), None).unwrap().unwrap();
-        assert_eq!(kv.compare_and_swap("a", "k", None, "y".into(), None), Ok(None));
-        let v2 = kv.compare_and_swap("a", "k", Some(v1), "y".into(), None).unwrap().unwrap();
-        assert!(v2 > v1);
-        assert_eq!(kv.compare_and_swap("a", "k", Some(v1), "z".into(), None), Ok(None));
-        assert_eq!(kv.get("a", "k").unwrap().unwrap().value, "y");
+        conformance::compare_and_swap_accepts_only_the_current_version(&MemoryEngine::default());
     }
 
     #[test]
     fn a_recreated_key_never_reuses_a_version() {
-        let kv = MemoryEngine::default();
-        let v1 = kv.set("a", "k", "x".into(), None).unwrap();
-        assert!(kv.delete("a", "k").unwrap());
-        let v2 = kv.set("a", "k", "x".into(), None).unwrap();
-        assert_ne!(v1, v2);
+        conformance::a_recreated_key_never_reuses_a_version(&MemoryEngine::default());
     }
 
     #[test]
     fn namespaces_are_separate() {
-        let kv = MemoryEngine::default();
-        kv.set("a", "k", "1".into(), None).unwrap();
-        assert_eq!(kv.get("b", "k"), Ok(None));
+        conformance::namespaces_are_separate(&MemoryEngine::default());
     }
 
     #[test]
     fn ttl_hides_and_sweep_removes() {
-        let kv = MemoryEngine::default();
-        kv.set("a", "k", "1".into(), Some(Duration::from_millis(1))).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(kv.get("a", "k"), Ok(None));
-        assert_eq!(kv.sweep(), 1);
+        conformance::ttl_hides_and_sweep_removes(&MemoryEngine::default());
     }
 
     #[test]
     fn increment_counts_from_zero_and_rejects_text() {
-        let kv = MemoryEngine::default();
-        assert_eq!(kv.increment("a", "n", 5, None), Ok(5));
-        assert_eq!(kv.increment("a", "n", -2, None), Ok(3));
-        kv.set("a", "t", "abc".into(), None).unwrap();
-        assert_eq!(kv.increment("a", "t", 1, None), Err(KvError::NotANumber));
+        conformance::increment_counts_from_zero_and_rejects_text(&MemoryEngine::default());
     }
 
     #[test]
-    fn list_by_prefix_is_ordered_and_limited() {
-        let kv = MemoryEngine::default();
-        for key in ["m:3", "m:1", "n:1", "m:2"] {
-            kv.set("a", key, key.into(), None).unwrap();
-        }
-        let keys: Vec<_> = kv
-            .list_by_prefix("a", "m:", 2)
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(keys, ["m:1", "m:2"]);
+    fn list_by_prefix_is_ordered_limited_and_stays_in_its_namespace() {
+        conformance::list_by_prefix_is_ordered_limited_and_stays_in_its_namespace(&MemoryEngine::default());
     }
 }

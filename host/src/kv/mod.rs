@@ -11,6 +11,8 @@
 //! keeps the store in a file so it outlives a restart (`[kv]` in plume.toml
 //! chooses, see [`open`]).
 
+#[cfg(test)]
+mod conformance;
 mod memory;
 mod redb;
 

@@ -13,7 +13,7 @@
 //! a sweep with nothing to do reads one row and writes nothing.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
@@ -78,12 +78,6 @@ impl Stored {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl RedbEngine {
     /// Open the store at `path`, creating the file if it does not exist.
     /// Fails when the file is not a redb file or another process has it open.
@@ -134,7 +128,7 @@ impl<'t> Writer<'t> {
             entries: txn.open_table(ENTRIES)?,
             expiries: txn.open_table(EXPIRIES)?,
             meta: txn.open_table(META)?,
-            now: now_ms(),
+            now: crate::clock::unix_ms(),
         })
     }
 
@@ -200,7 +194,7 @@ impl<'t> Writer<'t> {
 
 impl KvEngine for RedbEngine {
     fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>, KvError> {
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let txn = self.db.begin_read()?;
         let entries = txn.open_table(ENTRIES)?;
         let found = entries.get((ns, key))?.and_then(|guard| {
@@ -262,7 +256,7 @@ impl KvEngine for RedbEngine {
     }
 
     fn list_by_prefix(&self, ns: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Entry)>, KvError> {
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let txn = self.db.begin_read()?;
         let entries = txn.open_table(ENTRIES)?;
         let mut found = Vec::new();
@@ -302,7 +296,7 @@ impl KvEngine for RedbEngine {
 impl RedbEngine {
     /// Remove keys whose expiry has passed, at most [`SWEEP_BATCH`] a call.
     fn sweep_expired(&self) -> Result<usize, KvError> {
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let due = {
             let txn = self.db.begin_read()?;
             let expiries = txn.open_table(EXPIRIES)?;
@@ -341,6 +335,7 @@ impl RedbEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::conformance;
     use std::path::PathBuf;
 
     /// A fresh database file, removed when dropped.
@@ -366,26 +361,14 @@ mod tests {
 
     #[test]
     fn compare_and_swap_accepts_only_the_current_version() {
-        let file = TempFile::new("cas");
-        let kv = file.open();
-        assert_eq!(kv.compare_and_swap("a", "k", Some(1), "x".into(), None), Ok(None));
-        let v1 = kv.compare_and_swap("a", "k", None, "x".into(), None).unwrap().unwrap();
-        assert_eq!(kv.compare_and_swap("a", "k", None, "y".into(), None), Ok(None));
-        let v2 = kv.compare_and_swap("a", "k", Some(v1), "y".into(), None).unwrap().unwrap();
-        assert!(v2 > v1);
-        assert_eq!(kv.compare_and_swap("a", "k", Some(v1), "z".into(), None), Ok(None));
-        assert_eq!(kv.get("a", "k").unwrap().unwrap().value, "y");
+        let file = TempFile::new("compare_and_");
+        conformance::compare_and_swap_accepts_only_the_current_version(&file.open());
     }
 
     #[test]
     fn a_recreated_key_never_reuses_a_version() {
-        let file = TempFile::new("recreate");
-        let kv = file.open();
-        let v1 = kv.set("a", "k", "x".into(), None).unwrap();
-        assert!(kv.delete("a", "k").unwrap());
-        assert!(!kv.delete("a", "k").unwrap());
-        let v2 = kv.set("a", "k", "x".into(), None).unwrap();
-        assert_ne!(v1, v2);
+        let file = TempFile::new("a_recreated_");
+        conformance::a_recreated_key_never_reuses_a_version(&file.open());
     }
 
     #[test]
@@ -412,60 +395,26 @@ mod tests {
 
     #[test]
     fn namespaces_are_separate() {
-        let file = TempFile::new("ns");
-        let kv = file.open();
-        kv.set("a", "k", "1".into(), None).unwrap();
-        assert_eq!(kv.get("b", "k"), Ok(None));
-        assert_eq!(kv.list_by_prefix("b", "", 10), Ok(vec![]));
+        let file = TempFile::new("namespaces_a");
+        conformance::namespaces_are_separate(&file.open());
     }
 
     #[test]
     fn ttl_hides_and_sweep_removes() {
-        let file = TempFile::new("ttl");
-        let kv = file.open();
-        kv.set("a", "k", "1".into(), Some(Duration::from_millis(1))).unwrap();
-        kv.set("a", "kept", "1".into(), Some(Duration::from_secs(3600))).unwrap();
-        kv.set("a", "rewritten", "1".into(), Some(Duration::from_millis(1))).unwrap();
-        kv.set("a", "rewritten", "2".into(), None).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(kv.get("a", "k"), Ok(None));
-        assert_eq!(kv.compare_and_swap("a", "k", None, "again".into(), Some(Duration::from_millis(1))).map(|v| v.is_some()), Ok(true));
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(kv.sweep(), 1);
-        assert_eq!(kv.sweep(), 0);
-        assert!(kv.get("a", "kept").unwrap().is_some());
-        assert_eq!(kv.get("a", "rewritten").unwrap().map(|e| e.value), Some("2".into()));
+        let file = TempFile::new("ttl_hides_an");
+        conformance::ttl_hides_and_sweep_removes(&file.open());
     }
 
     #[test]
     fn increment_counts_from_zero_and_rejects_text() {
-        let file = TempFile::new("incr");
-        let kv = file.open();
-        assert_eq!(kv.increment("a", "n", 5, None), Ok(5));
-        assert_eq!(kv.increment("a", "n", -2, None), Ok(3));
-        kv.set("a", "t", "abc".into(), None).unwrap();
-        assert_eq!(kv.increment("a", "t", 1, None), Err(KvError::NotANumber));
-        kv.set("a", "max", i64::MAX.to_string(), None).unwrap();
-        assert!(matches!(kv.increment("a", "max", 1, None), Err(KvError::Quota(_))));
+        let file = TempFile::new("increment_co");
+        conformance::increment_counts_from_zero_and_rejects_text(&file.open());
     }
 
     #[test]
     fn list_by_prefix_is_ordered_limited_and_stays_in_its_namespace() {
-        let file = TempFile::new("list");
-        let kv = file.open();
-        for key in ["m:3", "m:1", "n:1", "m:2"] {
-            kv.set("a", key, key.into(), None).unwrap();
-        }
-        kv.set("b", "m:0", "other app".into(), None).unwrap();
-        let keys = |limit| {
-            kv.list_by_prefix("a", "m:", limit)
-                .unwrap()
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(keys(2), ["m:1", "m:2"]);
-        assert_eq!(keys(10), ["m:1", "m:2", "m:3"]);
+        let file = TempFile::new("list_by_pref");
+        conformance::list_by_prefix_is_ordered_limited_and_stays_in_its_namespace(&file.open());
     }
 
     #[test]

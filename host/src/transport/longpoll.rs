@@ -132,12 +132,6 @@ fn poll_body(status: u16, token: &str, messages: &[String]) -> Response<Body> {
     ))
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Sessions {
     /// The session a request's last `token` param names, if it is one.
     fn find(&self, app: &App, request: &Request<Incoming>) -> Option<(Arc<Session>, String)> {
@@ -145,7 +139,7 @@ impl Sessions {
             .filter(|(name, _)| name == "token")
             .last()
             .map(|(_, value)| value.into_owned())?;
-        let id = app.tokens.verify(SALT, &token, Some(86_400), unix_ms()).ok()?.as_u64()?;
+        let id = app.tokens.verify(SALT, &token, Some(86_400), crate::clock::unix_ms()).ok()?.as_u64()?;
         let session = self.sessions.lock().get(&id).cloned()?;
         (!session.closed.load(Ordering::Relaxed)).then_some((session, token))
     }
@@ -184,7 +178,7 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
         return status_only(403);
     };
     let key = socket::next_socket_key();
-    let Ok(token) = app.tokens.sign(SALT, &json!(key), unix_ms(), 86_400) else {
+    let Ok(token) = app.tokens.sign(SALT, &json!(key), crate::clock::unix_ms(), 86_400) else {
         return status_only(500);
     };
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);

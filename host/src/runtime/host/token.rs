@@ -1,7 +1,7 @@
 //! `token`: Phoenix.Token with the app's secret.
 
 use super::HostState;
-use super::clock::unix_ms;
+use crate::clock::unix_ms;
 use crate::runtime::bindings::imports::token::{Host, TokenError};
 use crate::token::TokenError as Error;
 
