@@ -154,3 +154,31 @@ fn garbage_lines_in_a_batch_harm_nothing_else() {
     assert!(malformed[4]["response"]["reason"].as_str().expect("reason").starts_with("malformed message"));
     assert_eq!(frames[1], r#"["2","2","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#);
 }
+
+#[test]
+fn a_base64_line_is_a_binary_message_as_phoenix_js_sends_it() {
+    use base64::Engine as _;
+    let server = Server::start_probe();
+    let session = open(&server.addr);
+    post(&server.addr, &session, "application/json", r#"["1","1","probe:lp","phx_join",{}]"#);
+    collect(&server.addr, &session, 1);
+    // phoenix.js's long-poll base64-encodes a binary frame (kind 0: join
+    // ref, ref, topic and event sizes, the fields, then the bytes).
+    let line = |reference: &str, event: &str, bytes: &[u8]| {
+        let mut frame = vec![0, 1, reference.len() as u8, 8, event.len() as u8];
+        frame.extend_from_slice(format!("1{reference}probe:lp{event}").as_bytes());
+        frame.extend_from_slice(bytes);
+        base64::engine::general_purpose::STANDARD.encode(frame)
+    };
+    let batch = format!("{}\n{}\n", line("2", "binary_push", &[1, 2]), line("3", "binary_info", &[0; 40]));
+    assert_eq!(post(&server.addr, &session, "application/x-ndjson", &batch), json!({"status": 200}));
+    // The binary push cannot be polled (phoenix.js reads polled messages
+    // as JSON) and is dropped; both replies, in JSON, arrive in order.
+    assert_eq!(
+        collect(&server.addr, &session, 2),
+        [
+            r#"["1","2","probe:lp","phx_reply",{"response":{"result":null},"status":"ok"}]"#,
+            r#"["1","3","probe:lp","phx_reply",{"response":{"binary":true,"bytes":40},"status":"ok"}]"#,
+        ]
+    );
+}

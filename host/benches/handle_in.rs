@@ -14,9 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use plume::runtime::{CallContext, ChannelScope, SocketView};
+use plume::runtime::{CallContext, ChannelScope, SocketView, WitPayload};
 use plume_sdk::__bindings::channel_plugin::exports::plume::plugin::channel_handler::{Action, Guest};
-use plume_sdk::__bindings::host::types::Socket as GuestSocket;
+use plume_sdk::__bindings::host::types::{Payload as GuestPayload, Socket as GuestSocket};
 use plume_sdk::__private::ChannelExport;
 
 const ASSIGNS: &str = r#"{"user":{"id":42,"name":"user-42","role":"user"}}"#;
@@ -51,7 +51,8 @@ fn wasm(c: &mut Criterion) {
                     timers: Default::default(),
                 };
                 let ctx = CallContext::new(app.clone(), plugin.name.clone(), config.clone(), Some(scope));
-                let (_ctx, handled) = version.handle_in(ctx, black_box(event), black_box(payload), &view);
+                let payload = WitPayload::Json(black_box(payload).to_owned());
+                let (_ctx, handled) = version.handle_in(ctx, black_box(event), &payload, &view);
                 black_box(handled.expect("the call succeeds"))
             })
         });
@@ -70,11 +71,13 @@ fn native(c: &mut Criterion) {
                 };
                 let handled = <ChannelExport<room::Room> as Guest>::handle_in(
                     black_box(event).to_owned(),
-                    black_box(payload).to_owned(),
+                    GuestPayload::Json(black_box(payload).to_owned()),
                     socket,
                 );
                 if let Action::Reply(reply) = &handled.action {
-                    serde_json::from_str::<serde::de::IgnoredAny>(&reply.payload).expect("JSON reply");
+                    if let GuestPayload::Json(json) = &reply.payload {
+                        serde_json::from_str::<serde::de::IgnoredAny>(json).expect("JSON reply");
+                    }
                 }
                 black_box(handled)
             })

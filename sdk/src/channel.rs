@@ -9,8 +9,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::__bindings::host::channel as wit;
+use crate::__bindings::host::types::Payload as WitPayload;
+use crate::imports::channel as wit;
 use crate::payload::encode;
+
+fn json<T: Serialize + ?Sized>(payload: &T) -> Result<WitPayload, ChannelError> {
+    Ok(WitPayload::Json(encode(payload)?))
+}
 
 /// Push `event` with `payload` to this channel's client only.
 ///
@@ -21,7 +26,7 @@ use crate::payload::encode;
 /// # Ok::<(), channel::ChannelError>(())
 /// ```
 pub fn push<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), ChannelError> {
-    Ok(wit::push(event, &encode(payload)?)?)
+    Ok(wit::push(event, &json(payload)?)?)
 }
 
 /// Broadcast `event` with `payload` on this channel's topic, to every
@@ -34,7 +39,7 @@ pub fn push<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), Chann
 /// # Ok::<(), channel::ChannelError>(())
 /// ```
 pub fn broadcast<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), ChannelError> {
-    Ok(wit::broadcast(event, &encode(payload)?)?)
+    Ok(wit::broadcast(event, &json(payload)?)?)
 }
 
 /// Broadcast on this channel's topic to every subscriber but this channel.
@@ -46,7 +51,7 @@ pub fn broadcast<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), 
 /// # Ok::<(), channel::ChannelError>(())
 /// ```
 pub fn broadcast_from<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), ChannelError> {
-    Ok(wit::broadcast_from(event, &encode(payload)?)?)
+    Ok(wit::broadcast_from(event, &json(payload)?)?)
 }
 
 /// Broadcast on any `topic` of the app, joined by this channel or not.
@@ -62,7 +67,50 @@ pub fn broadcast_to<T: Serialize + ?Sized>(
     event: &str,
     payload: &T,
 ) -> Result<(), ChannelError> {
-    Ok(wit::broadcast_to(topic, event, &encode(payload)?)?)
+    Ok(wit::broadcast_to(topic, event, &json(payload)?)?)
+}
+
+/// Push `event` with a binary payload to this channel's client: a V2
+/// binary frame. Clients of the V1 serializer or long-poll cannot receive
+/// it (the host drops it for them and logs it).
+///
+/// ```no_run
+/// plume_sdk::channel::push_binary("frame", &[0xca, 0xfe])?;
+/// # Ok::<(), plume_sdk::channel::ChannelError>(())
+/// ```
+pub fn push_binary(event: &str, bytes: &[u8]) -> Result<(), ChannelError> {
+    Ok(wit::push(event, &WitPayload::Binary(bytes.to_vec()))?)
+}
+
+/// Broadcast `event` with a binary payload on this channel's topic, to
+/// every subscriber (a V2 binary frame, encoded once).
+///
+/// ```no_run
+/// plume_sdk::channel::broadcast_binary("frame", &[0xca, 0xfe])?;
+/// # Ok::<(), plume_sdk::channel::ChannelError>(())
+/// ```
+pub fn broadcast_binary(event: &str, bytes: &[u8]) -> Result<(), ChannelError> {
+    Ok(wit::broadcast(event, &WitPayload::Binary(bytes.to_vec()))?)
+}
+
+/// [`broadcast_binary`] to every subscriber but this channel.
+///
+/// ```no_run
+/// plume_sdk::channel::broadcast_from_binary("frame", &[0xca, 0xfe])?;
+/// # Ok::<(), plume_sdk::channel::ChannelError>(())
+/// ```
+pub fn broadcast_from_binary(event: &str, bytes: &[u8]) -> Result<(), ChannelError> {
+    Ok(wit::broadcast_from(event, &WitPayload::Binary(bytes.to_vec()))?)
+}
+
+/// [`broadcast_binary`] on any `topic` of the app.
+///
+/// ```no_run
+/// plume_sdk::channel::broadcast_to_binary("feed:1", "frame", &[0xca, 0xfe])?;
+/// # Ok::<(), plume_sdk::channel::ChannelError>(())
+/// ```
+pub fn broadcast_to_binary(topic: &str, event: &str, bytes: &[u8]) -> Result<(), ChannelError> {
+    Ok(wit::broadcast_to(topic, event, &WitPayload::Binary(bytes.to_vec()))?)
 }
 
 /// Receive the broadcasts on `topic` in
@@ -118,8 +166,12 @@ pub struct Broadcast {
     pub topic: String,
     /// Its event.
     pub event: String,
-    /// Its payload.
+    /// Its payload; `null` for a binary broadcast.
+    #[serde(default)]
     pub payload: Value,
+    /// A binary broadcast's bytes, base64-encoded (standard alphabet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
 }
 
 /// Why a channel effect failed.

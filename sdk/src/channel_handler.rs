@@ -218,12 +218,12 @@ pub struct ChannelExport<T>(PhantomData<T>);
 impl<T: Channel> wit::Guest for ChannelExport<T> {
     fn join(
         topic: String,
-        payload: String,
+        payload: wit_types::Payload,
         socket: wit_types::Socket,
     ) -> Result<wit::Joined, String> {
         crate::panic::install_hook();
         let mut socket = Socket::from(socket);
-        match T::join(&topic, Payload::from_raw(payload), &mut socket) {
+        match T::join(&topic, Payload::from(payload), &mut socket) {
             Join::Ok(reply) => Ok(wit::Joined {
                 reply: reply.into_raw(),
                 assigns: socket.into_changed_assigns(),
@@ -232,10 +232,10 @@ impl<T: Channel> wit::Guest for ChannelExport<T> {
         }
     }
 
-    fn handle_in(event: String, payload: String, socket: wit_types::Socket) -> wit::Handled {
+    fn handle_in(event: String, payload: wit_types::Payload, socket: wit_types::Socket) -> wit::Handled {
         crate::panic::install_hook();
         let mut socket = Socket::from(socket);
-        let action = match T::handle_in(&event, Payload::from_raw(payload), &mut socket) {
+        let action = match T::handle_in(&event, Payload::from(payload), &mut socket) {
             HandleIn::Reply(reply) => wit::Action::Reply(reply.into()),
             HandleIn::NoReply => wit::Action::Noreply,
             HandleIn::Stop(stop) => {
@@ -252,12 +252,12 @@ impl<T: Channel> wit::Guest for ChannelExport<T> {
         }
     }
 
-    fn handle_out(event: String, payload: String, socket: wit_types::Socket) -> wit::OutHandled {
+    fn handle_out(event: String, payload: wit_types::Payload, socket: wit_types::Socket) -> wit::OutHandled {
         crate::panic::install_hook();
         let mut socket = Socket::from(socket);
-        let action = match T::handle_out(&event, Payload::from_raw(payload), &mut socket) {
+        let action = match T::handle_out(&event, Payload::from(payload), &mut socket) {
             HandleOut::Push => wit::OutAction::Push(None),
-            HandleOut::PushChanged(payload) => wit::OutAction::Push(Some(payload.into_raw())),
+            HandleOut::PushChanged(payload) => wit::OutAction::Push(Some(payload.into())),
             HandleOut::Drop => wit::OutAction::Drop,
         };
         wit::OutHandled {
@@ -307,7 +307,10 @@ impl From<Reply> for wit_types::Reply {
             ReplyStatus::Ok => wit_types::ReplyStatus::Ok,
             ReplyStatus::Error => wit_types::ReplyStatus::Error,
         };
-        Self { status, payload }
+        Self {
+            status,
+            payload: payload.into(),
+        }
     }
 }
 
@@ -348,6 +351,19 @@ mod tests {
 
     type Export = ChannelExport<Counter>;
 
+    fn json_payload(raw: &str) -> wit_types::Payload {
+        wit_types::Payload::Json(raw.to_owned())
+    }
+
+    #[test]
+    fn a_binary_ping_is_echoed_as_bytes() {
+        let handled = Export::handle_in("ping".into(), wit_types::Payload::Binary(vec![1, 2]), socket("{}"));
+        let wit::Action::Reply(reply) = handled.action else {
+            panic!("expected a reply, got {:?}", handled.action);
+        };
+        assert_eq!(Payload::from(reply.payload), Payload::binary(vec![1, 2]));
+    }
+
     fn socket(assigns: &str) -> wit_types::Socket {
         wit_types::Socket {
             topic: "counter:1".to_owned(),
@@ -359,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_join_that_assigns_hands_the_assigns_back() {
-        let joined = Export::join("counter:1".into(), "{}".into(), socket(r#"{"user":1}"#));
+        let joined = Export::join("counter:1".into(), json_payload("{}"), socket(r#"{"user":1}"#));
         let Ok(joined) = joined else {
             panic!("the join was refused");
         };
@@ -369,31 +385,31 @@ mod tests {
 
     #[test]
     fn a_refused_join_is_an_error_with_its_response() {
-        let refused = Export::join("counter:closed".into(), "{}".into(), socket("{}"));
+        let refused = Export::join("counter:closed".into(), json_payload("{}"), socket("{}"));
         assert_eq!(refused.err().as_deref(), Some(r#"{"reason":"closed"}"#));
     }
 
     #[test]
     fn a_ping_echoes_and_leaves_the_assigns_alone() {
-        let handled = Export::handle_in("ping".into(), r#" {"b": 1} "#.into(), socket("{}"));
+        let handled = Export::handle_in("ping".into(), json_payload(r#" {"b": 1} "#), socket("{}"));
         assert!(handled.assigns.is_none());
         let wit::Action::Reply(reply) = handled.action else {
             panic!("expected a reply, got {:?}", handled.action);
         };
         assert!(matches!(reply.status, wit_types::ReplyStatus::Ok));
-        assert_eq!(reply.payload, r#" {"b": 1} "#);
+        assert_eq!(Payload::from(reply.payload).raw(), r#" {"b": 1} "#);
     }
 
     #[test]
     fn a_noreply_that_assigns_hands_the_assigns_back() {
-        let handled = Export::handle_in("bump".into(), "{}".into(), socket(r#"{"count":1}"#));
+        let handled = Export::handle_in("bump".into(), json_payload("{}"), socket(r#"{"count":1}"#));
         assert!(matches!(handled.action, wit::Action::Noreply));
         assert_eq!(handled.assigns.as_deref(), Some(r#"{"count":2}"#));
     }
 
     #[test]
     fn a_stop_carries_its_reason_and_reply() {
-        let handled = Export::handle_in("other".into(), "{}".into(), socket("{}"));
+        let handled = Export::handle_in("other".into(), json_payload("{}"), socket("{}"));
         let wit::Action::Stop(stop) = handled.action else {
             panic!("expected a stop, got {:?}", handled.action);
         };
@@ -406,7 +422,7 @@ mod tests {
 
     #[test]
     fn handle_out_pushes_unchanged_by_default() {
-        let handled = Export::handle_out("new_msg".into(), "{}".into(), socket("{}"));
+        let handled = Export::handle_out("new_msg".into(), json_payload("{}"), socket("{}"));
         assert!(matches!(handled.action, wit::OutAction::Push(None)));
         assert!(handled.assigns.is_none());
     }

@@ -144,9 +144,9 @@ impl Reply {
         &self.response
     }
 
-    /// The status and the response text, for the host's `reply` record.
-    pub(crate) fn into_parts(self) -> (ReplyStatus, String) {
-        (self.status, self.response.into_raw())
+    /// The status and the response, for the host's `reply` record.
+    pub(crate) fn into_parts(self) -> (ReplyStatus, Payload) {
+        (self.status, self.response)
     }
 }
 
@@ -347,6 +347,7 @@ mod tests {
     fn a_raw_reply_keeps_the_payload_byte_for_byte() {
         let raw = r#"{ "z": 1, "a": [1, 2] }"#;
         let (status, response) = Reply::ok_raw(Payload::from_raw(raw)).into_parts();
+        let response = response.into_raw();
         assert_eq!(status, ReplyStatus::Ok);
         assert_eq!(response, raw);
     }

@@ -1,5 +1,6 @@
-//! JSON as it crosses the boundary: [`Payload`] for what the host sends,
-//! [`encode`] for what a plugin sends back.
+//! Payloads as they cross the boundary: [`Payload`] for what the host sends
+//! (JSON text, or bytes from a binary frame), [`encode`] for what a plugin
+//! sends back.
 
 use std::fmt;
 
@@ -12,6 +13,10 @@ use serde_json::Value;
 /// It holds the JSON text as received and parses nothing until asked, so a
 /// handler that only forwards a payload ([`Reply::ok_raw`](crate::Reply::ok_raw))
 /// never pays for parsing it.
+///
+/// A client that pushes an `ArrayBuffer` (phoenix.js over the V2 serializer)
+/// sends a binary frame: its payload is bytes ([`Payload::as_binary`]), and
+/// a reply or push made of a binary payload goes back as a binary frame.
 ///
 /// ```
 /// use plume_sdk::Payload;
@@ -27,9 +32,22 @@ use serde_json::Value;
 /// assert_eq!(msg.body, "hi");
 /// # Ok::<(), plume_sdk::PayloadError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Payload {
-    raw: String,
+    inner: Inner,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Inner {
+    Json(String),
+    Binary(Vec<u8>),
+}
+
+/// JSON `null`.
+impl Default for Payload {
+    fn default() -> Self {
+        Self::from_raw("null")
+    }
 }
 
 impl Payload {
@@ -41,27 +59,65 @@ impl Payload {
     /// assert_eq!(payload.raw(), "\"x\"");
     /// ```
     pub fn from_raw(raw: impl Into<String>) -> Self {
-        Self { raw: raw.into() }
+        Self {
+            inner: Inner::Json(raw.into()),
+        }
     }
 
-    /// The JSON text, exactly as the client or the host sent it.
+    /// A binary payload: sent to a client as a V2 binary frame.
+    ///
+    /// ```
+    /// let payload = plume_sdk::Payload::binary(vec![1, 2, 3]);
+    /// assert_eq!(payload.as_binary(), Some(&[1u8, 2, 3][..]));
+    /// ```
+    pub fn binary(bytes: impl Into<Vec<u8>>) -> Self {
+        Self {
+            inner: Inner::Binary(bytes.into()),
+        }
+    }
+
+    /// The bytes of a binary payload; `None` for JSON.
+    ///
+    /// ```
+    /// assert_eq!(plume_sdk::Payload::from_raw("{}").as_binary(), None);
+    /// ```
+    pub fn as_binary(&self) -> Option<&[u8]> {
+        match &self.inner {
+            Inner::Binary(bytes) => Some(bytes),
+            Inner::Json(_) => None,
+        }
+    }
+
+    /// Whether the payload is bytes rather than JSON.
+    pub fn is_binary(&self) -> bool {
+        matches!(self.inner, Inner::Binary(_))
+    }
+
+    /// The JSON text, exactly as the client or the host sent it; empty for
+    /// a binary payload.
     ///
     /// ```
     /// let payload = plume_sdk::Payload::from_raw(r#"{"b":1,"a":2}"#);
     /// assert_eq!(payload.raw(), r#"{"b":1,"a":2}"#);
     /// ```
     pub fn raw(&self) -> &str {
-        &self.raw
+        match &self.inner {
+            Inner::Json(raw) => raw,
+            Inner::Binary(_) => "",
+        }
     }
 
-    /// The JSON text, owned.
+    /// The JSON text, owned; empty for a binary payload.
     ///
     /// ```
     /// let text: String = plume_sdk::Payload::from_raw("[1]").into_raw();
     /// assert_eq!(text, "[1]");
     /// ```
     pub fn into_raw(self) -> String {
-        self.raw
+        match self.inner {
+            Inner::Json(raw) => raw,
+            Inner::Binary(_) => String::new(),
+        }
     }
 
     /// Deserializes the payload into `T`, which may borrow from it.
@@ -83,7 +139,12 @@ impl Payload {
     /// assert!(payload.parse::<Move>().is_err());
     /// ```
     pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, PayloadError> {
-        serde_json::from_str(&self.raw).map_err(PayloadError)
+        match &self.inner {
+            Inner::Json(raw) => serde_json::from_str(raw).map_err(PayloadError),
+            Inner::Binary(_) => Err(PayloadError(serde::de::Error::custom(
+                "the payload is binary, not JSON",
+            ))),
+        }
     }
 
     /// Parses the payload into a [`Value`], for payloads of no fixed shape.
@@ -114,13 +175,39 @@ impl From<Value> for Payload {
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Payload").field(&self.raw).finish()
+        match &self.inner {
+            Inner::Json(raw) => f.debug_tuple("Payload").field(raw).finish(),
+            Inner::Binary(bytes) => f.debug_tuple("Payload::binary").field(bytes).finish(),
+        }
     }
 }
 
+impl From<crate::__bindings::host::types::Payload> for Payload {
+    fn from(payload: crate::__bindings::host::types::Payload) -> Self {
+        use crate::__bindings::host::types::Payload as Wit;
+        match payload {
+            Wit::Json(raw) => Self::from_raw(raw),
+            Wit::Binary(bytes) => Self::binary(bytes),
+        }
+    }
+}
+
+impl From<Payload> for crate::__bindings::host::types::Payload {
+    fn from(payload: Payload) -> Self {
+        match payload.inner {
+            Inner::Json(raw) => Self::Json(raw),
+            Inner::Binary(bytes) => Self::Binary(bytes),
+        }
+    }
+}
+
+/// The JSON text; a binary payload shows as `<N bytes>`.
 impl fmt::Display for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
+        match &self.inner {
+            Inner::Json(raw) => f.write_str(raw),
+            Inner::Binary(bytes) => write!(f, "<{} bytes>", bytes.len()),
+        }
     }
 }
 
@@ -183,6 +270,15 @@ mod tests {
     fn raw_is_the_text_as_received() {
         let raw = r#"{ "b" : 1, "a" : 2 }"#;
         assert_eq!(Payload::from_raw(raw).raw(), raw);
+    }
+
+    #[test]
+    fn a_binary_payload_is_not_json() {
+        let payload = Payload::binary(vec![0xff, 0]);
+        assert!(payload.is_binary());
+        assert_eq!(payload.raw(), "");
+        assert!(payload.parse::<serde_json::Value>().is_err());
+        assert_eq!(payload.to_string(), "<2 bytes>");
     }
 
     #[test]

@@ -17,7 +17,15 @@ pub struct Inbound<'a> {
     pub reference: &'a RawValue,
     pub topic: &'a RawValue,
     pub event: &'a RawValue,
-    pub payload: &'a RawValue,
+    pub payload: InPayload<'a>,
+}
+
+/// The payload of a client message: raw JSON from a text frame, or the
+/// bytes of a binary frame.
+#[derive(Debug, Clone, Copy)]
+pub enum InPayload<'a> {
+    Json(&'a RawValue),
+    Binary(&'a [u8]),
 }
 
 impl<'a> Inbound<'a> {
@@ -108,7 +116,7 @@ fn decode_v2(frame: &str) -> Result<Inbound<'_>, DecodeError<'_>> {
             reference,
             topic,
             event,
-            payload,
+            payload: InPayload::Json(payload),
         }),
         short => Err(DecodeError {
             reason: "a V2 message must have five elements [join_ref, ref, topic, event, payload]",
@@ -141,7 +149,7 @@ fn decode_v1(frame: &str) -> Result<Inbound<'_>, DecodeError<'_>> {
             reference: message.reference.unwrap_or(RawValue::NULL),
             topic,
             event,
-            payload: message.payload.unwrap_or(RawValue::NULL),
+            payload: InPayload::Json(message.payload.unwrap_or(RawValue::NULL)),
         }),
         _ => Err(DecodeError {
             reason: "a V1 message needs a topic and an event",
@@ -164,7 +172,7 @@ mod tests {
         assert_eq!(m.reference.get(), r#""3""#);
         assert_eq!(m.topic().as_deref(), Some("room:lobby"));
         assert_eq!(m.event().as_deref(), Some("ping"));
-        assert_eq!(m.payload.get(), r#"{"hello":"world","n":1}"#);
+        assert!(matches!(m.payload, InPayload::Json(p) if p.get() == r#"{"hello":"world","n":1}"#));
     }
 
     #[test]

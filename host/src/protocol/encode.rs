@@ -2,7 +2,11 @@
 //! byte: replies are `{"response":...,"status":...}` (Jason sorts the keys of
 //! small maps), V1 objects list their keys in sorted order too.
 
-use super::Serializer;
+use std::borrow::Cow;
+
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Serializer, binary};
 
 /// A message to a client, as raw JSON pieces.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +30,59 @@ pub enum Payload<'a> {
     Raw(&'a str),
     /// A `phx_reply` payload: `{"response": <raw JSON>, "status": <status>}`.
     Reply { status: &'a str, response: &'a str },
+    /// Bytes: a binary frame (a push, or a broadcast when both references
+    /// are `null`). Only the V2 serializer has binary frames.
+    Binary(&'a [u8]),
+    /// A reply whose response is bytes: a binary frame of kind reply.
+    BinaryReply { status: &'a str, response: &'a [u8] },
+}
+
+/// Why a message cannot be sent to a client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unencodable {
+    #[error("a binary payload cannot be sent to a client of the V1 serializer")]
+    BinaryOnV1,
+    #[error("the {0} of a binary frame is over 255 bytes")]
+    FieldTooLong(&'static str),
+}
+
+/// Encode one message as a frame: text for JSON payloads, binary for bytes.
+pub fn encode_frame(serializer: Serializer, message: &Outbound<'_>) -> Result<Message, Unencodable> {
+    let binary = match message.payload {
+        Payload::Raw(_) | Payload::Reply { .. } => return Ok(Message::Text(encode(serializer, message).into())),
+        _ if serializer == Serializer::V1 => return Err(Unencodable::BinaryOnV1),
+        Payload::Binary(bytes) if message.join_ref == "null" && message.reference == "null" => {
+            binary::encode_broadcast(&field_text(message.topic), message.event, bytes)
+        }
+        Payload::Binary(bytes) => binary::encode_push(&field_text(message.join_ref), &field_text(message.topic), message.event, bytes),
+        Payload::BinaryReply { status, response } => binary::encode_reply(
+            &field_text(message.join_ref),
+            &field_text(message.reference),
+            &field_text(message.topic),
+            status,
+            response,
+        ),
+    };
+    binary
+        .map(|bytes| Message::Binary(bytes.into()))
+        .map_err(|binary::FieldTooLong(field)| Unencodable::FieldTooLong(field))
+}
+
+/// A raw JSON header field as the text a binary frame carries: strings
+/// unquoted, `null` empty, numbers as written.
+fn field_text(raw: &str) -> Cow<'_, str> {
+    if raw == "null" {
+        return Cow::Borrowed("");
+    }
+    if raw.starts_with('"') {
+        if let Ok(text) = serde_json::from_str::<&str>(raw) {
+            return Cow::Borrowed(text);
+        }
+        if let Ok(text) = serde_json::from_str::<String>(raw) {
+            return Cow::Owned(text);
+        }
+    }
+    Cow::Borrowed(raw)
 }
 
 /// Encode one message as the text of a frame.
@@ -33,6 +90,7 @@ pub fn encode(serializer: Serializer, message: &Outbound<'_>) -> String {
     let payload_len = match message.payload {
         Payload::Raw(raw) => raw.len(),
         Payload::Reply { response, .. } => response.len() + 32,
+        Payload::Binary(_) | Payload::BinaryReply { .. } => 4,
     };
     let mut out = String::with_capacity(
         64 + message.join_ref.len()
@@ -72,9 +130,12 @@ pub fn encode(serializer: Serializer, message: &Outbound<'_>) -> String {
     out
 }
 
+/// Text frames only: [`encode_frame`] sends binary payloads as binary
+/// frames, and a caller that encodes one as text gets `null`.
 fn push_payload(out: &mut String, payload: Payload<'_>) {
     match payload {
         Payload::Raw(raw) => out.push_str(raw),
+        Payload::Binary(_) | Payload::BinaryReply { .. } => out.push_str("null"),
         Payload::Reply { status, response } => {
             out.push_str("{\"response\":");
             out.push_str(response);
@@ -147,6 +208,37 @@ mod tests {
             encode(Serializer::V1, &reply("error", r#"{"reason":"x"}"#)),
             r#"{"event":"phx_reply","payload":{"response":{"reason":"x"},"status":"error"},"ref":"3","topic":"room:lobby"}"#
         );
+    }
+
+    #[test]
+    fn binary_payloads_become_binary_frames_of_the_right_kind() {
+        let push = Outbound {
+            join_ref: r#""1""#,
+            reference: "null",
+            topic: r#""room:lobby""#,
+            event: "blob",
+            payload: Payload::Binary(&[7, 8]),
+        };
+        let frame = encode_frame(Serializer::V2, &push).expect("encodes");
+        assert_eq!(frame, Message::Binary([&[0u8, 1, 10, 4][..], b"1room:lobbyblob", &[7, 8]].concat().into()));
+        let broadcast = Outbound { join_ref: "null", ..push };
+        let frame = encode_frame(Serializer::V2, &broadcast).expect("encodes");
+        assert_eq!(frame, Message::Binary([&[2u8, 10, 4][..], b"room:lobbyblob", &[7, 8]].concat().into()));
+        let reply = Outbound {
+            reference: "3",
+            event: "phx_reply",
+            payload: Payload::BinaryReply { status: "ok", response: &[1] },
+            ..push
+        };
+        let frame = encode_frame(Serializer::V2, &reply).expect("encodes");
+        assert_eq!(frame, Message::Binary([&[1u8, 1, 1, 10, 2][..], b"13room:lobbyok", &[1]].concat().into()));
+        assert_eq!(encode_frame(Serializer::V1, &push), Err(Unencodable::BinaryOnV1));
+    }
+
+    #[test]
+    fn json_payloads_stay_text_frames() {
+        let frame = encode_frame(Serializer::V2, &reply("ok", "{}")).expect("encodes");
+        assert!(matches!(frame, Message::Text(_)));
     }
 
     #[test]

@@ -9,12 +9,55 @@
 //! a number, and a payload that only passes through (an echo, a broadcast) is
 //! never parsed into a tree. Encoding writes raw pieces next to each other,
 //! so a plugin's JSON reaches the client without being parsed again.
+//!
+//! V2 sockets also carry binary frames ([`binary`]): a payload of raw bytes,
+//! as phoenix.js sends for an `ArrayBuffer`.
 
+pub mod binary;
 mod decode;
 mod encode;
 
-pub use decode::{DecodeError, Inbound, decode, json_str};
-pub use encode::{Outbound, Payload, encode, json_string};
+pub use decode::{DecodeError, InPayload, Inbound, decode, json_str};
+pub use encode::{Outbound, Payload, Unencodable, encode, encode_frame, json_string};
+
+/// A message payload as the host carries it: JSON text or bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// JSON text, checked where it entered the host.
+    Json(String),
+    /// The bytes of a binary payload.
+    Binary(Vec<u8>),
+}
+
+impl Body {
+    /// The payload for an outbound message.
+    pub fn outbound(&self) -> Payload<'_> {
+        match self {
+            Body::Json(json) => Payload::Raw(json),
+            Body::Binary(bytes) => Payload::Binary(bytes),
+        }
+    }
+
+    /// The payload of a reply with `status`.
+    pub fn reply<'a>(&'a self, status: &'a str) -> Payload<'a> {
+        match self {
+            Body::Json(json) => Payload::Reply { status, response: json },
+            Body::Binary(bytes) => Payload::BinaryReply { status, response: bytes },
+        }
+    }
+
+    /// The size in bytes, for limits.
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Json(json) => json.len(),
+            Body::Binary(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// Which serializer a socket speaks, chosen by the `vsn` connect parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

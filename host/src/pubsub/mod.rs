@@ -14,9 +14,9 @@ mod local;
 
 use std::sync::{Arc, OnceLock};
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::protocol::{self, Outbound, Payload, Serializer};
+use crate::protocol::{self, Body, Outbound, Serializer};
 use crate::socket::Mailbox;
 
 pub use local::LocalBroker;
@@ -31,15 +31,15 @@ pub type ChannelKey = u64;
 pub struct Broadcast {
     pub topic: String,
     pub event: String,
-    /// Raw JSON, checked before publishing.
-    pub payload: String,
+    /// Raw JSON (checked before publishing) or bytes.
+    pub payload: Body,
     /// Set by `broadcast_from`: this channel does not receive it.
     pub from: Option<ChannelKey>,
-    encoded: [OnceLock<Utf8Bytes>; 2],
+    encoded: [OnceLock<Option<Message>>; 2],
 }
 
 impl Broadcast {
-    pub fn new(topic: String, event: String, payload: String, from: Option<ChannelKey>) -> Self {
+    pub fn new(topic: String, event: String, payload: Body, from: Option<ChannelKey>) -> Self {
         Broadcast {
             topic,
             event,
@@ -49,23 +49,27 @@ impl Broadcast {
         }
     }
 
-    /// The frame `[null,null,topic,event,payload]`, encoded on first use and
-    /// shared by every subscriber that speaks `serializer`.
-    pub fn frame(&self, serializer: Serializer) -> Utf8Bytes {
+    /// The frame `[null,null,topic,event,payload]` (a binary broadcast
+    /// frame for bytes), encoded on first use and shared by every subscriber
+    /// that speaks `serializer`. `None` when the serializer cannot carry the
+    /// message (bytes to a V1 client, a topic over 255 bytes in a binary
+    /// frame); that is logged once per broadcast.
+    pub fn frame(&self, serializer: Serializer) -> Option<Message> {
         self.encoded[serializer.index()]
             .get_or_init(|| {
                 let topic = protocol::json_string(&self.topic);
-                protocol::encode(
-                    serializer,
-                    &Outbound {
-                        join_ref: protocol::NULL,
-                        reference: protocol::NULL,
-                        topic: &topic,
-                        event: &self.event,
-                        payload: Payload::Raw(&self.payload),
-                    },
-                )
-                .into()
+                let message = Outbound {
+                    join_ref: protocol::NULL,
+                    reference: protocol::NULL,
+                    topic: &topic,
+                    event: &self.event,
+                    payload: self.payload.outbound(),
+                };
+                protocol::encode_frame(serializer, &message)
+                    .inspect_err(|error| {
+                        tracing::warn!(topic = %self.topic, event = %self.event, %error, "broadcast not sent to some clients");
+                    })
+                    .ok()
             })
             .clone()
     }

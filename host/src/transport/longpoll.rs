@@ -48,7 +48,7 @@ pub struct Sessions {
 
 struct Session {
     /// Frames from POSTs, for the socket task.
-    inbound: mpsc::Sender<String>,
+    inbound: mpsc::Sender<Message>,
     /// Encoded frames for the next poll.
     outbox: Mutex<VecDeque<String>>,
     /// Wakes a waiting poll.
@@ -68,7 +68,7 @@ impl Session {
 /// The socket task's side of a session.
 struct SessionTransport {
     session: Arc<Session>,
-    inbound: mpsc::Receiver<String>,
+    inbound: mpsc::Receiver<Message>,
     expire_after: Duration,
 }
 
@@ -77,7 +77,7 @@ impl Transport for SessionTransport {
         loop {
             let deadline = *self.session.last_seen.lock() + self.expire_after;
             tokio::select! {
-                frame = self.inbound.recv() => return frame.map(|text| Ok(Message::Text(text.into()))),
+                frame = self.inbound.recv() => return frame.map(Ok),
                 () = tokio::time::sleep_until(deadline.into()) => {
                     if *self.session.last_seen.lock() + self.expire_after <= Instant::now() {
                         return None;
@@ -91,8 +91,11 @@ impl Transport for SessionTransport {
         {
             let mut outbox = self.session.outbox.lock();
             for message in messages.drain(..) {
-                if let Message::Text(text) = message {
-                    outbox.push_back(text.to_string());
+                match message {
+                    Message::Text(text) => outbox.push_back(text.to_string()),
+                    // phoenix.js reads every polled message as JSON text.
+                    Message::Binary(_) => tracing::debug!("a binary message is not sent over long-poll"),
+                    _ => {}
                 }
             }
             if outbox.len() > self.session.capacity {
@@ -161,6 +164,10 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
     if !super::connect::origin_allowed(app, request.headers(), peer) {
         return status_only(403);
     }
+    let admission = match super::connect::admit(app, peer) {
+        Ok(admission) => admission,
+        Err(refused) => return refused,
+    };
     let (params, vsn) = super::connect::query_params(request.uri().query());
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
         return status_only(403);
@@ -202,6 +209,7 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
         serializer,
         assigns,
         socket_id,
+        admission,
     };
     let shutdown = server.shutdown.clone();
     let alive = server.sockets_alive.clone();
@@ -242,6 +250,21 @@ async fn poll(session: &Session, token: &str) -> Response<Body> {
 }
 
 /// Deliver a POST's frames to the session's socket task.
+/// One POSTed line as a frame. phoenix.js's long-poll sends a binary
+/// message (an `ArrayBuffer` payload) as a base64 line; JSON messages start
+/// with `[` or `{`. A line that is neither stays text, to be answered as
+/// malformed.
+fn line_frame(line: &str) -> Message {
+    use base64::Engine as _;
+    let json = line.trim_start().starts_with(['[', '{']);
+    if !json {
+        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line.trim()) {
+            return Message::Binary(bytes.into());
+        }
+    }
+    Message::Text(line.into())
+}
+
 async fn post(app: &App, session: &Session, request: Request<Incoming>) -> Response<Body> {
     session.touch();
     let ndjson = request
@@ -266,7 +289,7 @@ async fn post(app: &App, session: &Session, request: Request<Incoming>) -> Respo
         if frame.len() > app.limits.max_frame_bytes {
             return status_only(413);
         }
-        if session.inbound.send(frame.to_owned()).await.is_err() {
+        if session.inbound.send(line_frame(frame)).await.is_err() {
             return status_only(410);
         }
     }
