@@ -306,6 +306,21 @@ async fn presence_track_update_untrack_and_count_broadcast_diffs_to_the_topic() 
 }
 
 #[tokio::test]
+async fn a_presence_tracked_by_a_join_that_then_fails_does_not_outlive_it() {
+    let server = Server::start_probe();
+    let mut a = server.client(1).await;
+    let mut b = server.client(2).await;
+    let jb = b.join_ok_probe("probe:ghost").await;
+    let (_, reply) = a.join("probe:ghost", json!({"track_then_refuse": true})).await;
+    assert_eq!(reply[4], json!({"response": {"reason": "refused after tracking"}, "status": "error"}));
+    // The member came and went: no presence is left without a channel.
+    assert!(b.recv().await[4]["joins"].get("ghost").is_some());
+    assert!(b.recv().await[4]["leaves"].get("ghost").is_some());
+    let (_, count) = call(&mut b, &jb, "probe:ghost", "presence_count", json!({})).await;
+    assert_eq!(count["result"], 0);
+}
+
+#[tokio::test]
 async fn assigns_live_in_the_host_between_calls() {
     let server = Server::start_probe();
     let mut a = server.client(1).await;

@@ -139,3 +139,198 @@ async fn metrics_count_connections_channels_messages_and_faults_per_app() {
     assert_eq!(value(&figures, "plume_deadline_hits_total"), 1);
     assert_eq!(value(&figures, "plume_memory_limit_hits_total"), 0);
 }
+
+/// The probe config with `[limits]` keys set.
+fn limited(keys: &str) -> String {
+    support::PROBE_CONFIG.replace("[app]\n", &format!("[limits]\n{keys}\n\n[app]\n"))
+}
+
+/// Push to a probe channel; the reply's `{status, response}`.
+async fn call(c: &mut Client, join_ref: &str, topic: &str, event: &str, payload: serde_json::Value) -> serde_json::Value {
+    let reference = c.push(join_ref, topic, event, payload).await;
+    loop {
+        let frame = c.recv().await;
+        if frame[1] == reference.as_str() {
+            return frame[4].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_over_max_connections_are_refused_with_503_until_one_closes() {
+    let server = Server::start_config(&limited("max_connections = 2")).expect("starts");
+    let a = server.client(1).await;
+    let _b = server.client(2).await;
+    match Client::connect(&server.ws_url(&format!("token={}&vsn=2.0.0", support::user_token(3)))).await {
+        Err(Refused::Status(503)) => {}
+        other => panic!("the third connection must get 503, got {:?}", other.map(|_| "accepted")),
+    }
+    assert!(server.wait_for_log("at its connection limit"), "{}", server.log());
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.client(3).await;
+}
+
+#[tokio::test]
+async fn events_over_the_sockets_rate_get_rate_limited_and_other_sockets_do_not_pay() {
+    let server = Server::start_config(&limited("max_events_per_second_per_socket = 5")).expect("starts");
+    let mut noisy = server.client(1).await;
+    let jn = noisy.join_ok("room:noisy").await;
+    for _ in 0..10 {
+        noisy.push(&jn, "room:noisy", "ping", json!({})).await;
+    }
+    let mut limited = 0;
+    for _ in 0..10 {
+        let reply = noisy.recv().await;
+        if reply[4] == json!({"response": {"reason": "rate limited"}, "status": "error"}) {
+            assert_eq!(reply[0], jn.as_str(), "the refusal answers the push: {reply}");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 4, "the join and 4 pings fit in a burst of 5; {limited} of 10 refused");
+    let mut calm = server.client(2).await;
+    let jc = calm.join_ok("room:calm").await;
+    let reference = calm.push(&jc, "room:calm", "ping", json!({})).await;
+    assert_eq!(calm.recv().await[4]["status"], "ok", "ref {reference}");
+    // A second later the socket has its budget back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    noisy.push(&jn, "room:noisy", "ping", json!({})).await;
+    assert_eq!(noisy.recv().await[4]["status"], "ok");
+}
+
+#[tokio::test]
+async fn events_over_the_apps_rate_are_refused_across_its_sockets() {
+    let server = Server::start_config(&limited("max_events_per_second = 6")).expect("starts");
+    let mut a = server.client(1).await;
+    let mut b = server.client(2).await;
+    let ja = a.join_ok("room:a").await;
+    let jb = b.join_ok("room:b").await;
+    let mut replies = Vec::new();
+    for _ in 0..4 {
+        a.push(&ja, "room:a", "ping", json!({})).await;
+        replies.push(a.recv().await);
+        b.push(&jb, "room:b", "ping", json!({})).await;
+        replies.push(b.recv().await);
+    }
+    let refused = replies.iter().filter(|r| r[4]["response"]["reason"] == "rate limited").count();
+    assert!(refused >= 3, "2 joins + 8 pings against 6 a second: {replies:?}");
+}
+
+#[tokio::test]
+async fn joins_over_the_apps_rate_are_refused_too_many_joins() {
+    let server = Server::start_config(&limited("max_joins_per_second = 3")).expect("starts");
+    let mut c = server.client(1).await;
+    for i in 0..3 {
+        c.join_ok(&format!("room:{i}")).await;
+    }
+    let (join_ref, reply) = c.join("room:3", json!({})).await;
+    assert_eq!(
+        reply,
+        json!([join_ref, join_ref, "room:3", "phx_reply", {"response": {"reason": "too many joins"}, "status": "error"}])
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.join_ok("room:3").await;
+}
+
+#[tokio::test]
+async fn presence_events_over_the_apps_rate_fail_with_a_limit_error() {
+    let server = Server::start_config(&limited("max_presence_events_per_second = 2")).expect("starts");
+    let mut c = server.client(1).await;
+    let j = c.join_ok_probe("probe:p").await;
+    assert_eq!(call(&mut c, &j, "probe:p", "presence_track", json!({"key": "u", "meta": {}})).await["status"], "ok");
+    assert_eq!(call(&mut c, &j, "probe:p", "presence_update", json!({"key": "u", "meta": {"a": 1}})).await["status"], "ok");
+    let reply = call(&mut c, &j, "probe:p", "presence_update", json!({"key": "u", "meta": {"a": 2}})).await;
+    assert_eq!(reply["status"], "error", "{reply}");
+    assert!(reply["response"]["error"].as_str().unwrap_or_default().contains("max_presence_events_per_second"), "{reply}");
+}
+
+#[tokio::test]
+async fn payloads_over_max_payload_bytes_are_refused_and_replies_over_it_crash_only_that_channel() {
+    let server = Server::start_config(&limited("max_payload_bytes = 1000")).expect("starts");
+    let mut c = server.client(1).await;
+    let j = c.join_ok_probe("probe:big").await;
+    let reply = call(&mut c, &j, "probe:big", "push", json!({"event": "e", "payload": {"x": "y".repeat(2000)}})).await;
+    assert_eq!(reply["status"], "error", "{reply}");
+    assert!(reply["response"]["error"].as_str().unwrap_or_default().contains("at most 1000 bytes"), "{reply}");
+    c.push(&j, "probe:big", "huge", json!({"bytes": 5000})).await;
+    assert_eq!(c.recv().await, json!([j, j, "probe:big", "phx_error", {}]));
+    assert!(server.wait_for_log("over the limit of 1000 (max_payload_bytes)"), "{}", server.log());
+}
+
+#[tokio::test]
+async fn output_over_max_output_bytes_per_call_fails_the_push_that_crosses_it() {
+    let server = Server::start_config(&limited("max_output_bytes_per_call = 1500")).expect("starts");
+    let mut c = server.client(1).await;
+    let j = c.join_ok_probe("probe:out").await;
+    let reply = call(&mut c, &j, "probe:out", "push", json!({"event": "e", "payload": {"x": "y".repeat(2000)}})).await;
+    assert!(reply["response"]["error"].as_str().unwrap_or_default().contains("max_output_bytes_per_call"), "{reply}");
+    let reply = call(&mut c, &j, "probe:out", "push", json!({"event": "e", "payload": {"x": "small"}})).await;
+    assert_eq!(reply["status"], "ok", "the budget is per call: {reply}");
+}
+
+/// Set keys `k0`, `k1`, ... with `value` until a write is refused (the
+/// namespace may hold keys of other plugins already); the refusal's text.
+async fn fill_kv(c: &mut Client, j: &str, value: &str) -> (usize, String) {
+    for i in 0..50 {
+        let reply = call(c, j, "probe:kv", "kv", json!({"op": "set", "key": format!("k{i}"), "value": value})).await;
+        if reply["status"] == "error" {
+            return (i, reply["response"]["error"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    panic!("50 writes and no quota");
+}
+
+#[tokio::test]
+async fn kv_keys_over_max_kv_keys_are_refused_with_a_quota_error() {
+    let server = Server::start_config(&limited("max_kv_keys = 5")).expect("starts");
+    let mut c = server.client(1).await;
+    let j = c.join_ok_probe("probe:kv").await;
+    let (written, error) = fill_kv(&mut c, &j, "1").await;
+    assert!(written >= 1 && written <= 5, "{written} keys fit");
+    assert!(error.contains("quota") && error.contains("max_kv_keys"), "{error}");
+    // Overwriting a key adds none; deleting one makes room.
+    let reply = call(&mut c, &j, "probe:kv", "kv", json!({"op": "set", "key": "k0", "value": "2"})).await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    call(&mut c, &j, "probe:kv", "kv", json!({"op": "delete", "key": "k0"})).await;
+    let reply = call(&mut c, &j, "probe:kv", "kv", json!({"op": "set", "key": "fresh", "value": "1"})).await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+}
+
+#[tokio::test]
+async fn kv_bytes_over_max_kv_bytes_are_refused_with_a_quota_error() {
+    let server = Server::start_config(&limited("max_kv_bytes = 2000")).expect("starts");
+    let mut c = server.client(1).await;
+    let j = c.join_ok_probe("probe:kv").await;
+    let (written, error) = fill_kv(&mut c, &j, &"x".repeat(300)).await;
+    assert!(written >= 1 && written <= 6, "{written} values of 300 bytes fit in 2000");
+    assert!(error.contains("quota") && error.contains("max_kv_bytes"), "{error}");
+    let reply = call(&mut c, &j, "probe:kv", "kv", json!({"op": "cas", "key": "k0", "value": "x".repeat(3000)})).await;
+    assert!(reply["response"]["error"].as_str().unwrap_or_default().contains("max_kv_bytes"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_call_that_finds_every_instance_busy_fails_and_the_channel_can_rejoin() {
+    let config = limited("max_instances_per_plugin = 1").replace("deadline_ms = 300", "deadline_ms = 3000");
+    let server = Server::start_config(&config).expect("starts");
+    let mut slow = server.client(1).await;
+    let mut other = server.client(2).await;
+    let js = slow.join_ok_probe("probe:slow").await;
+    let jo = other.join_ok_probe("probe:other").await;
+    slow.push(&js, "probe:slow", "busy", json!({"ms": 1500})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    other.push(&jo, "probe:other", "clock", json!({})).await;
+    assert_eq!(other.recv().await, json!([jo, jo, "probe:other", "phx_error", {}]), "{}", server.log());
+    assert!(server.wait_for_log("instances of the plugin are busy"), "{}", server.log());
+    assert_eq!(slow.recv().await[4]["status"], "ok", "the busy call finishes");
+    other.join_ok_probe("probe:other").await;
+}
+
+#[tokio::test]
+async fn a_tenants_memory_limit_applies_to_its_instances() {
+    let server = Server::start_config(&support::PROBE_CONFIG.replace("memory_limit_mb = 32", "memory_limit_mb = 20")).expect("starts");
+    let mut c = server.client(1).await;
+    let j = c.join_ok_probe("probe:m").await;
+    c.push(&j, "probe:m", "grow", json!({})).await;
+    assert_eq!(c.recv().await[3], "phx_error");
+    assert!(server.wait_for_log(&format!("memory limit of {} bytes", 20 * 1024 * 1024)), "{}", server.log());
+}

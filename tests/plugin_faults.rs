@@ -157,3 +157,66 @@ async fn a_plugin_that_recurses_without_end_is_stopped() {
 async fn a_plugin_that_returns_invalid_json_crashes_only_its_channel() {
     only_that_channel_pays("bad_json", "not valid JSON").await;
 }
+
+#[tokio::test]
+async fn a_plugin_that_panics_crashes_only_its_channel() {
+    only_that_channel_pays("panic", "panicked").await;
+}
+
+#[tokio::test]
+async fn a_plugin_that_returns_an_enormous_reply_crashes_only_its_channel() {
+    // 4 MiB against the default max_payload_bytes of 1 MiB.
+    only_that_channel_pays("huge", "max_payload_bytes").await;
+}
+
+#[tokio::test]
+async fn a_plugin_that_broadcasts_in_a_tight_loop_is_stopped_and_its_subscribers_stay_bounded() {
+    let server = Server::start_probe();
+    let mut c = server.client(1).await;
+    let mut other = server.client(2).await;
+    let jo = other.join_ok("room:lobby").await;
+    // A subscriber of the stormed topic that reads everything it gets.
+    let mut listener = server.client(3).await;
+    listener.join_ok("room:storm").await;
+    let bad = c.join_ok_probe("probe:bad").await;
+    c.push(&bad, "probe:bad", "broadcast_storm", json!({"topic": "room:storm"})).await;
+    assert_eq!(c.recv().await, json!([bad, bad, "probe:bad", "phx_error", {}]));
+    assert!(server.wait_for_log("deadline"), "{}", server.log());
+    // The storm was bounded by the call's output budget and the app's
+    // event rate: the listener got a bounded number, or was closed as a
+    // slow reader; either way the server goes on.
+    let mut storm = 0u64;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(500), listener.next_message()).await {
+            Ok(Some(tokio_tungstenite::tungstenite::Message::Text(_))) => storm += 1,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert!(storm <= 200_000, "{storm} storm messages");
+    let reference = other.push(&jo, "room:lobby", "ping", json!({})).await;
+    assert_eq!(other.recv().await[1], reference.as_str());
+    c.join_ok_probe("probe:bad").await;
+}
+
+#[tokio::test]
+async fn a_join_that_never_returns_is_stopped_at_its_deadline_and_the_client_can_rejoin() {
+    let server = Server::start_probe();
+    let mut c = server.client(1).await;
+    let mut other = server.client(2).await;
+    let jo = other.join_ok("room:lobby").await;
+    let good = c.join_ok("room:good").await;
+    let started = std::time::Instant::now();
+    let (join_ref, reply) = c.join("probe:hang", json!({"hang": true})).await;
+    assert_eq!(
+        reply,
+        json!([join_ref, join_ref, "probe:hang", "phx_reply", {"response": {"reason": "join crashed"}, "status": "error"}])
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let reference = c.push(&good, "room:good", "ping", json!({})).await;
+    assert_eq!(c.recv().await[1], reference.as_str());
+    let reference = other.push(&jo, "room:lobby", "ping", json!({})).await;
+    assert_eq!(other.recv().await[1], reference.as_str());
+    c.join_ok_probe("probe:hang").await;
+    assert!(server.wait_for_log("join crashed"), "{}", server.log());
+}

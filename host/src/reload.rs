@@ -125,12 +125,12 @@ async fn sleep_until(at: Option<Instant>) {
 pub fn reload_path(app: &App, runtime: &Runtime, path: &Path) {
     for plugin in app.channel_plugins() {
         if normalize(&plugin.path) == *path {
-            reload(&plugin, path, |bytes| runtime.load_channel(&plugin.name, bytes));
+            reload(&plugin, path, |bytes| runtime.load_channel(&plugin.name, bytes, app.runtime));
         }
     }
     if let Some(plugin) = &app.socket_plugin {
         if normalize(&plugin.path) == *path {
-            reload(plugin, path, |bytes| runtime.load_socket(&plugin.name, bytes));
+            reload(plugin, path, |bytes| runtime.load_socket(&plugin.name, bytes, app.runtime));
         }
     }
 }

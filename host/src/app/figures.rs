@@ -24,6 +24,10 @@ pub struct Figures {
     pub memory_limit_hits: AtomicU64,
     /// Sockets closed for a limit: frame size, slow reader, garbage.
     pub limit_closes: AtomicU64,
+    /// Requests refused for a limit without closing anything: connections
+    /// over `max_connections`, events and joins over their rates, plugin
+    /// imports over theirs.
+    pub limit_refusals: AtomicU64,
     /// Open sockets per socket id.
     ids: Mutex<HashMap<String, u64>>,
 }
@@ -74,7 +78,7 @@ impl Figures {
     pub fn prometheus(&self, app: &str) -> String {
         let app = app.replace('\\', "\\\\").replace('"', "\\\"");
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, u64); 10] = [
+        let rows: [(&str, &str, &str, u64); 11] = [
             ("plume_connections", "gauge", "Open sockets.", self.connections()),
             ("plume_channels", "gauge", "Joined channels.", self.channels()),
             ("plume_users", "gauge", "Distinct socket ids among open sockets.", self.users()),
@@ -84,6 +88,7 @@ impl Figures {
             ("plume_deadline_hits_total", "counter", "Plugin calls stopped at their CPU deadline.", load(&self.deadline_hits)),
             ("plume_memory_limit_hits_total", "counter", "Plugin instances stopped at their memory limit.", load(&self.memory_limit_hits)),
             ("plume_limit_closes_total", "counter", "Sockets closed for exceeding a limit.", load(&self.limit_closes)),
+            ("plume_limit_refusals_total", "counter", "Connections, events, joins and plugin imports refused for a limit.", load(&self.limit_refusals)),
             ("plume_up", "gauge", "1 while the app serves.", 1),
         ];
         let mut out = String::new();

@@ -5,8 +5,10 @@
 //! its key-value namespace, its token secret. Two apps share nothing but the
 //! process, so one app cannot name another's topics or keys.
 
+mod capability;
 mod figures;
 mod plugin;
+mod rate;
 mod route;
 
 use std::sync::Arc;
@@ -17,8 +19,10 @@ use crate::presence::Presence;
 use crate::pubsub::Broker;
 use crate::token::Tokens;
 
+pub use capability::{Capabilities, Capability};
 pub use figures::Figures;
 pub use plugin::{ChannelPlugin, Plugin, SocketPlugin, VersionInfo};
+pub use rate::{Bucket, Rate};
 pub use route::{Route, TopicPattern};
 
 /// Limits that apply to every socket and channel of an app.
@@ -30,6 +34,10 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Largest value a plugin may store in the key-value store.
     pub max_kv_value_bytes: usize,
+    /// Keys the app's key-value namespace may hold.
+    pub max_kv_keys: u64,
+    /// Bytes (keys and values) the app's key-value namespace may hold.
+    pub max_kv_bytes: u64,
     /// Channels one socket may join at once.
     pub max_channels_per_socket: usize,
     /// Pending timers one channel may have.
@@ -40,6 +48,18 @@ pub struct Limits {
     /// Events queued for one socket before it counts as not reading and is
     /// closed with 1008.
     pub outbound_queue: usize,
+    /// Open sockets of the app; the next upgrade is refused with 503.
+    pub max_connections: u64,
+    /// Client events (and plugin broadcasts) per second across the app.
+    pub max_events_per_second: u32,
+    /// Client events per second on one socket.
+    pub max_events_per_second_per_socket: u32,
+    /// Joins per second across the app.
+    pub max_joins_per_second: u32,
+    /// Presence track, update and untrack calls per second across the app.
+    pub max_presence_events_per_second: u32,
+    /// Payload bytes one plugin call may push and broadcast in all.
+    pub max_output_bytes_per_call: usize,
 }
 
 impl Default for Limits {
@@ -48,10 +68,18 @@ impl Default for Limits {
             max_frame_bytes: 1024 * 1024,
             max_payload_bytes: 1024 * 1024,
             max_kv_value_bytes: 1024 * 1024,
+            max_kv_keys: 100_000,
+            max_kv_bytes: 64 * 1024 * 1024,
             max_channels_per_socket: 100,
             max_timers_per_channel: 1000,
             idle_timeout: Duration::from_secs(60),
             outbound_queue: 4096,
+            max_connections: 50_000,
+            max_events_per_second: 200_000,
+            max_events_per_second_per_socket: 10_000,
+            max_joins_per_second: 10_000,
+            max_presence_events_per_second: 10_000,
+            max_output_bytes_per_call: 8 * 1024 * 1024,
         }
     }
 }
@@ -63,11 +91,39 @@ pub struct PluginFigure {
     pub channels: u64,
 }
 
+/// An app's rate limits, shared by all its sockets.
+pub struct Rates {
+    pub events: Rate,
+    pub joins: Rate,
+    pub presence: Rate,
+}
+
+impl Rates {
+    pub fn new(limits: &Limits) -> Rates {
+        Rates {
+            events: Rate::per_second(limits.max_events_per_second),
+            joins: Rate::per_second(limits.max_joins_per_second),
+            presence: Rate::per_second(limits.max_presence_events_per_second),
+        }
+    }
+}
+
+/// A place among an app's `max_connections`, held for a socket's life.
+pub struct Admission(Arc<App>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub struct App {
     pub id: String,
     /// The socket's mount point, e.g. `/socket` (WebSocket at
     /// `/socket/websocket`).
     pub socket_path: String,
+    /// Every mount point of the app, `socket_path` first.
+    pub socket_paths: Vec<String>,
     pub socket_plugin: Option<Arc<SocketPlugin>>,
     pub routes: Vec<Route>,
     /// Which web pages may connect (`check_origin`).
@@ -78,9 +134,36 @@ pub struct App {
     pub tokens: Tokens,
     pub figures: Figures,
     pub limits: Limits,
+    /// What its plugins may use beyond their own channel.
+    pub capabilities: Capabilities,
+    /// Per-call limits of its plugins (deadline, memory, instances).
+    pub runtime: crate::runtime::Settings,
+    pub rates: Rates,
+    /// Sockets admitted and not yet closed (see [`App::admit`]).
+    pub admitted: std::sync::atomic::AtomicU64,
 }
 
 impl App {
+    /// The transport a request path asks of this app: what follows one of
+    /// its socket paths (`/websocket`, `/longpoll`), if any.
+    pub fn mounted<'p>(&self, path: &'p str) -> Option<&'p str> {
+        self.socket_paths
+            .iter()
+            .filter_map(|mount| path.strip_prefix(mount.as_str()))
+            .find(|rest| rest.strip_prefix('/').is_some_and(|name| !name.contains('/')))
+    }
+
+    /// Take a place among the app's `max_connections`; `None` when full.
+    pub fn admit(self: &Arc<Self>) -> Option<Admission> {
+        use std::sync::atomic::Ordering;
+        let before = self.admitted.fetch_add(1, Ordering::Relaxed);
+        if before >= self.limits.max_connections {
+            self.admitted.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Admission(self.clone()))
+    }
+
     /// The route serving `topic`: the first whose pattern matches.
     pub fn route(&self, topic: &str) -> Option<&Route> {
         self.routes.iter().find(|route| route.pattern.matches(topic))
@@ -93,7 +176,7 @@ impl App {
     pub fn announce_presence(self: &Arc<Self>, diff: crate::presence::Diff, skip: Option<crate::pubsub::SocketKey>) -> Option<Arc<crate::pubsub::Broadcast>> {
         use crate::presence::Staged;
         let publish = |diff: crate::presence::Diff| {
-            Arc::new(crate::pubsub::Broadcast::new(diff.topic.clone(), "presence_diff".into(), diff.payload(), None))
+            Arc::new(crate::pubsub::Broadcast::new(diff.topic.clone(), "presence_diff".into(), crate::protocol::Body::Json(diff.payload()), None))
         };
         match self.presence.stage(diff) {
             Staged::Now(diff) => {

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod tenant;
+
+pub use tenant::{LimitOverrides, SocketPaths, Tenant, TenantSection};
+
 /// The demo app's configuration: `plume serve` with no `--config`.
 /// Plugin paths are relative to the built plugins' directory.
 pub const DEMO: &str = include_str!("demo.toml");
@@ -26,8 +30,8 @@ pub struct Config {
     pub server: Server,
     #[serde(default)]
     pub runtime: Runtime,
-    #[serde(default)]
-    pub app: AppSection,
+    /// The single-app form; absent with `[[tenants]]`.
+    pub app: Option<AppSection>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -36,6 +40,9 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginSection>,
     #[serde(default)]
     pub routes: Vec<RouteSection>,
+    /// Several apps on one server (see [`tenant`]).
+    #[serde(default)]
+    pub tenants: Vec<TenantSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +52,10 @@ pub struct Server {
     pub bind: String,
     /// How long shutdown waits for sockets to close, in milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// A path (such as `/_plume/echo`) where a plain WebSocket echoes every
+    /// message back, on plume's production WebSocket stack, for conformance
+    /// suites such as Autobahn. Off by default: it is a test fixture.
+    pub websocket_echo_path: Option<String>,
 }
 
 impl Default for Server {
@@ -52,6 +63,7 @@ impl Default for Server {
         Server {
             bind: "127.0.0.1:4000".into(),
             shutdown_timeout_ms: 5000,
+            websocket_echo_path: None,
         }
     }
 }
@@ -103,6 +115,9 @@ pub struct AppSection {
     /// client connected to), or a list like `["https://example.com",
     /// "//*.example.org"]`. A client that sends no `Origin` is allowed.
     pub check_origin: CheckOrigin,
+    /// What its plugins may use beyond their own channel (`kv`,
+    /// `presence`, `broadcast_to`, `disconnect`); all when absent.
+    pub capabilities: Option<Vec<crate::app::Capability>>,
 }
 
 /// `check_origin` as written in the file.
@@ -138,16 +153,19 @@ impl Default for AppSection {
             secret_key_base: None,
             socket_plugin: None,
             check_origin: CheckOrigin::default(),
+            capabilities: None,
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_frame_bytes: usize,
     pub max_payload_bytes: usize,
     pub max_kv_value_bytes: usize,
+    pub max_kv_keys: u64,
+    pub max_kv_bytes: u64,
     pub max_channels_per_socket: usize,
     pub max_timers_per_channel: usize,
     pub idle_timeout_ms: u64,
@@ -155,6 +173,14 @@ pub struct Limits {
     /// Presence diffs of one topic within this many milliseconds go out as
     /// one `presence_diff` (0: each at once).
     pub presence_coalesce_ms: u64,
+    pub max_connections: u64,
+    pub max_events_per_second: u32,
+    pub max_events_per_second_per_socket: u32,
+    pub max_joins_per_second: u32,
+    pub max_presence_events_per_second: u32,
+    pub max_output_bytes_per_call: usize,
+    /// Instances of one plugin version alive at once (the pool's cap).
+    pub max_instances_per_plugin: usize,
 }
 
 impl Default for Limits {
@@ -164,11 +190,20 @@ impl Default for Limits {
             max_frame_bytes: d.max_frame_bytes,
             max_payload_bytes: d.max_payload_bytes,
             max_kv_value_bytes: d.max_kv_value_bytes,
+            max_kv_keys: d.max_kv_keys,
+            max_kv_bytes: d.max_kv_bytes,
             max_channels_per_socket: d.max_channels_per_socket,
             max_timers_per_channel: d.max_timers_per_channel,
             idle_timeout_ms: d.idle_timeout.as_millis() as u64,
             outbound_queue: d.outbound_queue,
             presence_coalesce_ms: 0,
+            max_connections: d.max_connections,
+            max_events_per_second: d.max_events_per_second,
+            max_events_per_second_per_socket: d.max_events_per_second_per_socket,
+            max_joins_per_second: d.max_joins_per_second,
+            max_presence_events_per_second: d.max_presence_events_per_second,
+            max_output_bytes_per_call: d.max_output_bytes_per_call,
+            max_instances_per_plugin: crate::runtime::Settings::default().max_instances,
         }
     }
 }
@@ -179,10 +214,18 @@ impl Limits {
             max_frame_bytes: self.max_frame_bytes,
             max_payload_bytes: self.max_payload_bytes,
             max_kv_value_bytes: self.max_kv_value_bytes,
+            max_kv_keys: self.max_kv_keys,
+            max_kv_bytes: self.max_kv_bytes,
             max_channels_per_socket: self.max_channels_per_socket,
             max_timers_per_channel: self.max_timers_per_channel,
             idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
             outbound_queue: self.outbound_queue,
+            max_connections: self.max_connections,
+            max_events_per_second: self.max_events_per_second,
+            max_events_per_second_per_socket: self.max_events_per_second_per_socket,
+            max_joins_per_second: self.max_joins_per_second,
+            max_presence_events_per_second: self.max_presence_events_per_second,
+            max_output_bytes_per_call: self.max_output_bytes_per_call,
         }
     }
 }
@@ -277,41 +320,17 @@ impl Loaded {
     }
 
     /// Check references between sections: every route and the socket plugin
-    /// name a plugin that is declared.
+    /// name a plugin of the same tenant; tenant ids and socket paths are
+    /// unique.
     fn validate(&self) -> Result<(), ConfigError> {
-        let known = || self.config.plugins.keys().cloned().collect::<Vec<_>>().join(", ");
-        let check = |name: &Spanned<String>, key: &str| {
-            if self.config.plugins.contains_key(name.get_ref()) {
-                Ok(())
-            } else {
-                Err(self.error_at(
-                    name.span().start,
-                    format!(
-                        "{key}: no plugin named `{}`; declare it as [plugins.{}] with a `path` (declared: {})",
-                        name.get_ref(),
-                        name.get_ref(),
-                        known()
-                    ),
-                ))
-            }
-        };
-        if let Some(name) = &self.config.app.socket_plugin {
-            check(name, "app.socket_plugin")?;
-        }
-        for (i, route) in self.config.routes.iter().enumerate() {
-            check(&route.plugin, &format!("routes[{i}].plugin"))?;
-            if route.topic.is_empty() {
-                return Err(self.error_at(route.plugin.span().start, format!("routes[{i}].topic: a topic pattern must not be empty")));
-            }
-        }
-        if !self.config.app.socket_path.starts_with('/') {
+        self.validate_tenants()?;
+        if let Some(path) = &self.config.server.websocket_echo_path
+            && !path.starts_with('/')
+        {
             return Err(ConfigError {
                 file: self.file.clone(),
                 line: 1,
-                message: format!(
-                    "app.socket_path: `{}` must start with `/`, e.g. \"/socket\"",
-                    self.config.app.socket_path
-                ),
+                message: format!("server.websocket_echo_path: `{path}` must start with `/`, e.g. \"/_plume/echo\""),
             });
         }
         Ok(())

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::monotonic_ms;
 
 use parking_lot::Mutex;
 
@@ -15,11 +17,13 @@ use super::{Entry, KvEngine, KvError};
 struct Stored {
     value: String,
     version: u64,
-    expires_at: Option<Instant>,
+    /// When the key expires, in milliseconds on the host's monotonic clock
+    /// (so a test harness's virtual clock moves expiry too).
+    expires_at: Option<u64>,
 }
 
 impl Stored {
-    fn live(&self, now: Instant) -> bool {
+    fn live(&self, now: u64) -> bool {
         self.expires_at.is_none_or(|at| at > now)
     }
 }
@@ -54,7 +58,7 @@ impl MemoryEngine {
         let stored = Stored {
             value,
             version,
-            expires_at: ttl.map(|ttl| Instant::now() + ttl),
+            expires_at: ttl.map(|ttl| monotonic_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))),
         };
         match map.get_mut(key) {
             Some(slot) => *slot = stored,
@@ -67,7 +71,7 @@ impl MemoryEngine {
 
     /// Drop every expired key. Returns how many were removed.
     fn sweep_expired(&self) -> usize {
-        let now = Instant::now();
+        let now = monotonic_ms();
         let mut removed = 0;
         for map in self.namespaces.lock().values_mut() {
             let before = map.len();
@@ -78,7 +82,7 @@ impl MemoryEngine {
     }
 }
 
-fn current<'m>(map: &'m BTreeMap<String, Stored>, key: &str, now: Instant) -> Option<&'m Stored> {
+fn current<'m>(map: &'m BTreeMap<String, Stored>, key: &str, now: u64) -> Option<&'m Stored> {
     map.get(key).filter(|stored| stored.live(now))
 }
 
@@ -87,8 +91,20 @@ impl KvEngine for MemoryEngine {
         self.sweep_expired()
     }
 
+    fn usage(&self, ns: &str) -> Result<super::Usage, KvError> {
+        let now = monotonic_ms();
+        Ok(self.with_ns(ns, |map| {
+            map.iter()
+                .filter(|(_, stored)| stored.live(now))
+                .fold(super::Usage::default(), |usage, (key, stored)| super::Usage {
+                    keys: usage.keys + 1,
+                    bytes: usage.bytes + (key.len() + stored.value.len()) as u64,
+                })
+        }))
+    }
+
     fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>, KvError> {
-        let now = Instant::now();
+        let now = monotonic_ms();
         Ok(self.with_ns(ns, |map| {
             current(map, key, now).map(|stored| Entry {
                 value: stored.value.clone(),
@@ -108,7 +124,7 @@ impl KvEngine for MemoryEngine {
     }
 
     fn delete(&self, ns: &str, key: &str) -> Result<bool, KvError> {
-        let now = Instant::now();
+        let now = monotonic_ms();
         Ok(self.with_ns(ns, |map| {
             map.remove(key).is_some_and(|stored| stored.live(now))
         }))
@@ -122,7 +138,7 @@ impl KvEngine for MemoryEngine {
         value: String,
         ttl: Option<Duration>,
     ) -> Result<Option<u64>, KvError> {
-        let now = Instant::now();
+        let now = monotonic_ms();
         Ok(self.with_ns(ns, |map| {
             let version = current(map, key, now).map(|stored| stored.version);
             (version == expected).then(|| self.write(map, key, value, ttl))
@@ -136,7 +152,7 @@ impl KvEngine for MemoryEngine {
         delta: i64,
         ttl: Option<Duration>,
     ) -> Result<i64, KvError> {
-        let now = Instant::now();
+        let now = monotonic_ms();
         self.with_ns(ns, |map| {
             let old = match current(map, key, now) {
                 Some(stored) => stored
@@ -160,7 +176,7 @@ impl KvEngine for MemoryEngine {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<(String, Entry)>, KvError> {
-        let now = Instant::now();
+        let now = monotonic_ms();
         Ok(self.with_ns(ns, |map| {
             map.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
                 .take_while(|(key, _)| key.starts_with(prefix))

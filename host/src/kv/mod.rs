@@ -80,6 +80,30 @@ pub trait KvEngine: Send + Sync {
     fn sweep(&self) -> usize {
         0
     }
+
+    /// The live keys of a namespace and their bytes (keys and values). By
+    /// default a scan; engines that can do better override it.
+    fn usage(&self, ns: &str) -> Result<Usage, KvError> {
+        let entries = self.list_by_prefix(ns, "", usize::MAX)?;
+        Ok(Usage {
+            keys: entries.len() as u64,
+            bytes: entries.iter().map(|(key, e)| (key.len() + e.value.len()) as u64).sum(),
+        })
+    }
+}
+
+/// What a namespace holds, for its quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// The most a namespace may hold: `max_kv_keys` and `max_kv_bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub max_keys: u64,
+    pub max_bytes: u64,
 }
 
 /// Which engine holds the store.
@@ -105,6 +129,7 @@ pub fn open(engine: &Engine) -> Result<Arc<dyn KvEngine>, KvError> {
 pub struct Kv {
     engine: Arc<dyn KvEngine>,
     namespace: Arc<str>,
+    quota: Option<Quota>,
 }
 
 impl Kv {
@@ -112,7 +137,46 @@ impl Kv {
         Kv {
             engine,
             namespace: namespace.into(),
+            quota: None,
         }
+    }
+
+    /// The same namespace, refusing writes past `quota` with
+    /// [`KvError::Quota`].
+    pub fn with_quota(self, quota: Quota) -> Kv {
+        Kv {
+            quota: Some(quota),
+            ..self
+        }
+    }
+
+    /// Refuse a write of `value_bytes` to `key` that would take the
+    /// namespace past its quota. Only a write that adds a key or grows a
+    /// value pays for the usage count; concurrent writers may overshoot by
+    /// the few writes in flight.
+    fn check_quota(&self, key: &str, value_bytes: usize) -> Result<(), KvError> {
+        let Some(quota) = self.quota else {
+            return Ok(());
+        };
+        let old = self.engine.get(&self.namespace, key)?.map(|e| (key.len() + e.value.len()) as u64);
+        let new = (key.len() + value_bytes) as u64;
+        if old.is_some_and(|old| new <= old) {
+            return Ok(());
+        }
+        let usage = self.engine.usage(&self.namespace)?;
+        if old.is_none() && usage.keys >= quota.max_keys {
+            return Err(KvError::Quota(format!(
+                "this app may keep at most {} keys (max_kv_keys); delete some first",
+                quota.max_keys
+            )));
+        }
+        if usage.bytes - old.unwrap_or(0).min(usage.bytes) + new > quota.max_bytes {
+            return Err(KvError::Quota(format!(
+                "this app may keep at most {} bytes of keys and values (max_kv_bytes); it holds {}",
+                quota.max_bytes, usage.bytes
+            )));
+        }
+        Ok(())
     }
 
     fn check(key: &str) -> Result<(), KvError> {
@@ -135,6 +199,7 @@ impl Kv {
 
     pub fn set(&self, key: &str, value: String, ttl: Option<Duration>) -> Result<u64, KvError> {
         Self::check(key)?;
+        self.check_quota(key, value.len())?;
         self.engine.set(&self.namespace, key, value, ttl)
     }
 
@@ -151,12 +216,15 @@ impl Kv {
         ttl: Option<Duration>,
     ) -> Result<Option<u64>, KvError> {
         Self::check(key)?;
+        self.check_quota(key, value.len())?;
         self.engine
             .compare_and_swap(&self.namespace, key, expected, value, ttl)
     }
 
     pub fn increment(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
         Self::check(key)?;
+        // The longest i64 in decimal.
+        self.check_quota(key, 20)?;
         self.engine.increment(&self.namespace, key, delta, ttl)
     }
 

@@ -13,8 +13,9 @@ use super::bindings::channel::ChannelPlugin;
 use super::bindings::channel::exports::plume::plugin::channel_handler::{
     Action, Handled, InfoHandled, Joined, OutAction, OutHandled,
 };
-use super::bindings::imports::types::Socket;
+use super::bindings::imports::types::{Payload, Socket};
 use super::context::{CallContext, check_json};
+use super::native::NativeChannel;
 use super::pool::Pool;
 use super::{Fault, Loaded};
 
@@ -23,8 +24,17 @@ pub struct ChannelVersion {
     id: String,
     loaded_at: SystemTime,
     loaded: Loaded,
-    pool: Pool<ChannelPlugin>,
+    engine: Engine,
     intercepts: OnceLock<Arc<HashSet<String>>>,
+}
+
+/// What runs a version's calls.
+enum Engine {
+    /// Pooled instances of a WebAssembly component: the sandbox.
+    Wasm(Pool<ChannelPlugin>),
+    /// The plugin's crate compiled into the host: the benchmarks' baseline
+    /// (see [`super::native`]).
+    Native(NativeChannel),
 }
 
 type Outcome<T> = (CallContext, Result<T, Fault>);
@@ -39,8 +49,62 @@ fn check_assigns(assigns: &Option<String>) -> Result<(), Fault> {
     }
 }
 
-fn check_payload(what: &str, payload: &str) -> Result<(), Fault> {
+fn check_json_payload(what: &str, payload: &str) -> Result<(), Fault> {
     check_json(payload).map_err(|e| Fault::InvalidOutput(format!("a {what} payload that is {e}")))
+}
+
+fn check_payload(what: &str, payload: &Payload) -> Result<(), Fault> {
+    match payload {
+        Payload::Json(json) => check_json_payload(what, json),
+        Payload::Binary(_) => Ok(()),
+    }
+}
+
+/// A reply bigger than the app's `max_payload_bytes` fails the call: the
+/// host does not relay whatever a plugin hands back.
+fn check_size(what: &str, len: usize, max: usize) -> Result<(), Fault> {
+    if len > max {
+        return Err(Fault::InvalidOutput(format!(
+            "a {what} payload of {len} bytes, over the limit of {max} (max_payload_bytes)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_reply(payload: &Payload, max: usize) -> Result<(), Fault> {
+    let len = match payload {
+        Payload::Json(json) => json.len(),
+        Payload::Binary(bytes) => bytes.len(),
+    };
+    check_size("reply", len, max)?;
+    check_payload("reply", payload)
+}
+
+impl From<Payload> for crate::protocol::Body {
+    fn from(payload: Payload) -> Self {
+        match payload {
+            Payload::Json(json) => crate::protocol::Body::Json(json),
+            Payload::Binary(bytes) => crate::protocol::Body::Binary(bytes),
+        }
+    }
+}
+
+impl From<crate::protocol::InPayload<'_>> for Payload {
+    fn from(payload: crate::protocol::InPayload<'_>) -> Self {
+        match payload {
+            crate::protocol::InPayload::Json(raw) => Payload::Json(raw.get().to_owned()),
+            crate::protocol::InPayload::Binary(bytes) => Payload::Binary(bytes.to_vec()),
+        }
+    }
+}
+
+impl From<crate::protocol::Body> for Payload {
+    fn from(body: crate::protocol::Body) -> Self {
+        match body {
+            crate::protocol::Body::Json(json) => Payload::Json(json),
+            crate::protocol::Body::Binary(bytes) => Payload::Binary(bytes),
+        }
+    }
 }
 
 impl ChannelVersion {
@@ -49,12 +113,27 @@ impl ChannelVersion {
             id,
             loaded_at: SystemTime::now(),
             loaded,
-            pool,
+            engine: Engine::Wasm(pool),
             intercepts: OnceLock::new(),
         }
     }
 
-    /// The version's id (a content hash).
+    /// A version whose calls run `plugin`'s code compiled into the host.
+    /// Its id is `native`.
+    pub fn native(plugin: NativeChannel) -> Self {
+        ChannelVersion {
+            id: "native".to_owned(),
+            loaded_at: SystemTime::now(),
+            loaded: Loaded {
+                origin: super::Origin::Native,
+                elapsed: std::time::Duration::ZERO,
+            },
+            engine: Engine::Native(plugin),
+            intercepts: OnceLock::new(),
+        }
+    }
+
+    /// The version's id (a content hash; `native` for compiled-in code).
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -70,7 +149,10 @@ impl ChannelVersion {
     }
 
     pub fn idle_instances(&self) -> usize {
-        self.pool.idle_count()
+        match &self.engine {
+            Engine::Wasm(pool) => pool.idle_count(),
+            Engine::Native(_) => 0,
+        }
     }
 
     /// The events this version intercepts, asked once per version.
@@ -78,9 +160,10 @@ impl ChannelVersion {
         if let Some(known) = self.intercepts.get() {
             return (ctx, Ok(known.clone()));
         }
-        let (ctx, result) = self
-            .pool
-            .call(ctx, |p, store| p.plume_plugin_channel_handler().call_intercepts(store));
+        let (ctx, result) = match &self.engine {
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| p.plume_plugin_channel_handler().call_intercepts(store)),
+            Engine::Native(native) => native.intercepts(ctx),
+        };
         let result = result.map(|events| {
             self.intercepts
                 .get_or_init(|| Arc::new(events.into_iter().collect()))
@@ -89,36 +172,45 @@ impl ChannelVersion {
         (ctx, result)
     }
 
-    pub fn join(&self, ctx: CallContext, topic: &str, payload: &str, socket: &Socket) -> Outcome<Result<Joined, String>> {
-        let (ctx, result) = self.pool.call(ctx, |p, store| {
-            p.plume_plugin_channel_handler()
-                .call_join(store, topic, payload, socket)
-        });
+    pub fn join(&self, ctx: CallContext, topic: &str, payload: &Payload, socket: &Socket) -> Outcome<Result<Joined, String>> {
+        let (ctx, result) = match &self.engine {
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
+                p.plume_plugin_channel_handler()
+                    .call_join(store, topic, payload, socket)
+            }),
+            Engine::Native(native) => native.join(ctx, topic, payload, socket),
+        };
+        let max = ctx.app.limits.max_payload_bytes;
         let result = result.and_then(|joined| {
             match &joined {
                 Ok(ok) => {
-                    check_payload("join reply", &ok.reply)?;
+                    check_size("join reply", ok.reply.len(), max)?;
+                    check_json_payload("join reply", &ok.reply)?;
                     check_assigns(&ok.assigns)?;
                 }
-                Err(error) => check_payload("join error", error)?,
+                Err(error) => check_json_payload("join error", error)?,
             }
             Ok(joined)
         });
         (ctx, result)
     }
 
-    pub fn handle_in(&self, ctx: CallContext, event: &str, payload: &str, socket: &Socket) -> Outcome<Handled> {
-        let (ctx, result) = self.pool.call(ctx, |p, store| {
-            p.plume_plugin_channel_handler()
-                .call_handle_in(store, event, payload, socket)
-        });
+    pub fn handle_in(&self, ctx: CallContext, event: &str, payload: &Payload, socket: &Socket) -> Outcome<Handled> {
+        let (ctx, result) = match &self.engine {
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
+                p.plume_plugin_channel_handler()
+                    .call_handle_in(store, event, payload, socket)
+            }),
+            Engine::Native(native) => native.handle_in(ctx, event, payload, socket),
+        };
+        let max = ctx.app.limits.max_payload_bytes;
         let result = result.and_then(|handled| {
             check_assigns(&handled.assigns)?;
             match &handled.action {
-                Action::Reply(reply) => check_payload("reply", &reply.payload)?,
+                Action::Reply(reply) => check_reply(&reply.payload, max)?,
                 Action::Stop(stop) => {
                     if let Some(reply) = &stop.reply {
-                        check_payload("reply", &reply.payload)?;
+                        check_reply(&reply.payload, max)?;
                     }
                 }
                 Action::Noreply => {}
@@ -128,11 +220,14 @@ impl ChannelVersion {
         (ctx, result)
     }
 
-    pub fn handle_out(&self, ctx: CallContext, event: &str, payload: &str, socket: &Socket) -> Outcome<OutHandled> {
-        let (ctx, result) = self.pool.call(ctx, |p, store| {
-            p.plume_plugin_channel_handler()
-                .call_handle_out(store, event, payload, socket)
-        });
+    pub fn handle_out(&self, ctx: CallContext, event: &str, payload: &Payload, socket: &Socket) -> Outcome<OutHandled> {
+        let (ctx, result) = match &self.engine {
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
+                p.plume_plugin_channel_handler()
+                    .call_handle_out(store, event, payload, socket)
+            }),
+            Engine::Native(native) => native.handle_out(ctx, event, payload, socket),
+        };
         let result = result.and_then(|handled| {
             check_assigns(&handled.assigns)?;
             if let OutAction::Push(Some(payload)) = &handled.action {
@@ -144,10 +239,13 @@ impl ChannelVersion {
     }
 
     pub fn handle_info(&self, ctx: CallContext, message: &str, socket: &Socket) -> Outcome<InfoHandled> {
-        let (ctx, result) = self.pool.call(ctx, |p, store| {
-            p.plume_plugin_channel_handler()
-                .call_handle_info(store, message, socket)
-        });
+        let (ctx, result) = match &self.engine {
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
+                p.plume_plugin_channel_handler()
+                    .call_handle_info(store, message, socket)
+            }),
+            Engine::Native(native) => native.handle_info(ctx, message, socket),
+        };
         let result = result.and_then(|handled| {
             check_assigns(&handled.assigns)?;
             Ok(handled)
@@ -156,18 +254,24 @@ impl ChannelVersion {
     }
 
     pub fn terminate(&self, ctx: CallContext, reason: &str, socket: &Socket) -> Outcome<()> {
-        self.pool.call(ctx, |p, store| {
-            p.plume_plugin_channel_handler()
-                .call_terminate(store, reason, socket)
-        })
+        match &self.engine {
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
+                p.plume_plugin_channel_handler()
+                    .call_terminate(store, reason, socket)
+            }),
+            Engine::Native(native) => native.terminate(ctx, reason, socket),
+        }
     }
 
     /// Migrate a channel's assigns from `from_version`. `Ok(None)` keeps them.
     pub fn upgrade(&self, ctx: CallContext, from_version: &str, assigns: &str) -> Outcome<Result<Option<String>, String>> {
-        let (ctx, result) = self.pool.call(ctx, |p, store| {
-            p.plume_plugin_channel_handler()
-                .call_upgrade(store, from_version, assigns)
-        });
+        let (ctx, result) = match &self.engine {
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
+                p.plume_plugin_channel_handler()
+                    .call_upgrade(store, from_version, assigns)
+            }),
+            Engine::Native(native) => native.upgrade(ctx, from_version, assigns),
+        };
         let result = result.and_then(|upgraded| {
             if let Ok(assigns) = &upgraded {
                 check_assigns(assigns)?;

@@ -40,7 +40,7 @@ pub struct ChannelScope {
 #[derive(Debug)]
 pub enum Effect {
     /// Push to this channel's client.
-    Push { event: String, payload: String },
+    Push { event: String, payload: crate::protocol::Body },
     /// A broadcast this socket published: delivered to its own subscribed
     /// channels here, in order, rather than through its mailbox.
     Deliver(Arc<Broadcast>),
@@ -60,6 +60,9 @@ pub struct CallContext {
     pub config: Arc<str>,
     pub scope: Option<ChannelScope>,
     pub effects: Vec<Effect>,
+    /// Bytes pushed and broadcast so far in this call, against the app's
+    /// `max_output_bytes_per_call`.
+    pub output_bytes: usize,
 }
 
 impl CallContext {
@@ -70,7 +73,25 @@ impl CallContext {
             config,
             scope,
             effects: Vec::new(),
+            output_bytes: 0,
         }
+    }
+
+    /// Count `bytes` of output against the call's budget. Every message
+    /// counts a fixed overhead too, so a loop of empty pushes is bounded
+    /// as well: the effects it queues live in host memory until the call
+    /// returns.
+    pub fn spend_output(&mut self, bytes: usize) -> Result<(), String> {
+        const MESSAGE_OVERHEAD: usize = 64;
+        let max = self.app.limits.max_output_bytes_per_call;
+        let total = self.output_bytes + bytes + MESSAGE_OVERHEAD;
+        if total > max {
+            return Err(format!(
+                "one call may push and broadcast at most {max} bytes (max_output_bytes_per_call)"
+            ));
+        }
+        self.output_bytes = total;
+        Ok(())
     }
 }
 

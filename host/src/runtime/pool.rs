@@ -6,13 +6,18 @@
 //! version can serve any call: a call takes one from the pool, and gives it
 //! back unless it trapped. A trapped instance is dropped with its store, so
 //! nothing a failed call left in its memory can reach a later call.
+//!
+//! A version has at most `max_instances` instances alive. A call that finds
+//! them all busy waits up to [`INSTANCE_WAIT`] for one to come back, then
+//! fails with [`Fault::Busy`]: the pool never grows without bound, and a
+//! caller never waits long on the socket task it blocks.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap};
 
@@ -52,6 +57,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
+/// Run `f`, a plugin call, catching a panic inside it: the panic's message
+/// comes back as the error, and the panic filter keeps it off stderr.
+pub(crate) fn catch_plugin_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    IN_PLUGIN_CALL.set(true);
+    let result = catch_unwind(AssertUnwindSafe(f));
+    IN_PLUGIN_CALL.set(false);
+    result.map_err(|payload| panic_message(&*payload))
+}
+
 /// Typed bindings of one world, instantiable from a pre-linked component.
 pub(crate) trait World: Sized + Send + 'static {
     type Pre: Send + Sync;
@@ -61,15 +75,54 @@ pub(crate) trait World: Sized + Send + 'static {
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
 }
 
+/// How long a call waits for an instance when all are busy.
+pub const INSTANCE_WAIT: Duration = Duration::from_millis(100);
+
+/// Epoch ticks a call runs before the host first looks at it again. A call
+/// still running then is a long one: its thread hands its place among the
+/// async workers to another thread (see [`hand_off_worker`]).
+const SLICE_TICKS: u64 = 2;
+
+/// How long a handing-off thread waits for the new thread to take over.
+const HANDOFF_GRACE: Duration = Duration::from_micros(200);
+
+/// Past its first slice, a call pauses one epoch tick after every slice:
+/// a plugin that runs to its deadline gets at most two thirds of a core,
+/// and the sockets of every other tenant keep the rest. The pause counts
+/// against the call's deadline.
+const LONG_CALL_PAUSE_TICKS: u64 = 1;
+
+/// Let the async runtime carry on without this thread, which is stuck in a
+/// long plugin call (or waiting for an instance). Plugin calls run on the
+/// socket task's worker thread, which is the right place for the
+/// microsecond calls that are nearly all of them; but a call that runs to
+/// a deadline of a second would hold one of few workers, and with it every
+/// other tenant's sockets and the I/O driver. `block_in_place` moves this
+/// worker's queue to a fresh thread; this thread finishes the call alone.
+pub(crate) fn hand_off_worker() {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread) {
+        tokio::task::block_in_place(|| std::thread::sleep(HANDOFF_GRACE));
+    }
+}
+
 struct Instance<W> {
     store: Store<HostState>,
     bindings: W,
 }
 
+/// Idle instances, and how many exist in all (idle and in calls).
+struct Slots<W> {
+    idle: Vec<Instance<W>>,
+    live: usize,
+}
+
 pub(crate) struct Pool<W: World> {
     engine: Engine,
     pre: W::Pre,
-    idle: Mutex<Vec<Instance<W>>>,
+    slots: Mutex<Slots<W>>,
+    /// Signalled whenever an instance comes back or is dropped.
+    returned: Condvar,
     settings: Settings,
 }
 
@@ -78,7 +131,8 @@ impl<W: World> Pool<W> {
         Pool {
             engine,
             pre,
-            idle: Mutex::new(Vec::new()),
+            slots: Mutex::new(Slots { idle: Vec::new(), live: 0 }),
+            returned: Condvar::new(),
             settings,
         }
     }
@@ -86,19 +140,108 @@ impl<W: World> Pool<W> {
     fn fresh(&self) -> Result<Instance<W>, Fault> {
         let mut store = Store::new(&self.engine, HostState::new(self.settings.memory_limit));
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.settings.deadline_ticks());
+        // The deadline is counted in slices: at the end of the first, a
+        // long call hands off its worker; at the end of the last, it traps.
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.ticks_left == 0 {
+                return Err(wasmtime::Error::new(Trap::Interrupt));
+            }
+            if state.handed_off {
+                std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS as u32);
+                state.ticks_left = state.ticks_left.saturating_sub(LONG_CALL_PAUSE_TICKS);
+            } else {
+                state.handed_off = true;
+                hand_off_worker();
+            }
+            if state.ticks_left == 0 {
+                return Err(wasmtime::Error::new(Trap::Interrupt));
+            }
+            let slice = state.ticks_left.min(SLICE_TICKS);
+            state.ticks_left -= slice;
+            Ok(wasmtime::UpdateDeadline::Continue(slice))
+        });
+        self.start_clock(&mut store);
         let bindings = W::instantiate(&self.pre, &mut store)
             .map_err(|e| Fault::classify(e, self.settings.deadline))?;
         Ok(Instance { store, bindings })
+    }
+
+    /// Give a store the call's whole deadline, first slice first.
+    fn start_clock(&self, store: &mut Store<HostState>) {
+        let total = self.settings.deadline_ticks();
+        let first = total.min(SLICE_TICKS);
+        let state = store.data_mut();
+        state.ticks_left = total - first;
+        state.handed_off = false;
+        store.set_epoch_deadline(first);
     }
 
     /// Create one instance now, so that a broken component is reported at
     /// load time rather than at its first call.
     pub fn warm(&self) -> Result<(), Fault> {
         let instance = self.fresh()?;
-        self.idle.lock().push(instance);
+        let mut slots = self.slots.lock();
+        slots.live += 1;
+        slots.idle.push(instance);
         Ok(())
+    }
+
+    /// An idle instance, or a fresh one while under `max_instances`, or
+    /// [`Fault::Busy`] after waiting [`INSTANCE_WAIT`] for one.
+    fn take(&self) -> Result<Instance<W>, Fault> {
+        let max = self.settings.max_instances.max(1);
+        let give_up = Instant::now() + INSTANCE_WAIT;
+        let mut handed_off = false;
+        let mut slots = self.slots.lock();
+        loop {
+            if let Some(instance) = slots.idle.pop() {
+                return Ok(instance);
+            }
+            if slots.live < max {
+                slots.live += 1;
+                drop(slots);
+                return self.fresh().inspect_err(|_| self.dropped());
+            }
+            if !handed_off {
+                handed_off = true;
+                drop(slots);
+                hand_off_worker();
+                slots = self.slots.lock();
+                continue;
+            }
+            if self.returned.wait_until(&mut slots, give_up).timed_out() && slots.idle.is_empty() && slots.live >= max {
+                return Err(Fault::Busy(max));
+            }
+        }
+    }
+
+    /// An instance was thrown away: its place is free.
+    fn dropped(&self) {
+        self.slots.lock().live -= 1;
+        self.returned.notify_one();
+    }
+
+    /// A call finished cleanly: keep its instance for the next call, unless
+    /// its memory grew near the limit (see [`MemoryLimiter`]): then a fresh
+    /// instance serves the next call, instead of this one failing it.
+    ///
+    /// [`MemoryLimiter`]: super::limits::MemoryLimiter
+    fn give_back(&self, instance: Instance<W>) {
+        if instance.store.data().limiter.nearly_full() {
+            tracing::debug!("retiring a plugin instance whose memory grew near its limit");
+            drop(instance);
+            self.dropped();
+            return;
+        }
+        let mut slots = self.slots.lock();
+        if slots.idle.len() < self.settings.max_idle_instances {
+            slots.idle.push(instance);
+        } else {
+            slots.live -= 1;
+        }
+        drop(slots);
+        self.returned.notify_one();
     }
 
     /// Run `f` on an idle instance (or a fresh one) with `ctx` as the call's
@@ -109,32 +252,28 @@ impl<W: World> Pool<W> {
         ctx: CallContext,
         f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> (CallContext, Result<R, Fault>) {
-        let popped = self.idle.lock().pop();
-        let mut instance = match popped {
-            Some(instance) => instance,
-            None => match self.fresh() {
-                Ok(instance) => instance,
-                Err(fault) => return (ctx, Err(fault)),
-            },
+        let mut instance = match self.take() {
+            Ok(instance) => instance,
+            Err(fault) => return (ctx, Err(fault)),
         };
         instance.store.data_mut().call = Some(ctx);
-        instance.store.set_epoch_deadline(self.settings.deadline_ticks());
+        self.start_clock(&mut instance.store);
         // A host function that panics (wasmtime-wasi's blocking streams do
         // when called on an async worker) must fail this call, not the
         // socket task: the panic is caught here and the instance dropped.
-        IN_PLUGIN_CALL.set(true);
-        let result = catch_unwind(AssertUnwindSafe(|| f(&instance.bindings, &mut instance.store)));
-        IN_PLUGIN_CALL.set(false);
+        let result = catch_plugin_panic(|| f(&instance.bindings, &mut instance.store));
         let result = match result {
             Ok(result) => result,
-            Err(payload) => {
+            Err(panic) => {
                 let ctx = instance
                     .store
                     .data_mut()
                     .call
                     .take()
                     .expect("the context was set before the call");
-                let fault = Fault::Trap(format!("a host call failed: {}", panic_message(&*payload)));
+                let fault = Fault::Trap(format!("a host call failed: {panic}"));
+                drop(instance);
+                self.dropped();
                 return (ctx, Err(fault));
             }
         };
@@ -146,19 +285,20 @@ impl<W: World> Pool<W> {
             .expect("the context was set before the call");
         match result {
             Ok(value) => {
-                let mut idle = self.idle.lock();
-                if idle.len() < self.settings.max_idle_instances {
-                    idle.push(instance);
-                }
+                self.give_back(instance);
                 (ctx, Ok(value))
             }
-            Err(error) => (ctx, Err(Fault::classify(error, self.settings.deadline))),
+            Err(error) => {
+                drop(instance);
+                self.dropped();
+                (ctx, Err(Fault::classify(error, self.settings.deadline)))
+            }
         }
     }
 
     /// Instances currently idle in the pool.
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().len()
+        self.slots.lock().idle.len()
     }
 }
 

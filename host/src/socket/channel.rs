@@ -12,14 +12,14 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tokio::task::AbortHandle;
 
-use super::connection::{Connection, Pending};
+use super::connection::{Connection, Pending, write};
 use super::{SocketEvent, next_channel_key};
 use crate::app::ChannelPlugin;
-use crate::protocol::{self, Inbound, Outbound, Payload, json_str};
+use crate::protocol::{self, Body, Inbound, Outbound, Payload, json_str};
 use crate::pubsub::{ChannelKey, Delivery, Subscriber, Subscription};
 use crate::runtime::{
     Action, CallContext, ChannelScope, ChannelVersion, Effect, Fault, InfoAction, OutAction, Reply,
-    ReplyStatus, SocketView, TimerId,
+    ReplyStatus, SocketView, TimerId, WitPayload,
 };
 
 /// One joined channel.
@@ -93,7 +93,8 @@ impl Connection {
         let (ctx, intercepts) = version.intercepts(ctx);
         let (ctx, joined) = match intercepts {
             Ok(intercepts) => {
-                let (ctx, joined) = version.join(ctx, &topic, message.payload.get(), &view);
+                let payload = WitPayload::from(message.payload);
+                let (ctx, joined) = version.join(ctx, &topic, &payload, &view);
                 (ctx, joined.map(|joined| (joined, intercepts)))
             }
             Err(fault) => (ctx, Err(fault)),
@@ -102,8 +103,14 @@ impl Connection {
             Err(fault) => {
                 tracing::warn!(app = %self.app.id, plugin = %plugin.name, topic = %topic, %fault, "join crashed");
                 self.reply_raw(message, "error", r#"{"reason":"join crashed"}"#);
+                // A presence tracked before the join failed has no channel
+                // to end it later.
+                self.untrack_presences(key);
             }
-            Ok((Err(payload), _)) => self.reply_raw(message, "error", &payload),
+            Ok((Err(payload), _)) => {
+                self.reply_raw(message, "error", &payload);
+                self.untrack_presences(key);
+            }
             Ok((Ok(joined), intercepts)) => {
                 let mut view = view;
                 if let Some(assigns) = joined.assigns {
@@ -130,7 +137,7 @@ impl Connection {
                         mailbox: self.mailbox.clone(),
                     },
                 );
-                self.channels.insert(key, channel);
+                self.channels.insert(key, Box::new(channel));
                 self.topics.insert(topic, key);
                 self.app.figures.channel_joined();
                 plugin.channel_joined();
@@ -147,7 +154,7 @@ impl Connection {
         let Some(&key) = self.topics.get(topic) else {
             return self.unmatched(message);
         };
-        self.reply_channel(key, message.reference, "ok", "{}");
+        self.reply_channel(key, message.reference, Payload::Reply { status: "ok", response: "{}" });
         if let Some(channel) = self.remove_channel(key, "leave") {
             self.send_control(&channel, "phx_close");
         }
@@ -157,17 +164,21 @@ impl Connection {
         let Some(&key) = self.topics.get(topic) else {
             return self.unmatched(message);
         };
-        let payload = message.payload.get();
-        let Some(handled) = self.call(key, |version, ctx, view| version.handle_in(ctx, event, payload, view)) else {
+        let payload = WitPayload::from(message.payload);
+        let Some(handled) = self.call(key, |version, ctx, view| version.handle_in(ctx, event, &payload, view)) else {
             return;
         };
         self.set_assigns(key, handled.assigns);
         match handled.action {
-            Action::Reply(reply) => self.reply_channel(key, message.reference, status(reply.status), &reply.payload),
+            Action::Reply(reply) => {
+                let body = Body::from(reply.payload);
+                self.reply_channel(key, message.reference, body.reply(status(reply.status)));
+            }
             Action::Noreply => {}
             Action::Stop(stop) => {
                 if let Some(Reply { status: s, payload }) = stop.reply {
-                    self.reply_channel(key, message.reference, status(s), &payload);
+                    let body = Body::from(payload);
+                    self.reply_channel(key, message.reference, body.reply(status(s)));
                 }
                 self.stop(key, &stop.reason);
             }
@@ -191,9 +202,8 @@ impl Connection {
                 }
                 if channel.intercepts.contains(&delivery.message.event) {
                     self.intercepted(delivery.channel, &delivery);
-                } else {
-                    let frame = delivery.message.frame(self.serializer);
-                    self.outbox.push(tokio_tungstenite::tungstenite::Message::Text(frame));
+                } else if let Some(frame) = delivery.message.frame(self.serializer) {
+                    self.outbox.push(frame);
                 }
             }
             Subscription::Extra => {
@@ -201,10 +211,16 @@ impl Connection {
                     return;
                 }
                 let message = &delivery.message;
+                let payload = match &message.payload {
+                    Body::Json(json) => format!(r#""payload":{json}"#),
+                    Body::Binary(bytes) => {
+                        use base64::Engine as _;
+                        format!(r#""binary":"{}""#, base64::engine::general_purpose::STANDARD.encode(bytes))
+                    }
+                };
                 let info = format!(
-                    r#"{{"event":{},"payload":{},"topic":{}}}"#,
+                    r#"{{"event":{},{payload},"topic":{}}}"#,
                     protocol::json_string(&message.event),
-                    message.payload,
                     protocol::json_string(&message.topic)
                 );
                 self.info(delivery.channel, &info);
@@ -214,15 +230,17 @@ impl Connection {
 
     fn intercepted(&mut self, key: ChannelKey, delivery: &Delivery) {
         let message = &delivery.message;
+        let payload = WitPayload::from(message.payload.clone());
         let Some(handled) = self.call(key, |version, ctx, view| {
-            version.handle_out(ctx, &message.event, &message.payload, view)
+            version.handle_out(ctx, &message.event, &payload, view)
         }) else {
             return;
         };
         self.set_assigns(key, handled.assigns);
-        if let OutAction::Push(payload) = handled.action {
-            let payload = payload.as_deref().unwrap_or(&message.payload);
-            self.push(key, &message.event, payload);
+        match handled.action {
+            OutAction::Push(Some(changed)) => self.push(key, &message.event, Body::from(changed).outbound()),
+            OutAction::Push(None) => self.push(key, &message.event, message.payload.outbound()),
+            OutAction::Drop => {}
         }
     }
 
@@ -335,7 +353,7 @@ impl Connection {
         let CallContext { effects, .. } = ctx;
         for effect in effects {
             match effect {
-                Effect::Push { event, payload } => self.push(key, &event, &payload),
+                Effect::Push { event, payload } => self.push(key, &event, payload.outbound()),
                 Effect::Deliver(message) => self.deliver_own(message),
                 Effect::SendAfter { id, delay_ms, message } => self.start_timer(key, id, delay_ms, message),
                 Effect::Cancel(id) => {
@@ -400,7 +418,7 @@ impl Connection {
         let tx = self.mailbox.tx.clone();
         let task = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            let _ = tx.send(SocketEvent::Timer { channel: key, id, message }).await;
+            let _ = tx.send(SocketEvent::Timer(Box::new(super::TimerFired { channel: key, id, message }))).await;
         });
         channel.timers.insert(id, task.abort_handle());
     }
@@ -499,12 +517,17 @@ impl Connection {
         }
         // Its presences go after its terminate ran (Phoenix order: a
         // `user_left` broadcast from terminate precedes the `leaves` diff).
+        self.untrack_presences(key);
+        Some(*channel)
+    }
+
+    /// Remove every presence channel `key` tracked, announcing the leaves.
+    fn untrack_presences(&mut self, key: ChannelKey) {
         for diff in self.app.presence.untrack_owner((self.key, key)) {
             if let Some(message) = self.app.announce_presence(diff, Some(self.key)) {
                 self.deliver_own(message);
             }
         }
-        Some(channel)
     }
 
     /// Terminate every channel: the socket is going away.
@@ -529,40 +552,34 @@ impl Connection {
     }
 
     /// A push from the channel itself: `[join_ref, null, topic, event, payload]`.
-    fn push(&mut self, key: ChannelKey, event: &str, payload: &str) {
+    fn push(&mut self, key: ChannelKey, event: &str, payload: Payload<'_>) {
         let Some(channel) = self.channels.get(&key) else {
             return;
         };
-        let text = protocol::encode(
-            self.serializer,
-            &Outbound {
-                join_ref: &channel.join_ref,
-                reference: protocol::NULL,
-                topic: &channel.topic_json,
-                event,
-                payload: Payload::Raw(payload),
-            },
-        );
-        self.outbox.push(tokio_tungstenite::tungstenite::Message::Text(text.into()));
+        let message = Outbound {
+            join_ref: &channel.join_ref,
+            reference: protocol::NULL,
+            topic: &channel.topic_json,
+            event,
+            payload,
+        };
+        write(&mut self.outbox, self.serializer, &message);
     }
 
     /// A reply on a joined channel carries the channel's join reference,
     /// whatever join reference the push carried (as Phoenix does).
-    fn reply_channel(&mut self, key: ChannelKey, reference: &RawValue, status: &str, response: &str) {
+    fn reply_channel(&mut self, key: ChannelKey, reference: &RawValue, payload: Payload<'_>) {
         let Some(channel) = self.channels.get(&key) else {
             return;
         };
-        let text = protocol::encode(
-            self.serializer,
-            &Outbound {
-                join_ref: &channel.join_ref,
-                reference: reference.get(),
-                topic: &channel.topic_json,
-                event: "phx_reply",
-                payload: Payload::Reply { status, response },
-            },
-        );
-        self.outbox.push(tokio_tungstenite::tungstenite::Message::Text(text.into()));
+        let message = Outbound {
+            join_ref: &channel.join_ref,
+            reference: reference.get(),
+            topic: &channel.topic_json,
+            event: "phx_reply",
+            payload,
+        };
+        write(&mut self.outbox, self.serializer, &message);
     }
 
     /// A reply to a join: it carries the join's own references.

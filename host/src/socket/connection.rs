@@ -14,7 +14,7 @@ use super::channel::Channel;
 use super::transport::Transport;
 use super::{Mailbox, SocketEvent};
 use crate::app::App;
-use crate::protocol::{self, Inbound, Outbound, Payload, Serializer};
+use crate::protocol::{self, InPayload, Inbound, Outbound, Payload, Serializer};
 use crate::pubsub::{ChannelKey, SocketKey, Subscriber, Subscription};
 
 /// How long closing a socket may wait for its close frame to be written.
@@ -36,6 +36,9 @@ pub struct Accepted {
     pub assigns: String,
     /// The socket's id, from `id`.
     pub socket_id: Option<String>,
+    /// Its place among the app's `max_connections`, given back when the
+    /// socket ends.
+    pub admission: crate::app::Admission,
 }
 
 /// Work a socket does once the frame or event at hand is answered.
@@ -97,7 +100,9 @@ pub(super) struct Connection {
     pub(super) assigns: String,
     pub(super) socket_id: Option<String>,
     pub(super) mailbox: Mailbox,
-    pub(super) channels: HashMap<ChannelKey, Channel>,
+    /// Boxed: a map allocates room for several entries at once, and a
+    /// channel is a few hundred bytes; most sockets join one or two.
+    pub(super) channels: HashMap<ChannelKey, Box<Channel>>,
     pub(super) topics: HashMap<Arc<str>, ChannelKey>,
     /// Work for after the current call's reply: `send-self` messages, and
     /// this socket's own broadcasts that need a plugin call (intercepted
@@ -107,12 +112,18 @@ pub(super) struct Connection {
     pub(super) outbox: Vec<Message>,
     pub(super) closing: Option<Closing>,
     malformed_in_a_row: u32,
+    /// This socket's `max_events_per_second_per_socket`.
+    events: crate::app::Bucket,
 }
 
 /// Run a socket until the client goes away, it is disconnected, or the
 /// server shuts down. Every channel's `terminate` runs before this returns.
 pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: watch::Receiver<bool>) {
     let (mailbox, mut events, overflow) = Mailbox::new(accepted.app.limits.outbound_queue);
+    let socket_rate = crate::app::Bucket::full(accepted.app.limits.max_events_per_second_per_socket);
+    // The socket's place among the app's connections is given back when
+    // this function returns, after every channel has terminated.
+    let _admission = accepted.admission;
     let mut conn = Connection {
         app: accepted.app,
         key: accepted.key,
@@ -126,6 +137,7 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
         outbox: Vec::new(),
         closing: None,
         malformed_in_a_row: 0,
+        events: socket_rate,
     };
     conn.app.figures.socket_opened(conn.socket_id.as_deref());
     if let Some(id) = &conn.socket_id {
@@ -211,10 +223,10 @@ impl Connection {
                             crate::app::Figures::count(&self.app.figures.messages_in, 1);
                             self.on_text(&text);
                         }
-                        Some(Ok(Message::Binary(_))) => self.on_malformed(
-                            "binary frames need the V2 binary serializer, which this socket does not speak",
-                            None,
-                        ),
+                        Some(Ok(Message::Binary(bytes))) => {
+                            crate::app::Figures::count(&self.app.figures.messages_in, 1);
+                            self.on_binary(&bytes);
+                        }
                         Some(Ok(Message::Close(_))) | None => return None,
                         Some(Ok(_)) => {}
                         Some(Err(WsError::Capacity(_))) => return Some(Closing::TooBig),
@@ -248,7 +260,7 @@ impl Connection {
     fn on_event(&mut self, event: SocketEvent) {
         match event {
             SocketEvent::Delivery(delivery) => self.deliver(delivery),
-            SocketEvent::Timer { channel, id, message } => self.timer_fired(channel, id, &message),
+            SocketEvent::Timer(fired) => self.timer_fired(fired.channel, fired.id, &fired.message),
         }
     }
 
@@ -262,6 +274,26 @@ impl Connection {
                 let readable = error.reference.map(|reference| (reference, error.join_ref, error.topic));
                 self.on_malformed(error.reason, readable);
             }
+        }
+    }
+
+    /// A binary frame: a push whose payload is bytes (V2 only).
+    fn on_binary(&mut self, frame: &[u8]) {
+        if self.serializer != Serializer::V2 {
+            return self.on_malformed("binary frames need the V2 serializer (vsn=2.0.0)", None);
+        }
+        match protocol::binary::decode(frame) {
+            Ok(push) => {
+                self.malformed_in_a_row = 0;
+                self.dispatch(&Inbound {
+                    join_ref: &push.join_ref,
+                    reference: &push.reference,
+                    topic: &push.topic,
+                    event: &push.event,
+                    payload: InPayload::Binary(push.payload),
+                });
+            }
+            Err(error) => self.on_malformed(&error.reason(), None),
         }
     }
 
@@ -314,10 +346,41 @@ impl Connection {
             };
         }
         match &*event {
-            "phx_join" => self.join(&topic, message),
             "phx_leave" => self.leave(&topic, message),
+            _ if !self.within_rates(&event, message) => {}
+            "phx_join" => self.join(&topic, message),
             _ => self.handle_in(&topic, &event, message),
         }
+    }
+
+    /// Whether the socket's and the app's rates admit a join or a push. A
+    /// refused one gets an error reply and runs no plugin code; the socket
+    /// stays open, as with Supabase Realtime's per-tenant rate limits, and
+    /// the client may retry (phoenix.js rejoins with backoff).
+    fn within_rates(&mut self, event: &str, message: &Inbound<'_>) -> bool {
+        let limits = &self.app.limits;
+        let refused = if !self.events.take(limits.max_events_per_second_per_socket) {
+            Some((r#"{"reason":"rate limited"}"#, "max_events_per_second_per_socket", limits.max_events_per_second_per_socket))
+        } else if !self.app.rates.events.take() {
+            Some((r#"{"reason":"rate limited"}"#, "max_events_per_second", limits.max_events_per_second))
+        } else if event == "phx_join" && !self.app.rates.joins.take() {
+            Some((r#"{"reason":"too many joins"}"#, "max_joins_per_second", limits.max_joins_per_second))
+        } else {
+            None
+        };
+        let Some((response, limit, per_second)) = refused else {
+            return true;
+        };
+        crate::app::Figures::count(&self.app.figures.limit_refusals, 1);
+        tracing::debug!(app = %self.app.id, socket = self.key, limit, per_second, "refused: over a rate limit");
+        self.send(&Outbound {
+            join_ref: message.join_ref.get(),
+            reference: message.reference.get(),
+            topic: message.topic.get(),
+            event: "phx_reply",
+            payload: Payload::Reply { status: "error", response },
+        });
+        false
     }
 
     /// `{"reason":"unmatched topic"}`: no channel for this topic here.
@@ -336,7 +399,16 @@ impl Connection {
 
     /// Encode a message into the outbox.
     pub(super) fn send(&mut self, message: &Outbound<'_>) {
-        let text = protocol::encode(self.serializer, message);
-        self.outbox.push(Message::Text(text.into()));
+        write(&mut self.outbox, self.serializer, message);
+    }
+}
+
+/// Encode a message into an outbox. A message the socket's serializer
+/// cannot carry (bytes for a V1 client, a binary header field over 255
+/// bytes) is dropped and logged: the client could not decode it anyway.
+pub(super) fn write(outbox: &mut Vec<Message>, serializer: Serializer, message: &Outbound<'_>) {
+    match protocol::encode_frame(serializer, message) {
+        Ok(frame) => outbox.push(frame),
+        Err(error) => tracing::warn!(topic = message.topic, event = message.event, %error, "message not sent"),
     }
 }

@@ -44,11 +44,17 @@ fn next_channel_key() -> ChannelKey {
 #[derive(Debug)]
 pub enum SocketEvent {
     Delivery(Delivery),
-    Timer {
-        channel: ChannelKey,
-        id: TimerId,
-        message: String,
-    },
+    /// Boxed: every socket's mailbox allocates room for a block of events
+    /// up front, so the common event (a delivery) sets the size.
+    Timer(Box<TimerFired>),
+}
+
+/// A channel's timer went off.
+#[derive(Debug)]
+pub struct TimerFired {
+    pub channel: ChannelKey,
+    pub id: TimerId,
+    pub message: String,
 }
 
 /// The sending end of a socket's mailbox, held by the broker and by timers.

@@ -18,6 +18,26 @@ pub fn origin_allowed(app: &App, headers: &hyper::HeaderMap, peer: SocketAddr) -
     allowed
 }
 
+/// A place among the app's `max_connections`, or the 503 that refuses
+/// the connection and says why.
+pub fn admit(app: &Arc<App>, peer: SocketAddr) -> Result<crate::app::Admission, hyper::Response<super::Body>> {
+    app.admit().ok_or_else(|| {
+        crate::app::Figures::count(&app.figures.limit_refusals, 1);
+        tracing::info!(app = %app.id, %peer, limit = app.limits.max_connections, "refused: the app is at its connection limit");
+        let mut response = super::text(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many connections: this app allows {} at once (max_connections); try again later\n",
+                app.limits.max_connections
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("5"));
+        response
+    })
+}
+
 /// The connect params (a JSON object of the query string, `vsn` removed)
 /// and the `vsn` asked for. Repeated names keep the last value, as Plug does.
 pub fn query_params(query: Option<&str>) -> (String, Option<String>) {
@@ -33,30 +53,43 @@ pub fn query_params(query: Option<&str>) -> (String, Option<String>) {
     (serde_json::Value::Object(params).to_string(), vsn)
 }
 
-/// Run the socket plugin's `connect` and `id`. `None` refuses the connection.
-pub fn connect(app: &Arc<App>, params: &str, info: &ConnectInfo, peer: SocketAddr) -> Option<(String, Option<String>)> {
+/// Why the socket plugin refused a connection.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refused {
+    /// `connect` said no, for this reason.
+    #[error("connect refused the connection: {0}")]
+    ByPlugin(String),
+    /// `connect` or `id` crashed.
+    #[error("the socket plugin crashed: {0}")]
+    Crashed(crate::runtime::Fault),
+}
+
+/// Run the socket plugin's `connect` and `id`: the socket's assigns and id,
+/// or why the connection is refused. Every transport, and the test harness
+/// (`plume-test`), connects through here.
+pub fn accept(app: &Arc<App>, params: &str, info: &ConnectInfo) -> Result<(String, Option<String>), Refused> {
     let Some(plugin) = &app.socket_plugin else {
-        return Some(("{}".to_owned(), None));
+        return Ok(("{}".to_owned(), None));
     };
     let version = plugin.current();
     let ctx = CallContext::new(app.clone(), plugin.name.clone(), "{}".into(), None);
     let (ctx, accepted) = version.connect(ctx, params, info);
-    let assigns = match accepted {
-        Ok(Ok(assigns)) => assigns,
-        Ok(Err(reason)) => {
-            tracing::info!(app = %app.id, %peer, reason, "connection refused");
-            return None;
-        }
-        Err(fault) => {
-            tracing::warn!(app = %app.id, plugin = %plugin.name, %peer, %fault, "connect crashed; connection refused");
-            return None;
-        }
-    };
+    let assigns = accepted.map_err(Refused::Crashed)?.map_err(Refused::ByPlugin)?;
     let (_, id) = version.id_for(ctx, &assigns);
-    match id {
-        Ok(id) => Some((assigns, id)),
-        Err(fault) => {
-            tracing::warn!(app = %app.id, plugin = %plugin.name, %peer, %fault, "id crashed; connection refused");
+    Ok((assigns, id.map_err(Refused::Crashed)?))
+}
+
+/// [`accept`], logging a refusal. `None` refuses the connection.
+pub fn connect(app: &Arc<App>, params: &str, info: &ConnectInfo, peer: SocketAddr) -> Option<(String, Option<String>)> {
+    match accept(app, params, info) {
+        Ok(accepted) => Some(accepted),
+        Err(Refused::ByPlugin(reason)) => {
+            tracing::info!(app = %app.id, %peer, reason, "connection refused");
+            None
+        }
+        Err(Refused::Crashed(fault)) => {
+            let plugin = app.socket_plugin.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+            tracing::warn!(app = %app.id, %plugin, %peer, %fault, "the socket plugin crashed; connection refused");
             None
         }
     }

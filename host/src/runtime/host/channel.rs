@@ -3,22 +3,36 @@
 use std::sync::Arc;
 
 use super::HostState;
+use crate::protocol::Body;
 use crate::pubsub::Broadcast;
 use crate::runtime::bindings::imports::channel::{ChannelError, Host};
+use crate::runtime::bindings::imports::types::Payload;
 use crate::runtime::context::{CallContext, Effect, check_json};
 
 /// Longest topic name accepted, in bytes.
 const MAX_TOPIC: usize = 255;
 
-fn check_payload(call: &CallContext, payload: &str) -> Result<(), ChannelError> {
+/// A plugin's payload, checked (size, and JSON for text), counted against
+/// the call's output budget, and owned.
+fn check_payload(call: &mut CallContext, payload: Payload) -> Result<Body, ChannelError> {
+    let body = Body::from(payload);
     let max = call.app.limits.max_payload_bytes;
-    if payload.len() > max {
+    if body.len() > max {
         return Err(ChannelError::Limit(format!(
             "a payload is at most {max} bytes, this one has {}",
-            payload.len()
+            body.len()
         )));
     }
-    check_json(payload).map_err(ChannelError::InvalidJson)
+    if let Body::Json(json) = &body {
+        check_json(json).map_err(ChannelError::InvalidJson)?;
+    }
+    call.spend_output(body.len()).map_err(ChannelError::Limit)?;
+    Ok(body)
+}
+
+/// `Ok` when the app granted `capability`.
+fn granted(call: &CallContext, capability: crate::app::Capability) -> Result<(), ChannelError> {
+    call.app.capabilities.check(capability).map_err(ChannelError::Limit)
 }
 
 fn check_topic(topic: &str) -> Result<(), ChannelError> {
@@ -34,9 +48,19 @@ fn check_topic(topic: &str) -> Result<(), ChannelError> {
 impl HostState {
     /// Publish on `topic`; the calling socket's own subscribers get it as an
     /// effect, in order with the rest of the call's output.
-    fn publish(&mut self, topic: String, event: String, payload: String, from_self: bool) -> Result<(), ChannelError> {
+    fn publish(&mut self, topic: String, event: String, payload: Payload, from_self: bool) -> Result<(), ChannelError> {
         let call = self.call();
-        check_payload(call, &payload)?;
+        let payload = check_payload(call, payload)?;
+        // Broadcasts count against the app's events per second, as client
+        // events do: a plugin that broadcasts in a loop spends its own
+        // tenant's budget, nobody else's.
+        if !call.app.rates.events.take() {
+            crate::app::Figures::count(&call.app.figures.limit_refusals, 1);
+            return Err(ChannelError::Limit(format!(
+                "rate limited: this app allows {} events per second (max_events_per_second)",
+                call.app.rates.events.limit()
+            )));
+        }
         let (skip, from) = match &call.scope {
             Some(scope) => (Some(scope.socket), from_self.then_some(scope.channel)),
             None if from_self => return Err(ChannelError::NotInChannel),
@@ -59,34 +83,36 @@ impl HostState {
 }
 
 impl Host for HostState {
-    fn push(&mut self, event: String, payload: String) -> Result<(), ChannelError> {
+    fn push(&mut self, event: String, payload: Payload) -> Result<(), ChannelError> {
         let call = self.call();
         if call.scope.is_none() {
             return Err(ChannelError::NotInChannel);
         }
-        check_payload(call, &payload)?;
+        let payload = check_payload(call, payload)?;
         call.effects.push(Effect::Push { event, payload });
         Ok(())
     }
 
-    fn broadcast(&mut self, event: String, payload: String) -> Result<(), ChannelError> {
+    fn broadcast(&mut self, event: String, payload: Payload) -> Result<(), ChannelError> {
         let topic = self.scope_topic()?;
         self.publish(topic, event, payload, false)
     }
 
-    fn broadcast_from(&mut self, event: String, payload: String) -> Result<(), ChannelError> {
+    fn broadcast_from(&mut self, event: String, payload: Payload) -> Result<(), ChannelError> {
         let topic = self.scope_topic()?;
         self.publish(topic, event, payload, true)
     }
 
-    fn broadcast_to(&mut self, topic: String, event: String, payload: String) -> Result<(), ChannelError> {
+    fn broadcast_to(&mut self, topic: String, event: String, payload: Payload) -> Result<(), ChannelError> {
         check_topic(&topic)?;
+        granted(self.call(), crate::app::Capability::BroadcastTo)?;
         self.publish(topic, event, payload, false)
     }
 
     fn subscribe(&mut self, topic: String) -> Result<(), ChannelError> {
         check_topic(&topic)?;
         let call = self.call();
+        granted(call, crate::app::Capability::BroadcastTo)?;
         if call.scope.is_none() {
             return Err(ChannelError::NotInChannel);
         }
@@ -106,7 +132,8 @@ impl Host for HostState {
     fn disconnect(&mut self, socket_id: String) -> Result<(), ChannelError> {
         check_topic(&socket_id)?;
         let call = self.call();
-        let message = Arc::new(Broadcast::new(socket_id, "disconnect".into(), "{}".into(), None));
+        granted(call, crate::app::Capability::Disconnect)?;
+        let message = Arc::new(Broadcast::new(socket_id, "disconnect".into(), Body::Json("{}".into()), None));
         call.app.broker.publish(message, None);
         Ok(())
     }

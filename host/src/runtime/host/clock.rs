@@ -1,7 +1,5 @@
-//! `clock`: wall-clock and monotonic time.
-
-use std::sync::OnceLock;
-use std::time::Instant;
+//! `clock`: wall-clock and monotonic time, from the host's clocks
+//! ([`crate::clock`]).
 
 use super::HostState;
 use crate::runtime::bindings::imports::clock::Host;
@@ -12,7 +10,6 @@ impl Host for HostState {
     }
 
     fn monotonic_ns(&mut self) -> u64 {
-        static START: OnceLock<Instant> = OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+        crate::clock::monotonic_ns()
     }
 }

@@ -29,6 +29,15 @@ impl From<StoreError> for KvError {
 }
 
 impl HostState {
+    /// The app's namespace, when it was granted the `kv` capability.
+    fn kv(&mut self) -> Result<&crate::kv::Kv, KvError> {
+        let app = &self.call().app;
+        app.capabilities
+            .check(crate::app::Capability::Kv)
+            .map_err(KvError::Unavailable)?;
+        Ok(&app.kv)
+    }
+
     fn check_value(&mut self, value: &str) -> Result<(), KvError> {
         let max = self.call().app.limits.max_kv_value_bytes;
         if value.len() > max {
@@ -43,16 +52,16 @@ impl HostState {
 
 impl Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Entry>, KvError> {
-        Ok(self.call().app.kv.get(&key)?.map(entry))
+        Ok(self.kv()?.get(&key)?.map(entry))
     }
 
     fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<u64, KvError> {
         self.check_value(&value)?;
-        Ok(self.call().app.kv.set(&key, value, ttl(ttl_ms))?)
+        Ok(self.kv()?.set(&key, value, ttl(ttl_ms))?)
     }
 
     fn delete(&mut self, key: String) -> Result<bool, KvError> {
-        Ok(self.call().app.kv.delete(&key)?)
+        Ok(self.kv()?.delete(&key)?)
     }
 
     fn compare_and_swap(
@@ -64,18 +73,16 @@ impl Host for HostState {
     ) -> Result<Option<u64>, KvError> {
         self.check_value(&value)?;
         Ok(self
-            .call()
-            .app
-            .kv
+            .kv()?
             .compare_and_swap(&key, expected, value, ttl(ttl_ms))?)
     }
 
     fn increment(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, KvError> {
-        Ok(self.call().app.kv.increment(&key, delta, ttl(ttl_ms))?)
+        Ok(self.kv()?.increment(&key, delta, ttl(ttl_ms))?)
     }
 
     fn list_by_prefix(&mut self, prefix: String, limit: u32) -> Result<Vec<(String, Entry)>, KvError> {
-        let list = self.call().app.kv.list_by_prefix(&prefix, limit as usize)?;
+        let list = self.kv()?.list_by_prefix(&prefix, limit as usize)?;
         Ok(list.into_iter().map(|(k, e)| (k, entry(e))).collect())
     }
 }

@@ -29,6 +29,10 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) call: Option<CallContext>,
+    /// Epoch ticks the call in progress has left after the current slice.
+    pub(crate) ticks_left: u64,
+    /// Whether the call in progress has handed off its async worker.
+    pub(crate) handed_off: bool,
 }
 
 impl HostState {
@@ -40,6 +44,8 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_limit),
             call: None,
+            ticks_left: 0,
+            handed_off: false,
         }
     }
 

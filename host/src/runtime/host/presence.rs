@@ -20,13 +20,37 @@ impl From<Error> for PresenceError {
     }
 }
 
+/// `Ok` when the app granted the `presence` capability.
+fn granted(call: &crate::runtime::context::CallContext) -> Result<(), PresenceError> {
+    call.app
+        .capabilities
+        .check(crate::app::Capability::Presence)
+        .map_err(PresenceError::Limit)
+}
+
 impl HostState {
     /// The channel's topic and identity, or `not-in-channel`.
     fn presence_scope(&mut self) -> Result<(String, crate::presence::Owner), PresenceError> {
+        granted(self.call())?;
         match &self.call().scope {
             Some(scope) => Ok((scope.topic.to_string(), (scope.socket, scope.channel))),
             None => Err(PresenceError::NotInChannel),
         }
+    }
+
+    /// A change (track, update, untrack) within the app's presence events
+    /// per second, or a `limit` error that says which.
+    fn presence_event(&mut self) -> Result<(String, crate::presence::Owner), PresenceError> {
+        let scope = self.presence_scope()?;
+        let app = &self.call().app;
+        if !app.rates.presence.take() {
+            crate::app::Figures::count(&app.figures.limit_refusals, 1);
+            return Err(PresenceError::Limit(format!(
+                "rate limited: this app allows {} presence events per second (max_presence_events_per_second)",
+                app.rates.presence.limit()
+            )));
+        }
+        Ok(scope)
     }
 
     fn announce(&mut self, diff: crate::presence::Diff) {
@@ -40,27 +64,28 @@ impl HostState {
 
 impl Host for HostState {
     fn track(&mut self, key: String, meta: String) -> Result<String, PresenceError> {
-        let (topic, owner) = self.presence_scope()?;
+        let (topic, owner) = self.presence_event()?;
         let (phx_ref, diff) = self.call().app.presence.track(&topic, &key, &meta, owner)?;
         self.announce(diff);
         Ok(phx_ref)
     }
 
     fn update(&mut self, key: String, meta: String) -> Result<String, PresenceError> {
-        let (topic, owner) = self.presence_scope()?;
+        let (topic, owner) = self.presence_event()?;
         let (phx_ref, diff) = self.call().app.presence.update(&topic, &key, &meta, owner)?;
         self.announce(diff);
         Ok(phx_ref)
     }
 
     fn untrack(&mut self, key: String) -> Result<(), PresenceError> {
-        let (topic, owner) = self.presence_scope()?;
+        let (topic, owner) = self.presence_event()?;
         let diff = self.call().app.presence.untrack(&topic, &key, owner)?;
         self.announce(diff);
         Ok(())
     }
 
     fn list(&mut self, topic: Option<String>) -> Result<String, PresenceError> {
+        granted(self.call())?;
         let topic = match topic {
             Some(topic) => topic,
             None => self.presence_scope()?.0,
@@ -74,12 +99,13 @@ impl Host for HostState {
         let payload = call.app.presence.list(&topic);
         call.effects.push(crate::runtime::context::Effect::Push {
             event: "presence_state".into(),
-            payload,
+            payload: crate::protocol::Body::Json(payload),
         });
         Ok(())
     }
 
     fn count(&mut self, topic: Option<String>) -> Result<u64, PresenceError> {
+        granted(self.call())?;
         let topic = match topic {
             Some(topic) => topic,
             None => self.presence_scope()?.0,

@@ -1,8 +1,9 @@
 //! A test-only channel plugin that puts every host import and every export
 //! of the WIT contract within a client's reach, so the end-to-end tests can
 //! drive each one over a real socket. It also misbehaves on request (spins,
-//! grows without end, recurses, returns invalid JSON) to prove that only its
-//! own channel pays.
+//! grows without end, recurses, panics, returns invalid JSON or an enormous
+//! reply, broadcasts in a loop, never finishes a join) to prove that only
+//! its own channel pays.
 
 use std::time::Duration;
 
@@ -63,8 +64,17 @@ impl Channel for Probe {
         if field(&payload, "refuse").as_bool() == Some(true) {
             return Join::error(json!({"reason": "refused"}));
         }
+        if field(&payload, "track_then_refuse").as_bool() == Some(true) {
+            let _ = presence::track("ghost", &json!({}));
+            return Join::error(json!({"reason": "refused after tracking"}));
+        }
         if field(&payload, "crash").as_bool() == Some(true) {
             panic!("join crash requested");
+        }
+        if field(&payload, "hang").as_bool() == Some(true) {
+            loop {
+                std::hint::spin_loop();
+            }
         }
         if field(&payload, "after_join").as_bool() == Some(true) {
             let _ = timers::send_self(&json!({"after_join": true}));
@@ -158,13 +168,47 @@ impl Channel for Probe {
                 }
             }
             "recurse" => Reply::ok(json!(recurse(0))).into(),
+            "panic" => panic!("probe panic requested"),
+            "huge" => {
+                let bytes = field(&p, "bytes").as_u64().unwrap_or(4 << 20) as usize;
+                Reply::ok(json!({ "big": "x".repeat(bytes) })).into()
+            }
+            "broadcast_storm" => {
+                let mut n: u64 = 0;
+                loop {
+                    let _ = channel::broadcast_to(text(&p, "topic"), "storm", &json!({ "n": n }));
+                    n += 1;
+                }
+            }
+            "busy" => {
+                let until = clock::monotonic_ns() + field(&p, "ms").as_u64().unwrap_or(100) * 1_000_000;
+                while clock::monotonic_ns() < until {
+                    std::hint::spin_loop();
+                }
+                Reply::ok(json!({})).into()
+            }
             "bad_json" => Reply::ok_raw(Payload::from_raw("{not json")).into(),
+            // Binary payloads: a client pushes bytes (a V2 binary frame).
+            "binary_info" => Reply::ok(json!({
+                "binary": payload.is_binary(),
+                "bytes": payload.as_binary().map(<[u8]>::len),
+            }))
+            .into(),
+            "binary_push" => ok_or_error(channel::push_binary("blob", payload.as_binary().unwrap_or_default())),
+            "binary_broadcast" => ok_or_error(channel::broadcast_binary(
+                "blob",
+                payload.as_binary().unwrap_or_default(),
+            )),
+            "binary_broadcast_reversed" => ok_or_error(channel::broadcast_binary(
+                "reversed",
+                payload.as_binary().unwrap_or_default(),
+            )),
             _ => HandleIn::stop(format!("unknown event: {event}")),
         }
     }
 
     fn intercepts() -> &'static [&'static str] {
-        &["secret", "hidden"]
+        &["secret", "hidden", "reversed"]
     }
 
     /// `secret` is rewritten per subscriber; `hidden` never reaches clients.
@@ -174,6 +218,11 @@ impl Channel for Probe {
                 "original": payload.value().unwrap_or(Value::Null),
                 "seen_by": socket.get::<Value>("user").and_then(|u| u.get("id").cloned()),
             })),
+            "reversed" => {
+                let mut bytes = payload.as_binary().unwrap_or_default().to_vec();
+                bytes.reverse();
+                HandleOut::PushChanged(Payload::binary(bytes))
+            }
             _ => HandleOut::Drop,
         }
     }
