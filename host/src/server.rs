@@ -12,15 +12,16 @@ use tokio::sync::{mpsc, watch};
 
 use crate::app::{App, ChannelPlugin, Plugin, Route, SocketPlugin, TopicPattern};
 use crate::config::{self, Loaded};
+use crate::demo_page::DemoPage;
 use crate::kv::{self, Kv};
 use crate::pubsub::LocalBroker;
 use crate::runtime::{Runtime, Settings};
 use crate::token::Tokens;
 use crate::transport::{self, Server};
 
-/// Where the secret came from, for the start-up report.
-fn secret(loaded: &Loaded) -> (String, &'static str) {
-    if let Some(secret) = &loaded.config.app.secret_key_base {
+/// A tenant's secret and where it came from, for the start-up report.
+fn secret(tenant: &config::Tenant<'_>) -> (String, &'static str) {
+    if let Some(secret) = &tenant.secret_key_base {
         return (secret.clone(), "plume.toml");
     }
     match std::env::var("SECRET_KEY_BASE") {
@@ -33,6 +34,7 @@ fn origin(loaded: crate::runtime::Loaded) -> &'static str {
     match loaded.origin {
         crate::runtime::Origin::Compiled => "compiled",
         crate::runtime::Origin::Cached => "loaded from the compile cache",
+        crate::runtime::Origin::Native => "compiled into the host (not sandboxed)",
     }
 }
 
@@ -50,33 +52,60 @@ pub fn compile_cache(loaded: &Loaded) -> Option<crate::runtime::CompileCache> {
     Some(crate::runtime::CompileCache::new(dir))
 }
 
-/// Build the app a configuration describes, compiling its plugins.
-/// Progress goes to stderr: compiling a component takes a moment.
+/// Build every app (tenant) a configuration describes, compiling their
+/// plugins. The apps share the key-value engine, each in its own namespace.
+pub fn build_apps(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Vec<Arc<App>>> {
+    let engine = kv::open(&loaded.config.kv.engine(&loaded.base)).with_context(|| format!("{}: [kv]", loaded.file))?;
+    let tenants = loaded.tenants();
+    tenants
+        .iter()
+        .map(|tenant| build_tenant(loaded, tenant, runtime, engine.clone(), tenants.len() > 1))
+        .collect()
+}
+
+/// The first app a configuration describes (benchmarks serve one).
 pub fn build_app(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Arc<App>> {
-    let config = &loaded.config;
+    build_apps(loaded, runtime)?
+        .into_iter()
+        .next()
+        .context("the configuration describes no app")
+}
+
+/// Build one tenant's app. Progress goes to stderr: compiling a component
+/// takes a moment.
+fn build_tenant(
+    loaded: &Loaded,
+    tenant: &config::Tenant<'_>,
+    runtime: &Runtime,
+    engine: Arc<dyn kv::KvEngine>,
+    named: bool,
+) -> anyhow::Result<Arc<App>> {
     let mut channel_plugins: Vec<(String, Arc<ChannelPlugin>)> = Vec::new();
     let mut socket_plugin: Option<Arc<SocketPlugin>> = None;
-    let socket_name = config.app.socket_plugin.as_ref().map(|s| s.get_ref().clone());
-    let total = config.plugins.len();
-    for (i, (name, section)) in config.plugins.iter().enumerate() {
+    let socket_name = tenant.socket_plugin.map(|s| s.get_ref().clone());
+    let total = tenant.plugins.len();
+    let who = if named { format!("tenant `{}`: ", tenant.id) } else { String::new() };
+    let settings = tenant.runtime;
+    for (i, (name, section)) in tenant.plugins.iter().enumerate() {
         let path = loaded.base.join(&section.path);
         let started = Instant::now();
-        eprintln!("plume: [{}/{total}] loading plugin `{name}` from {}", i + 1, path.display());
+        eprintln!("plume: {who}[{}/{total}] loading plugin `{name}` from {}", i + 1, path.display());
+        let key = tenant.plugin_key(name);
         if socket_name.as_deref() == Some(name.as_str()) {
             let version = runtime
-                .load_socket_file(name, &path)
-                .with_context(|| format!("{}: plugins.{name}", loaded.file))?;
+                .load_socket_file(name, &path, settings)
+                .with_context(|| format!("{}: {key}", loaded.file))?;
             eprintln!("plume:       socket plugin `{name}` version {} {} in {:?}", version.id(), origin(version.loaded()), started.elapsed());
             socket_plugin = Some(Arc::new(Plugin::new(name, path, version)));
         } else {
             let version = runtime
-                .load_channel_file(name, &path)
-                .with_context(|| format!("{}: plugins.{name}", loaded.file))?;
+                .load_channel_file(name, &path, settings)
+                .with_context(|| format!("{}: {key}", loaded.file))?;
             eprintln!("plume:       channel plugin `{name}` version {} {} in {:?}", version.id(), origin(version.loaded()), started.elapsed());
             channel_plugins.push((name.clone(), Arc::new(Plugin::new(name, path, version))));
         }
     }
-    let routes = config
+    let routes = tenant
         .routes
         .iter()
         .map(|route| {
@@ -102,54 +131,83 @@ pub fn build_app(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Arc<App>>
         })
         .collect::<Result<Vec<_>, config::ConfigError>>()?;
 
-    let (secret, source) = secret(loaded);
+    let (secret, source) = secret(tenant);
     if source == "development default" {
-        tracing::warn!("no secret_key_base configured and SECRET_KEY_BASE is unset: using the development secret. Set SECRET_KEY_BASE (64 bytes or more) in production.");
+        tracing::warn!(tenant = %tenant.id, "no secret_key_base configured and SECRET_KEY_BASE is unset: using the development secret. Set SECRET_KEY_BASE (64 bytes or more) in production.");
     } else if secret.len() < 64 {
-        tracing::warn!(source, "the secret_key_base is shorter than 64 bytes; Phoenix requires at least 64");
+        tracing::warn!(tenant = %tenant.id, source, "the secret_key_base is shorter than 64 bytes; Phoenix requires at least 64");
     }
+    let limits = tenant.limits.to_app_limits();
+    let socket_paths: Vec<String> = tenant
+        .socket_paths
+        .iter()
+        .map(|path| path.trim_end_matches('/').to_owned())
+        .collect();
     Ok(Arc::new(App {
-        id: config.app.id.clone(),
-        socket_path: config.app.socket_path.trim_end_matches('/').to_owned(),
+        id: tenant.id.clone(),
+        socket_path: socket_paths.first().cloned().unwrap_or_default(),
+        socket_paths,
         socket_plugin,
         routes,
-        origins: config.app.check_origin.policy(),
+        origins: tenant.check_origin.policy(),
         broker: Arc::new(LocalBroker::default()),
-        kv: Kv::new(
-            kv::open(&config.kv.engine(&loaded.base)).with_context(|| format!("{}: [kv]", loaded.file))?,
-            &config.app.id,
-        ),
+        kv: Kv::new(engine, &tenant.id).with_quota(kv::Quota {
+            max_keys: limits.max_kv_keys,
+            max_bytes: limits.max_kv_bytes,
+        }),
         presence: crate::presence::Presence::new(
-            (config.limits.presence_coalesce_ms > 0).then(|| Duration::from_millis(config.limits.presence_coalesce_ms)),
+            (tenant.limits.presence_coalesce_ms > 0).then(|| Duration::from_millis(tenant.limits.presence_coalesce_ms)),
         ),
         tokens: Tokens::new(secret.as_bytes()),
         figures: Default::default(),
-        limits: config.limits.to_app_limits(),
+        rates: crate::app::Rates::new(&limits),
+        limits,
+        capabilities: tenant.capabilities(),
+        runtime: settings,
+        admitted: Default::default(),
     }))
 }
 
-/// The runtime settings a configuration asks for.
+/// The runtime settings a configuration asks for: its first tenant's.
 pub fn runtime_settings(loaded: &Loaded) -> Settings {
-    let r = &loaded.config.runtime;
-    Settings {
-        deadline: Duration::from_millis(r.deadline_ms.max(1)),
-        memory_limit: (r.memory_limit_mb.max(1) as usize) * 1024 * 1024,
-        max_idle_instances: r.max_idle_instances,
-    }
+    loaded.tenants().first().map_or_else(Settings::default, |tenant| tenant.runtime)
 }
 
 /// Serve until SIGTERM or Ctrl-C. With `dev_workspace`, also rebuild that
-/// source tree's plugins whenever their sources change (`plume dev`).
-pub async fn serve(loaded: Loaded, bind: Option<String>, dev_workspace: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let runtime = Arc::new(Runtime::new(runtime_settings(&loaded), compile_cache(&loaded))?);
-    let app = build_app(&loaded, &runtime)?;
-    let _reloader = if loaded.config.runtime.hot_reload {
-        let reloader = crate::reload::watch(app.clone(), runtime.clone())
+/// source tree's plugins whenever their sources change (`plume dev`). With
+/// `demo_page`, serve the demo chat page at `/` (the demo app only: the
+/// page needs its chat channel and user socket).
+pub async fn serve(
+    loaded: Loaded,
+    bind: Option<String>,
+    dev_workspace: Option<std::path::PathBuf>,
+    demo_page: Option<DemoPage>,
+) -> anyhow::Result<()> {
+    let runtime = Runtime::new(runtime_settings(&loaded), compile_cache(&loaded))?;
+    serve_on(runtime, loaded, bind, dev_workspace, demo_page).await
+}
+
+/// [`serve`] on a runtime the caller made, e.g. one with channel plugins
+/// compiled in ([`Runtime::register_native`]).
+pub async fn serve_on(
+    runtime: Runtime,
+    loaded: Loaded,
+    bind: Option<String>,
+    dev_workspace: Option<std::path::PathBuf>,
+    demo_page: Option<DemoPage>,
+) -> anyhow::Result<()> {
+    let runtime = Arc::new(runtime);
+    let apps = build_apps(&loaded, &runtime)?;
+    let _reloaders = if loaded.config.runtime.hot_reload {
+        let reloaders = apps
+            .iter()
+            .map(|app| crate::reload::watch(app.clone(), runtime.clone()))
+            .collect::<anyhow::Result<Vec<_>>>()
             .context("cannot watch the plugin files (set [runtime] hot_reload = false to serve without)")?;
         eprintln!("plume: watching plugin files: a changed file goes live without a restart");
-        Some(reloader)
+        reloaders
     } else {
-        None
+        Vec::new()
     };
     let _sources = match dev_workspace {
         Some(workspace) => {
@@ -167,18 +225,29 @@ pub async fn serve(loaded: Loaded, bind: Option<String>, dev_workspace: Option<s
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let server = Arc::new(Server {
-        apps: vec![app.clone()],
+        apps: apps.clone(),
         shutdown: shutdown_rx,
         sockets_alive: alive_tx,
         longpoll: Default::default(),
+        websocket_echo_path: loaded.config.server.websocket_echo_path.clone(),
+        demo_page,
     });
-    for route in &app.routes {
-        eprintln!("plume: route {} -> plugin `{}`", route.pattern, route.plugin.name);
+    for app in &apps {
+        if apps.len() > 1 {
+            eprintln!("plume: tenant `{}` at {}", app.id, app.socket_paths.join(", "));
+        }
+        for route in &app.routes {
+            eprintln!("plume: route {} -> plugin `{}`", route.pattern, route.plugin.name);
+        }
     }
     // Tests and scripts wait for this exact line.
-    println!("plume: listening on http://{address} (WebSocket at ws://{address}{}/websocket)", app.socket_path);
+    println!("plume: listening on http://{address} (WebSocket at ws://{address}{}/websocket)", apps[0].socket_path);
+    if server.demo_page.is_some() {
+        eprintln!("plume: the demo chat page is at http://{address}/");
+    }
 
-    let kv = app.kv.clone();
+    // One engine holds every tenant's namespace: one sweep covers them all.
+    let kv = apps[0].kv.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {

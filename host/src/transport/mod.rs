@@ -1,6 +1,7 @@
 //! HTTP: the listener, request routing, and the WebSocket upgrade.
 
-mod connect;
+pub mod connect;
+mod echo;
 mod longpoll;
 pub mod origin;
 mod websocket;
@@ -28,6 +29,11 @@ pub struct Server {
     /// Held by every socket task; shutdown waits until all are dropped.
     pub sockets_alive: mpsc::Sender<()>,
     pub longpoll: longpoll::Sessions,
+    /// Where the WebSocket echo endpoint listens, when it is on (for
+    /// conformance suites; see `echo.rs`).
+    pub websocket_echo_path: Option<String>,
+    /// The demo chat page at `/`, served with the demo app only.
+    pub demo_page: Option<crate::demo_page::DemoPage>,
 }
 
 pub type Body = Full<Bytes>;
@@ -76,7 +82,7 @@ pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
 async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
     let path = request.uri().path().to_owned();
     for app in &server.apps {
-        if let Some(rest) = path.strip_prefix(app.socket_path.as_str()) {
+        if let Some(rest) = app.mounted(&path) {
             if rest == "/websocket" {
                 return websocket::upgrade(server, app, request, peer);
             }
@@ -84,6 +90,9 @@ async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net:
                 return longpoll::handle(server, app, request, peer).await;
             }
         }
+    }
+    if server.websocket_echo_path.as_deref() == Some(path.as_str()) {
+        return echo::upgrade(server, request, peer);
     }
     if path == "/_plume/plugins" {
         let status: Vec<serde_json::Value> = server.apps.iter().map(|app| app.plugin_status()).collect();
@@ -103,6 +112,11 @@ async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net:
             hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
         );
         return response;
+    }
+    if let (Some(page), Some(app)) = (&server.demo_page, server.apps.first())
+        && page.serves(&path)
+    {
+        return page.respond(app, request).await;
     }
     if path == "/" {
         return text(StatusCode::OK, "plume is running. Connect a Phoenix client to /socket.\n");

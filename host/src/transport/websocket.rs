@@ -3,16 +3,28 @@
 //!
 //! The socket plugin decides before the upgrade: a refused connection gets
 //! HTTP 403 and never becomes a WebSocket, as in Phoenix.
+//!
+//! The handshake checks, tungstenite's settings and the socket task's
+//! start are functions of their own, so that the echo endpoint
+//! (`echo.rs`, for conformance suites) runs on exactly this stack.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -25,6 +37,91 @@ use crate::socket::{self, Accepted};
 
 /// Bytes read from a socket at a time.
 const READ_BUFFER: usize = 1024;
+
+/// An upgraded connection, as every WebSocket endpoint serves it.
+pub(super) type WebSocket = WebSocketStream<UpgradedIo>;
+
+/// The connection under a WebSocket once the handshake is done.
+///
+/// hyper hands an upgraded connection over with the rest of its HTTP read
+/// buffer, and that buffer (8 KiB) stays allocated for as long as the
+/// connection lives, even when nothing is left in it: half of what an idle
+/// socket cost. When the connection is a plain TCP stream with nothing
+/// read ahead (the normal case: a client waits for the 101 before sending
+/// frames), plume takes the stream back and lets the buffer go.
+pub(super) enum UpgradedIo {
+    Tcp(TcpStream),
+    /// Bytes the client sent right behind its handshake, read ahead by
+    /// hyper: they are read first.
+    ReadAhead(bytes::Bytes, TcpStream),
+    /// Another kind of connection: hyper's own wrapper.
+    Upgraded(TokioIo<Upgraded>),
+}
+
+impl UpgradedIo {
+    fn new(upgraded: Upgraded) -> UpgradedIo {
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) if parts.read_buf.is_empty() => UpgradedIo::Tcp(parts.io.into_inner()),
+            // Keep only the bytes read ahead, not the whole buffer.
+            Ok(parts) => UpgradedIo::ReadAhead(bytes::Bytes::copy_from_slice(&parts.read_buf), parts.io.into_inner()),
+            Err(upgraded) => UpgradedIo::Upgraded(TokioIo::new(upgraded)),
+        }
+    }
+}
+
+impl AsyncRead for UpgradedIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpgradedIo::Tcp(io) => Pin::new(io).poll_read(cx, buf),
+            UpgradedIo::ReadAhead(ahead, io) => {
+                if ahead.is_empty() {
+                    return Pin::new(io).poll_read(cx, buf);
+                }
+                let n = ahead.len().min(buf.remaining());
+                buf.put_slice(&ahead.split_to(n));
+                Poll::Ready(Ok(()))
+            }
+            UpgradedIo::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpgradedIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpgradedIo::Tcp(io) | UpgradedIo::ReadAhead(_, io) => Pin::new(io).poll_write(cx, buf),
+            UpgradedIo::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpgradedIo::Tcp(io) | UpgradedIo::ReadAhead(_, io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            UpgradedIo::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpgradedIo::Tcp(io) | UpgradedIo::ReadAhead(_, io) => io.is_write_vectored(),
+            UpgradedIo::Upgraded(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpgradedIo::Tcp(io) | UpgradedIo::ReadAhead(_, io) => Pin::new(io).poll_flush(cx),
+            UpgradedIo::Upgraded(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpgradedIo::Tcp(io) | UpgradedIo::ReadAhead(_, io) => Pin::new(io).poll_shutdown(cx),
+            UpgradedIo::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
 
 /// The prefix phoenix.js puts before the `authToken` in the subprotocol list.
 const AUTH_TOKEN_PREFIX: &str = "base64url.bearer.phx.";
@@ -54,27 +151,88 @@ fn subprotocols(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let headers = request.headers();
-    let key = match header_str(headers, header::SEC_WEBSOCKET_KEY) {
+/// The client's `Sec-WebSocket-Key` when `headers` ask for a WebSocket
+/// (RFC 6455 §4.2.1), or the 400 response that says what was missing.
+pub(super) fn handshake_key(headers: &HeaderMap) -> Result<String, Response<Body>> {
+    match header_str(headers, header::SEC_WEBSOCKET_KEY) {
         Some(key)
             if has_token(headers, header::CONNECTION, "upgrade")
                 && has_token(headers, header::UPGRADE, "websocket")
                 && header_str(headers, header::SEC_WEBSOCKET_VERSION) == Some("13") =>
         {
-            key.to_owned()
+            Ok(key.to_owned())
         }
-        _ => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "expected a WebSocket upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13)\n",
-            );
+        _ => Err(text(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13)\n",
+        )),
+    }
+}
+
+/// The 101 response that accepts the handshake for `key`.
+pub(super) fn switching_protocols(key: &str) -> Response<Body> {
+    let mut response = text(StatusCode::SWITCHING_PROTOCOLS, "");
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+/// tungstenite's settings for a socket whose frames and messages may be up
+/// to `max_message_bytes`.
+pub(super) fn config(max_message_bytes: usize) -> WebSocketConfig {
+    // tungstenite zero-fills its whole read buffer before each read: the
+    // 128 KiB default costs a large memset per wake-up and per socket
+    // memory. Client frames are small; the buffer grows for big ones.
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
+}
+
+/// Finish the upgrade of `request` on a task of its own (hyper completes it
+/// only once the 101 response is written), then run `serve` on the
+/// WebSocket. The task holds the server's `sockets_alive`, so shutdown waits
+/// for it.
+pub(super) fn spawn<F, Fut>(server: &Arc<Server>, mut request: Request<Incoming>, peer: SocketAddr, config: WebSocketConfig, serve: F)
+where
+    F: FnOnce(WebSocket, watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let shutdown = server.shutdown.clone();
+    let alive = server.sockets_alive.clone();
+    // The request (its headers, its URI) is not kept for the socket's life.
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    drop(request);
+    tokio::spawn(async move {
+        let _alive = alive;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(UpgradedIo::new(upgraded), Role::Server, Some(config)).await;
+                serve(ws, shutdown).await;
+            }
+            Err(error) => tracing::debug!(%error, %peer, "WebSocket upgrade failed"),
         }
+    });
+}
+
+pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let headers = request.headers();
+    let key = match handshake_key(headers) {
+        Ok(key) => key,
+        Err(refused) => return refused,
     };
 
     if !super::connect::origin_allowed(app, headers, peer) {
         return text(StatusCode::FORBIDDEN, "");
     }
+    let admission = match super::connect::admit(app, peer) {
+        Ok(admission) => admission,
+        Err(refused) => return refused,
+    };
     let (params, vsn) = super::connect::query_params(request.uri().query());
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
         tracing::info!(%peer, vsn = ?vsn, "refused: unknown serializer version");
@@ -118,15 +276,9 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
         return text(StatusCode::FORBIDDEN, "");
     };
 
-    let mut response = text(StatusCode::SWITCHING_PROTOCOLS, "");
-    let response_headers = response.headers_mut();
-    response_headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    response_headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        response_headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
+    let mut response = switching_protocols(&key);
     if offered.iter().any(|p| p == "phoenix") {
-        response_headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("phoenix"));
+        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("phoenix"));
     }
 
     let accepted = Accepted {
@@ -135,25 +287,9 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, mut request: Request
         serializer,
         assigns,
         socket_id,
+        admission,
     };
-    // tungstenite zero-fills its whole read buffer before each read: the
-    // 128 KiB default costs a large memset per wake-up and per socket
-    // memory. Client frames are small; the buffer grows for big ones.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(app.limits.max_frame_bytes))
-        .max_frame_size(Some(app.limits.max_frame_bytes));
-    let shutdown = server.shutdown.clone();
-    let alive = server.sockets_alive.clone();
-    tokio::spawn(async move {
-        let _alive = alive;
-        match hyper::upgrade::on(&mut request).await {
-            Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                socket::serve(ws, accepted, shutdown).await;
-            }
-            Err(error) => tracing::debug!(%error, %peer, "WebSocket upgrade failed"),
-        }
-    });
+    let config = config(app.limits.max_frame_bytes);
+    spawn(server, request, peer, config, |ws, shutdown| socket::serve(ws, accepted, shutdown));
     response
 }

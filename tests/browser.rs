@@ -1,0 +1,80 @@
+//! The demo page (`host/web`, served at `/`) in a real browser: headless
+//! Chromium, Debian's `/usr/bin/chromium`, driven by playwright-core from
+//! the Node scripts in `tests/browser`, against a real `plume serve` of the
+//! demo app. Each test starts its own server and runs one script with
+//! `node --test`; screenshots land in `target/test-artifacts/`.
+//!
+//! Needs Chromium at `/usr/bin/chromium` (`apt-get install -y chromium`;
+//! `.ci/run` installs it), Node 20+ and npm. The page's phoenix.js
+//! (`host/web`) and playwright-core (`tests/browser`) are installed with
+//! `npm ci` from their committed lockfiles when missing.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, Once, PoisonError};
+use std::time::Duration;
+
+use support::node;
+
+/// The browser the scripts drive.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Longest one script may take; each of its waits is much shorter.
+const SCRIPT_PATIENCE: Duration = Duration::from_secs(300);
+
+/// One browser at a time: two Chromiums with two pages each, next to the
+/// rest of the suite on a small machine, make for slow pages rather than
+/// better coverage.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+fn browser_dir() -> PathBuf {
+    support::workspace().join("tests").join("browser")
+}
+
+/// Chromium, Node and both folders' npm packages, checked and installed
+/// once per test binary.
+fn prepare() {
+    static PREPARED: Once = Once::new();
+    PREPARED.call_once(|| {
+        assert!(
+            Path::new(CHROMIUM).is_file(),
+            "Chromium is not installed at {CHROMIUM}: the browser tests drive the demo page in it. \
+             Install it with `apt-get install -y chromium` (.ci/run does this on CI)."
+        );
+        node::require_node("the browser tests");
+        node::install_packages(&support::workspace().join("host").join("web"));
+        node::install_packages(&browser_dir());
+    });
+}
+
+/// Serve the demo app and run `script` (in `tests/browser`) against it.
+fn run_script(script: &str) {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
+    prepare();
+    let server = support::Server::start();
+    let artifacts = support::workspace().join("target").join("test-artifacts");
+    let mut node = Command::new("node");
+    node.args(["--test", "--test-reporter=spec", script])
+        .current_dir(browser_dir())
+        .env("PLUME_URL", format!("http://{}", server.addr))
+        .env("CHROMIUM", CHROMIUM)
+        .env("ARTIFACTS_DIR", &artifacts);
+    let status = node::run_streaming(node, &format!("node --test {script}"), SCRIPT_PATIENCE);
+    assert!(
+        status.success(),
+        "{script} failed ({status}); node's output is above, the server's log:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn two_pages_see_each_others_messages_presence_and_typing() {
+    run_script("chat.test.mjs");
+}
+
+#[test]
+fn a_page_without_websocket_falls_back_to_long_poll_and_chats_with_a_websocket_page() {
+    run_script("longpoll_fallback.test.mjs");
+}
