@@ -230,13 +230,13 @@ async fn twenty_swaps_under_closed_loop_pings_lose_nothing() {
     assert!(!server.log().contains("channel crashed"), "{}", server.log());
 }
 
-/// Copy `from` into `to`, skipping build output.
+/// Copy `from` into `to`, skipping build output and installed packages.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
         let name = entry.file_name();
-        if name == "target" {
+        if name == "target" || name == "node_modules" {
             continue;
         }
         let path = entry.path();
@@ -268,6 +268,21 @@ async fn plume_dev_rebuilds_an_edited_plugin_and_it_goes_live_without_a_reconnec
     std::fs::copy(root.join("Cargo.lock"), scratch.0.join("Cargo.lock")).expect("lock");
     for part in ["wit", "sdk", "plugins"] {
         copy_tree(&root.join(part), &scratch.0.join(part));
+    }
+    // Only the Rust plugins: `plume dev` would install the JavaScript
+    // plugin's packages from scratch here.
+    std::fs::remove_dir_all(scratch.0.join("plugins/room-js")).expect("no JS plugin in the scratch tree");
+    // The plugins' own harness tests need the host crate, which this tree
+    // leaves out: drop them and their dev-dependency.
+    for plugin in std::fs::read_dir(scratch.0.join("plugins")).expect("plugins") {
+        let dir = plugin.expect("entry").path();
+        let manifest = dir.join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let kept: Vec<&str> = text.lines().filter(|line| !line.starts_with("plume-test")).collect();
+        std::fs::write(&manifest, kept.join("\n")).expect("manifest");
+        let _ = std::fs::remove_dir_all(dir.join("tests"));
     }
 
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_plume"));

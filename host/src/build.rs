@@ -8,6 +8,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+pub mod npm;
+
 /// The WebAssembly target plugins are built for.
 pub const TARGET: &str = "wasm32-wasip2";
 
@@ -51,42 +53,65 @@ fn target_installed() -> bool {
         .unwrap_or(false)
 }
 
-/// Build every plugin under `plugins/` with the plugin profile, installing the
-/// target first if it is missing. Cargo's progress goes to the terminal.
+/// Build every plugin under `plugins/`: the crates with the plugin profile,
+/// installing the target first if it is missing (cargo's progress goes to
+/// the terminal), and the npm plugins with `npm run build`.
 pub fn build_plugins(workspace: &Path) -> anyhow::Result<PathBuf> {
     build_plugin_folders(workspace, &["plugins"])
 }
 
 /// Build the plugin crates of several folders (the test suite adds
-/// `tests/plugins`) in one cargo run.
+/// `tests/plugins`) in one cargo run, then their npm plugins ([`npm`]).
 pub fn build_plugin_folders(workspace: &Path, folders: &[&str]) -> anyhow::Result<PathBuf> {
-    if !target_installed() {
-        eprintln!("plume: installing the {TARGET} target (rustup target add {TARGET})");
-        let status = Command::new("rustup")
-            .args(["target", "add", TARGET])
-            .status()
-            .context("cannot run rustup; install the target by hand: rustup target add wasm32-wasip2")?;
-        if !status.success() {
-            bail!("rustup target add {TARGET} failed");
-        }
-    }
     let mut names = Vec::new();
     for folder in folders {
         names.extend(plugin_names(workspace, folder)?);
     }
+    let dir = build_packages(workspace, &names)?;
+    for folder in folders {
+        npm::build_folder(workspace, folder, &dir)?;
+    }
+    Ok(dir)
+}
+
+/// Install the `wasm32-wasip2` target with rustup if it is missing.
+pub fn ensure_target() -> anyhow::Result<()> {
+    if target_installed() {
+        return Ok(());
+    }
+    eprintln!("plume: the {TARGET} target is missing: installing it (rustup target add {TARGET})");
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .context("cannot run rustup; install the target by hand: rustup target add wasm32-wasip2")?;
+    if !status.success() {
+        bail!("rustup target add {TARGET} failed; install the target by hand and try again");
+    }
+    eprintln!("plume: {TARGET} installed");
+    Ok(())
+}
+
+/// Build the named plugin packages of a workspace for `wasm32-wasip2` with
+/// the plugin profile, in one cargo run, installing the target first if it
+/// is missing. Cargo's progress goes to the terminal. Returns the folder
+/// the `.wasm` files are in ([`plugin_dir`]).
+pub fn build_packages(workspace: &Path, names: &[String]) -> anyhow::Result<PathBuf> {
+    ensure_target()?;
     eprintln!("plume: building plugins for {TARGET}: {}", names.join(", "));
+    let started = std::time::Instant::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
         .args(["build", "--profile", PROFILE, "--target", TARGET, "--target-dir"])
         .arg(workspace.join("target/plugins"));
-    for name in &names {
+    for name in names {
         command.args(["-p", name]);
     }
     let status = command.status().context("cannot run cargo")?;
     if !status.success() {
         bail!("building the plugins failed (see cargo's output above)");
     }
+    eprintln!("plume: plugins built in {:.1?}", started.elapsed());
     Ok(plugin_dir(workspace))
 }

@@ -14,15 +14,19 @@ use tokio::sync::mpsc;
 /// Quiet time after the last source edit before a rebuild.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Whether a changed path is plugin source: a `.rs` file or a manifest.
+/// Whether a changed path is plugin source: a `.rs` or JavaScript file or a
+/// manifest, outside build output and installed npm packages.
 fn is_source(workspace: &Path, path: &Path) -> bool {
     let Ok(relative) = path.strip_prefix(workspace.join("plugins")) else {
         return false;
     };
-    if relative.components().any(|c| c.as_os_str() == "target") {
+    if relative.components().any(|c| c.as_os_str() == "target" || c.as_os_str() == "node_modules") {
         return false;
     }
-    matches!(path.extension().and_then(|e| e.to_str()), Some("rs" | "toml" | "wit"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("rs" | "toml" | "wit" | "js" | "mjs" | "json")
+    )
 }
 
 /// Start rebuilding the plugins of `workspace` on every source change.
@@ -66,5 +70,8 @@ mod tests {
         assert!(!is_source(ws, Path::new("/w/plugins/room/target/x.rs")));
         assert!(!is_source(ws, Path::new("/w/host/src/main.rs")));
         assert!(!is_source(ws, Path::new("/w/plugins/room/src/lib.rs.swp")));
+        assert!(is_source(ws, Path::new("/w/plugins/room-js/src/room.js")));
+        assert!(is_source(ws, Path::new("/w/plugins/room-js/package.json")));
+        assert!(!is_source(ws, Path::new("/w/plugins/room-js/node_modules/x/index.js")));
     }
 }

@@ -1,0 +1,155 @@
+//! `plume new`: a scaffolded plugin builds, its generated test passes, and
+//! `plume serve` with the updated configuration answers a join on its
+//! topic over a real WebSocket.
+//!
+//! The scaffold runs in a scratch source tree (under cargo's
+//! `CARGO_TARGET_TMPDIR`), so the real tree is never touched: its own
+//! `Cargo.toml`, `Cargo.lock` and `plugins/` folder, and links to the real
+//! `host`, `sdk`, `wit`, `tests` and each existing plugin. Cargo names and
+//! fingerprints workspace crates by their path inside the workspace, so
+//! through the links they are the very crates of the real tree: with
+//! `CARGO_TARGET_DIR` (native) and a `target/plugins` link (WebAssembly)
+//! pointing at the real, warm target directories, only the new crate
+//! compiles.
+
+mod support;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Client, Server};
+
+/// A fresh scratch tree over the real one.
+fn scratch_workspace() -> PathBuf {
+    let real = support::workspace().canonicalize().expect("the workspace");
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-workspace");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).expect("clear the last run's tree");
+    }
+    std::fs::create_dir_all(scratch.join("plugins")).expect("plugins folder");
+    std::fs::create_dir_all(scratch.join("target")).expect("target folder");
+    for file in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(real.join(file), scratch.join(file)).expect("copy the workspace manifest");
+    }
+    for folder in ["host", "sdk", "wit", "tests", "target/plugins"] {
+        symlink(real.join(folder), scratch.join(folder)).expect("link a folder of the real tree");
+    }
+    for entry in std::fs::read_dir(real.join("plugins")).expect("list the plugins") {
+        let entry = entry.expect("entry");
+        symlink(entry.path(), scratch.join("plugins").join(entry.file_name())).expect("link a plugin");
+    }
+    scratch
+}
+
+fn plume(workspace: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plume"))
+        .current_dir(workspace)
+        .args(args)
+        .output()
+        .expect("run plume")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn plume_new_refuses_bad_names_existing_folders_and_broken_configs() {
+    let scratch = tempdir("refusals");
+    std::fs::create_dir_all(scratch.join("plugins/taken")).expect("a taken name");
+    std::fs::create_dir_all(scratch.join("wit")).expect("wit");
+    std::fs::write(scratch.join("Cargo.toml"), "[workspace]\n").expect("a workspace");
+
+    let invalid = plume(&scratch, &["new", "My-Room"]);
+    assert!(!invalid.status.success());
+    assert!(text(&invalid.stderr).contains("`My-Room` is not a valid plugin name"), "{}", text(&invalid.stderr));
+
+    let taken = plume(&scratch, &["new", "taken"]);
+    assert!(!taken.status.success());
+    assert!(text(&taken.stderr).contains("already exists"), "{}", text(&taken.stderr));
+
+    std::fs::write(scratch.join("broken.toml"), "[server]\nbind = \"127.0.0.1:1\"\nbnd = 3\n").expect("a broken config");
+    let broken = plume(&scratch, &["new", "fresh", "--config", "broken.toml"]);
+    assert!(!broken.status.success());
+    let stderr = text(&broken.stderr);
+    assert!(stderr.contains("broken.toml:3") && stderr.contains("bnd"), "{stderr}");
+    assert!(!scratch.join("plugins/fresh").exists(), "nothing is written when the config is broken");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
+fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
+    // The demo plugins the new configuration serves, built in the real tree.
+    support::plugin_dir();
+    let scratch = scratch_workspace();
+
+    let created = plume(&scratch, &["new", "greeter"]);
+    assert!(created.status.success(), "plume new failed:\n{}", text(&created.stderr));
+    for file in ["Cargo.toml", "src/lib.rs", "tests/channel.rs"] {
+        assert!(scratch.join("plugins/greeter").join(file).is_file(), "{file} is generated");
+    }
+    let config = std::fs::read_to_string(scratch.join("plume.toml")).expect("plume.toml is created");
+    assert!(config.contains("[plugins.greeter]") && config.contains("topic = \"greeter:*\""), "{config}");
+    assert!(config.contains("[plugins.room]"), "the demo app stays in the new configuration");
+
+    let again = plume(&scratch, &["new", "greeter"]);
+    assert!(!again.status.success(), "a second `plume new greeter` is refused");
+
+    let socket = plume(&scratch, &["new", "gatekeeper", "--socket"]);
+    assert!(socket.status.success(), "plume new --socket failed:\n{}", text(&socket.stderr));
+    assert!(
+        text(&socket.stderr).contains("set socket_plugin = \"gatekeeper\" under [app]"),
+        "the demo's socket plugin stays, and the user is told how to switch: {}",
+        text(&socket.stderr)
+    );
+    let unchanged = std::fs::read_to_string(scratch.join("plume.toml")).expect("plume.toml");
+    assert_eq!(unchanged, config, "an app has one socket plugin: the configuration is left as it was");
+
+    let real_target = support::workspace().join("target").canonicalize().expect("target");
+    let tested = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&scratch)
+        .env("CARGO_TARGET_DIR", real_target)
+        .args(["test", "--release", "-p", "greeter", "-p", "gatekeeper"])
+        .output()
+        .expect("run cargo test");
+    let stdout = text(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "the generated test fails:\n{stdout}\n{}",
+        text(&tested.stderr)
+    );
+    assert!(stdout.contains("test result: ok. 4 passed"), "the channel plugin's tests: {stdout}");
+    assert!(stdout.contains("test result: ok. 2 passed"), "the socket plugin's tests: {stdout}");
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_plume"));
+    serve
+        .current_dir(&scratch)
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(scratch.join("plume.toml"));
+    let server = Server::spawn_command(serve, None, Duration::from_secs(60)).expect("plume serve starts");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let mut client: Client = server.client(42).await;
+            let (join_ref, reply) = client.join("greeter:lobby", json!({})).await;
+            assert_eq!(
+                reply,
+                json!([join_ref, join_ref, "greeter:lobby", "phx_reply", {"status": "ok", "response": {"joined": "greeter:lobby"}}])
+            );
+            let (_, room) = client.join("room:lobby", json!({})).await;
+            assert_eq!(room[4]["status"], "ok", "the demo app still serves: {room}");
+        });
+}
+
+/// An empty folder under cargo's temporary directory.
+fn tempdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scaffold-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
