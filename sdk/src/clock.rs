@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::__bindings::host::clock as wit;
+use crate::imports::clock as wit;
 
 /// Milliseconds since the Unix epoch: wall-clock time, for timestamps.
 ///

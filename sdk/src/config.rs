@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::__bindings::host::plugin_config as wit;
+use crate::imports::plugin_config as wit;
 
 /// The configuration of the route this call is for, decoded into `T`
 /// (`{}` when the route has none, so give `T` defaults).

@@ -1,6 +1,6 @@
 //! Live figures of the app: connections, channels, users, plugins.
 
-use crate::__bindings::host::figures as wit;
+use crate::imports::figures as wit;
 
 /// The app's figures at one moment.
 ///

@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::__bindings::host::kv as wit;
 use crate::clock::millis;
+use crate::imports::kv as wit;
 use crate::payload::encode;
 
 /// How many times [`update_json`] retries when other writers keep winning.

@@ -9,6 +9,9 @@
 //! [`export_socket!`] or [`export_channel!`]. The server owns the
 //! connections; the plugin decides.
 //!
+//! New to plume? Start with the plugin author's guide, `sdk/GUIDE.md` in
+//! the plume source tree.
+//!
 //! # A whole plugin
 //!
 //! `Cargo.toml`:
@@ -154,9 +157,20 @@ pub mod random;
 pub mod timers;
 pub mod token;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+
 #[doc(hidden)]
 #[path = "bindings.rs"]
 pub mod __bindings;
+
+// The host imports the safe modules call: the component's own in a
+// WebAssembly build (untouched by the native backend), the installed
+// native host's otherwise. Both have the same signatures.
+#[cfg(target_arch = "wasm32")]
+use __bindings::host as imports;
+#[cfg(not(target_arch = "wasm32"))]
+use native::imports;
 
 pub use assigns::Assigns;
 pub use channel_handler::Channel;

@@ -8,7 +8,7 @@
 //! log::info(&format!("joined {topic}"));
 //! ```
 
-use crate::__bindings::host::log::{self as wit, Level};
+use crate::imports::log::{self as wit, Level};
 
 /// Log `message` at trace level: step-by-step detail.
 ///

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::__bindings::host::presence as wit;
+use crate::imports::presence as wit;
 use crate::payload::encode;
 
 /// The presences of a topic: each key with its metas, as phoenix.js's

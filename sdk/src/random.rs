@@ -1,7 +1,7 @@
 //! Randomness from the host (message ids, game seeds). Not for secrets a
 //! plugin invents: sign with [`token`](crate::token) instead.
 
-use crate::__bindings::host::random as wit;
+use crate::imports::random as wit;
 
 /// A random `u64`.
 ///

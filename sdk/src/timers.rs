@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::__bindings::host::timers as wit;
 use crate::clock::millis;
+use crate::imports::timers as wit;
 use crate::payload::encode;
 
 /// Identifies a pending timer. It serializes as a number, so it can be kept

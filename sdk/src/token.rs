@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::__bindings::host::token as wit;
+use crate::imports::token as wit;
 use crate::payload::encode;
 
 /// Sign `data` with `salt`. `max_age` (whole seconds) is stored in the

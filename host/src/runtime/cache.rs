@@ -42,6 +42,8 @@ pub struct CompileCache {
 pub enum Origin {
     Compiled,
     Cached,
+    /// Not a component: the plugin's crate compiled into the host.
+    Native,
 }
 
 impl CompileCache {

@@ -7,6 +7,10 @@
 //! against its world, with a pool of reusable instances. A call runs under an
 //! epoch deadline and a memory limit; a call that traps, runs out of time or
 //! memory fails with a [`Fault`], and only the instance that failed is lost.
+//!
+//! For the benchmarks, a channel plugin can instead be compiled into the
+//! host ([`NativeChannel`], [`Runtime::register_native`]): the same calls,
+//! imports and checks without the sandbox, to measure what it costs.
 
 mod bindings;
 mod cache;
@@ -14,9 +18,11 @@ mod channel;
 pub mod context;
 mod host;
 mod limits;
+mod native;
 mod pool;
 mod socket;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
@@ -28,18 +34,22 @@ use wasmtime::{Config, Engine};
 pub use bindings::channel::exports::plume::plugin::channel_handler::{
     Action, InfoAction, OutAction, Stop,
 };
-pub use bindings::imports::types::{Reply, ReplyStatus, Socket as SocketView};
+pub use bindings::imports::types::{Payload as WitPayload, Reply, ReplyStatus, Socket as SocketView};
 pub use bindings::socket::exports::plume::plugin::socket_handler::ConnectInfo;
 pub use cache::{CompileCache, Origin};
 pub use channel::ChannelVersion;
 pub use context::{CallContext, ChannelScope, Effect, TimerId};
+pub use native::NativeChannel;
 pub use socket::SocketVersion;
 
 use host::HostState;
 use pool::World;
 
 /// How often the epoch advances; a deadline is a whole number of ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// A fine tick costs one atomic increment a millisecond, and lets a long
+/// call hand off its async worker within 2 ms (see `pool`), which is what
+/// keeps other tenants' latency while a plugin spins.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Limits applied to every call and instance.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +60,9 @@ pub struct Settings {
     pub memory_limit: usize,
     /// Idle instances kept per plugin version.
     pub max_idle_instances: usize,
+    /// Instances of one version alive at once; a call that finds them all
+    /// busy waits briefly, then fails with [`Fault::Busy`].
+    pub max_instances: usize,
 }
 
 /// How long loading a version took, and whether it was compiled.
@@ -65,6 +78,7 @@ impl Default for Settings {
             deadline: Duration::from_secs(1),
             memory_limit: 64 * 1024 * 1024,
             max_idle_instances: 64,
+            max_instances: 16,
         }
     }
 }
@@ -87,6 +101,8 @@ pub enum Fault {
     Trap(String),
     #[error("the plugin returned {0}")]
     InvalidOutput(String),
+    #[error("all {0} instances of the plugin are busy (max_instances_per_plugin)")]
+    Busy(usize),
 }
 
 /// Why a component could not be loaded. The message says what to do.
@@ -105,7 +121,7 @@ pub enum LoadError {
     NotWasm(String),
     #[error("{name} failed to compile: {reason}")]
     Compile { name: String, reason: String },
-    #[error("{name} does not implement the `{world}` world of plume:plugin@0.1.0: {reason}")]
+    #[error("{name} does not implement the `{world}` world of plume:plugin@0.2.0: {reason}")]
     World {
         name: String,
         world: &'static str,
@@ -121,6 +137,9 @@ pub struct Runtime {
     linker: Linker<HostState>,
     settings: Settings,
     cache: Option<CompileCache>,
+    /// Channel plugins served by code compiled into the host instead of
+    /// their component, by plugin name (see [`Runtime::register_native`]).
+    native: HashMap<String, NativeChannel>,
 }
 
 impl Runtime {
@@ -156,32 +175,45 @@ impl Runtime {
             linker,
             settings,
             cache,
+            native: HashMap::new(),
         })
+    }
+
+    /// Serve the channel plugin called `name` with `plugin`, code compiled
+    /// into this process, instead of the component its configuration names:
+    /// the benchmarks' baseline for what the sandbox costs. Its file is not
+    /// read, and it is neither sandboxed nor hot-reloadable.
+    pub fn register_native(&mut self, name: &str, plugin: NativeChannel) {
+        self.native.insert(name.to_owned(), plugin);
     }
 
     pub fn settings(&self) -> Settings {
         self.settings
     }
 
-    /// Load a channel plugin from a file.
-    pub fn load_channel_file(&self, name: &str, path: &Path) -> Result<ChannelVersion, LoadError> {
+    /// Load a channel plugin from a file; its calls run under `settings`
+    /// (its tenant's limits).
+    pub fn load_channel_file(&self, name: &str, path: &Path, settings: Settings) -> Result<ChannelVersion, LoadError> {
+        if let Some(plugin) = self.native.get(name) {
+            return Ok(ChannelVersion::native(*plugin));
+        }
         let bytes = read(path)?;
-        self.load_channel(name, &bytes)
+        self.load_channel(name, &bytes, settings)
     }
 
     /// Load a socket plugin from a file.
-    pub fn load_socket_file(&self, name: &str, path: &Path) -> Result<SocketVersion, LoadError> {
+    pub fn load_socket_file(&self, name: &str, path: &Path, settings: Settings) -> Result<SocketVersion, LoadError> {
         let bytes = read(path)?;
-        self.load_socket(name, &bytes)
+        self.load_socket(name, &bytes, settings)
     }
 
-    pub fn load_channel(&self, name: &str, bytes: &[u8]) -> Result<ChannelVersion, LoadError> {
-        let (id, pool, loaded) = self.load::<bindings::channel::ChannelPlugin>(name, "channel-plugin", bytes)?;
+    pub fn load_channel(&self, name: &str, bytes: &[u8], settings: Settings) -> Result<ChannelVersion, LoadError> {
+        let (id, pool, loaded) = self.load::<bindings::channel::ChannelPlugin>(name, "channel-plugin", bytes, settings)?;
         Ok(ChannelVersion::new(id, pool, loaded))
     }
 
-    pub fn load_socket(&self, name: &str, bytes: &[u8]) -> Result<SocketVersion, LoadError> {
-        let (id, pool, loaded) = self.load::<bindings::socket::SocketPlugin>(name, "socket-plugin", bytes)?;
+    pub fn load_socket(&self, name: &str, bytes: &[u8], settings: Settings) -> Result<SocketVersion, LoadError> {
+        let (id, pool, loaded) = self.load::<bindings::socket::SocketPlugin>(name, "socket-plugin", bytes, settings)?;
         Ok(SocketVersion::new(id, pool, loaded))
     }
 
@@ -190,6 +222,7 @@ impl Runtime {
         name: &str,
         world: &'static str,
         bytes: &[u8],
+        settings: Settings,
     ) -> Result<(String, pool::Pool<W>, Loaded), LoadError> {
         let started = std::time::Instant::now();
         check_component(name, bytes)?;
@@ -206,7 +239,7 @@ impl Runtime {
             world,
             reason,
         })?;
-        let pool = pool::Pool::new(self.engine.clone(), pre, self.settings);
+        let pool = pool::Pool::new(self.engine.clone(), pre, settings);
         pool.warm().map_err(|fault| LoadError::Start {
             name: name.to_owned(),
             fault,

@@ -1,10 +1,12 @@
 //! `compare`: the script-free benchmark. In one run it starts each server
-//! (the raw echo baseline, then plume), runs one scenario against each on a
-//! freshly started process, and prints every result, then the medians side
-//! by side with the ratio plume/echo. Both servers run on the same machine
-//! in the same minute, so the ratio holds where absolute figures would not.
+//! (the raw echo baseline, then plume, and `plume-native` when asked: plume
+//! with the room channel compiled in instead of WebAssembly), runs one
+//! scenario against each on a freshly started process, and prints every
+//! result, then the medians side by side with the ratios plume/echo and
+//! plume/native. The servers run on the same machine in the same minute, so
+//! the ratios hold where absolute figures would not.
 
-mod server;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +34,9 @@ pub enum ServerKind {
     Echo,
     /// plume serve: the demo app, channel logic in WebAssembly plugins.
     Plume,
+    /// plume-native: plume with the room channel's same code compiled into
+    /// the server: what plume would do without the sandbox.
+    Native,
 }
 
 impl ServerKind {
@@ -39,6 +44,7 @@ impl ServerKind {
         match self {
             ServerKind::Echo => "echo",
             ServerKind::Plume => "plume",
+            ServerKind::Native => "native",
         }
     }
 }
@@ -51,6 +57,9 @@ pub struct CompareArgs {
     /// The echo baseline binary [default: `plume-echo` beside this tool].
     #[arg(long)]
     echo: Option<PathBuf>,
+    /// The native baseline binary [default: `plume-native` beside this tool].
+    #[arg(long)]
+    native: Option<PathBuf>,
     /// The demo app's built plugins, passed to `plume serve --plugin-dir`.
     #[arg(long)]
     plugin_dir: Option<PathBuf>,
@@ -60,7 +69,8 @@ pub struct CompareArgs {
     /// Rounds; each round runs every server once, freshly started, and medians are compared.
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20))]
     rounds: usize,
-    /// Which servers, in the order they run within a round.
+    /// Which servers, in the order they run within a round: echo, plume,
+    /// native.
     #[arg(long, value_delimiter = ',', default_value = "echo,plume")]
     servers: Vec<ServerKind>,
     /// Before each run, wait up to this many seconds for the machine to be
@@ -86,8 +96,9 @@ struct Comparison {
     figures: Vec<Row>,
 }
 
-/// One figure's medians; the ratio is plume over echo whatever the figure,
-/// so for latencies and memory below 1 is better, for rates above 1.
+/// One figure's medians; the ratios are plume over each baseline whatever
+/// the figure, so for latencies and memory below 1 is better, for rates
+/// above 1.
 #[derive(Serialize)]
 struct Row {
     name: String,
@@ -98,10 +109,16 @@ struct Row {
     plume: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plume_over_echo: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    native: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plume_over_native: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     echo_runs: Vec<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     plume_runs: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    native_runs: Vec<f64>,
 }
 
 /// Runs the comparison, driving each scenario run on `runtime`.
@@ -113,25 +130,42 @@ pub fn run(args: &CompareArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Res
     let here = std::env::current_exe()
         .context("cannot find this executable's path, to find the servers beside it: pass --plume and --echo")?;
     let beside = here.parent().map(Path::to_path_buf).unwrap_or_default();
+    let wanted = |kind| args.servers.contains(&kind);
     let plume = binary(
         args.plume.clone(),
         &beside,
         "plume",
+        "--plume",
         "cargo build --release -p plume",
     )?;
     let echo = binary(
         args.echo.clone(),
         &beside,
         "plume-echo",
+        "--echo",
         "cargo build --release -p plume-load",
     )?;
+    let native = if wanted(ServerKind::Native) {
+        Some(binary(
+            args.native.clone(),
+            &beside,
+            "plume-native",
+            "--native",
+            "cargo build --release -p plume-load",
+        )?)
+    } else {
+        None
+    };
 
     let mut results: Vec<(ServerKind, Vec<Figure>)> = Vec::new();
     for round in 1..=args.rounds {
         for &kind in &args.servers {
             let command = match kind {
                 ServerKind::Echo => echo_command(&echo),
-                ServerKind::Plume => plume_command(&plume, args),
+                ServerKind::Plume => plume_command(Command::new(&plume), args),
+                ServerKind::Native => {
+                    native_command(native.as_deref().context("the native binary was not looked for")?, args)
+                }
             };
             if args.wait_quiet > 0 && !wait_until_quiet(Duration::from_secs(args.wait_quiet))? {
                 eprintln!(
@@ -212,14 +246,14 @@ fn binary(
     given: Option<PathBuf>,
     beside: &Path,
     name: &str,
+    flag: &str,
     build: &str,
 ) -> anyhow::Result<PathBuf> {
     let path = given.unwrap_or_else(|| beside.join(name));
     anyhow::ensure!(
         path.is_file(),
-        "no {name} binary at {}: build it with `{build}`, or give its path with --{}",
+        "no {name} binary at {}: build it with `{build}`, or give its path with {flag}",
         path.display(),
-        if name == "plume" { "plume" } else { "echo" }
     );
     Ok(path)
 }
@@ -230,9 +264,18 @@ fn echo_command(path: &Path) -> Command {
     command
 }
 
-fn plume_command(path: &Path, args: &CompareArgs) -> Command {
-    let mut command = Command::new(path);
-    command.args(["serve", "--bind", "127.0.0.1:0"]);
+/// `plume-native` takes `plume serve`'s flags.
+fn native_command(path: &Path, args: &CompareArgs) -> Command {
+    plume_serve_flags(Command::new(path), args)
+}
+
+fn plume_command(mut command: Command, args: &CompareArgs) -> Command {
+    command.arg("serve");
+    plume_serve_flags(command, args)
+}
+
+fn plume_serve_flags(mut command: Command, args: &CompareArgs) -> Command {
+    command.args(["--bind", "127.0.0.1:0"]);
     if !args.build_plugins {
         command.arg("--no-build");
     }
@@ -269,20 +312,26 @@ fn rows(results: &[(ServerKind, Vec<Figure>)], keep_runs: bool) -> Vec<Row> {
         .map(|(name, unit)| {
             let echo_runs = runs(ServerKind::Echo, name);
             let plume_runs = runs(ServerKind::Plume, name);
+            let native_runs = runs(ServerKind::Native, name);
             let echo = median(&echo_runs);
             let plume = median(&plume_runs);
-            let plume_over_echo = match (plume, echo) {
-                (Some(p), Some(e)) if e != 0.0 => Some(p / e),
+            let native = median(&native_runs);
+            let over = |baseline: Option<f64>| match (plume, baseline) {
+                (Some(p), Some(b)) if b != 0.0 => Some(p / b),
                 _ => None,
             };
+            let kept = |runs: Vec<f64>| if keep_runs { runs } else { Vec::new() };
             Row {
                 name: name.to_owned(),
                 unit,
                 echo,
                 plume,
-                plume_over_echo,
-                echo_runs: if keep_runs { echo_runs } else { Vec::new() },
-                plume_runs: if keep_runs { plume_runs } else { Vec::new() },
+                plume_over_echo: over(echo),
+                native,
+                plume_over_native: over(native),
+                echo_runs: kept(echo_runs),
+                plume_runs: kept(plume_runs),
+                native_runs: kept(native_runs),
             }
         })
         .collect()
@@ -314,18 +363,20 @@ fn table(comparison: &Comparison) -> String {
         comparison.rounds,
         if comparison.rounds == 1 { "" } else { "s" }
     )];
+    let ratio = |value: Option<f64>| value.map_or("-".to_owned(), |r| format!("{r:.3}"));
     lines.push(format!(
-        "{:<36} {:>14} {:>14} {:>11}",
-        "", "echo", "plume", "plume/echo"
+        "{:<36} {:>14} {:>14} {:>11} {:>14} {:>12}",
+        "", "echo", "plume", "plume/echo", "native", "plume/native"
     ));
     for row in &comparison.figures {
         lines.push(format!(
-            "{:<36} {:>14} {:>14} {:>11}",
+            "{:<36} {:>14} {:>14} {:>11} {:>14} {:>12}",
             format!("{} ({})", row.name, row.unit),
             show(row.echo, row.unit),
             show(row.plume, row.unit),
-            row.plume_over_echo
-                .map_or("-".to_owned(), |r| format!("{r:.3}"))
+            ratio(row.plume_over_echo),
+            show(row.native, row.unit),
+            ratio(row.plume_over_native),
         ));
     }
     lines.join("\n")
@@ -359,5 +410,22 @@ mod tests {
         assert_eq!(rows[0].plume, Some(120.0));
         assert_eq!(rows[0].plume_over_echo, Some(0.6));
         assert_eq!(rows[0].plume_runs, vec![100.0, 140.0, 120.0]);
+        assert_eq!(rows[0].native, None);
+        assert_eq!(rows[0].plume_over_native, None);
+    }
+
+    #[test]
+    fn rows_give_plume_over_native_beside_plume_over_echo() {
+        let figure = |value| vec![Figure::new("round_trips_per_sec", "/s", value)];
+        let results = vec![
+            (ServerKind::Echo, figure(200.0)),
+            (ServerKind::Plume, figure(90.0)),
+            (ServerKind::Native, figure(100.0)),
+        ];
+        let rows = rows(&results, false);
+        assert_eq!(rows[0].plume_over_echo, Some(0.45));
+        assert_eq!(rows[0].native, Some(100.0));
+        assert_eq!(rows[0].plume_over_native, Some(0.9));
+        assert!(rows[0].native_runs.is_empty());
     }
 }
