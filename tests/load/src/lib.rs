@@ -6,12 +6,14 @@
 //! the Phoenix V2 JSON protocol ([`wire`], [`client`]); [`compare`] starts the
 //! servers itself and runs one scenario against each in the same run; and
 //! [`echo`] is the baseline server, which answers the same frames with no
-//! channel logic at all.
+//! channel logic at all. [`chart`] draws a fan-out sweep's comparison as
+//! the PNG that BENCHMARKS.md shows.
 //!
 //! The tool shares the machine's cores with the server it measures, so every
 //! result carries both processes' CPU time ([`process`]) beside its figures
 //! ([`latency`], [`report`]).
 
+pub mod chart;
 pub mod client;
 pub mod compare;
 pub mod echo;
@@ -19,4 +21,5 @@ pub mod latency;
 pub mod process;
 pub mod report;
 pub mod scenario;
+pub mod soak;
 pub mod wire;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use plume_load::chart::{self, ChartArgs};
 use plume_load::client::Target;
 use plume_load::compare::{self, CompareArgs};
 use plume_load::process;
@@ -17,6 +18,7 @@ use plume_load::scenario::idle::IdleArgs;
 use plume_load::scenario::joins::JoinsArgs;
 use plume_load::scenario::presence::PresenceArgs;
 use plume_load::scenario::rpc::RpcArgs;
+use plume_load::soak::{self, SoakArgs};
 
 /// Load scenarios for Phoenix Channels servers (plume, or the plume-echo
 /// baseline), over loopback WebSockets with the V2 JSON protocol.
@@ -43,8 +45,12 @@ enum Command {
     Joins(Direct<JoinsArgs>),
     /// N members join one chat topic with presence: time until every member's presence list agrees.
     Presence(Direct<PresenceArgs>),
-    /// Start plume-echo and plume, run one scenario against each, and print both and plume/echo.
+    /// Start plume-echo and plume (and plume-native: --servers echo,plume,native), run one scenario against each, and print them with plume's ratios.
     Compare(CompareArgs),
+    /// Start plume with two tenants: A runs hostile plugins and a broadcast storm while B pings; B's p99 quiet and during the storm.
+    Soak(SoakArgs),
+    /// Draw a PNG of fan-out latency (p50, p99) against delivery rate from what `compare ... fanout --sweep` printed.
+    Chart(ChartArgs),
 }
 
 /// A scenario against a server that is already running.
@@ -111,6 +117,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_direct(&runtime, direct.target, Scenario::Presence(direct.scenario))
         }
         Command::Compare(args) => compare::run(&args, &runtime),
+        Command::Soak(args) => soak::run(&args, &runtime),
+        Command::Chart(args) => chart::run(&args),
     }
 }
 
