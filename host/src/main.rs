@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use plume::config;
+use plume::demo_page::DemoPage;
 
 #[derive(Parser)]
 #[command(name = "plume", version, about = "A Phoenix Channels server whose channels are WebAssembly plugins")]
@@ -28,7 +29,8 @@ enum Command {
         /// target/plugins/wasm32-wasip2/plugin, built first).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
-        /// Do not build the demo plugins before serving.
+        /// Do not build the demo plugins, nor install the demo page's npm
+        /// packages, before serving.
         #[arg(long)]
         no_build: bool,
     },
@@ -42,6 +44,20 @@ enum Command {
     },
     /// Build every plugin under plugins/ for wasm32-wasip2.
     Build,
+    /// Create a plugin crate in plugins/NAME, with a test, and add it to
+    /// the configuration.
+    New {
+        /// The plugin's name: a crate name, and the topic prefix it serves
+        /// (`NAME:*`).
+        name: String,
+        /// A socket handler (connect, id) instead of a channel handler.
+        #[arg(long)]
+        socket: bool,
+        /// The configuration to add it to (default: plume.toml at the top
+        /// of the source tree); created with the demo app if missing.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Sign and verify Phoenix.Token tokens.
     Token {
         #[command(subcommand)]
@@ -95,6 +111,31 @@ fn load_config(config: Option<PathBuf>, plugin_dir: Option<PathBuf>, build: bool
     })
 }
 
+/// `plume new`: scaffold, then say what to run next.
+fn new_plugin(name: &str, socket: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir()?;
+    let workspace = plume::build::find_workspace(&cwd)
+        .context("plume new runs inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
+    let config = config.unwrap_or_else(|| workspace.join("plume.toml"));
+    let kind = if socket { plume::scaffold::Kind::Socket } else { plume::scaffold::Kind::Channel };
+    let done = plume::scaffold::new_plugin(&workspace, name, kind, &config)?;
+    let what = if socket { "socket plugin" } else { "channel plugin" };
+    eprintln!("plume: created the {what} `{name}` in {}: {}", done.crate_dir.display(), done.files.join(", "));
+    if done.config_changed {
+        let how = if done.config_created { "created it with the demo app, and added" } else { "added" };
+        let what = if socket { "as the app's socket plugin".to_owned() } else { format!("with the route `{name}:*`") };
+        eprintln!("plume: {}: {how} the plugin `{name}` {what}", done.config.display());
+    }
+    for note in &done.notes {
+        eprintln!("plume: note: {note}");
+    }
+    eprintln!("next:");
+    eprintln!("  cargo test --release -p {name}                      # its tests, on the real runtime");
+    let shown = done.config.strip_prefix(&cwd).unwrap_or(&done.config);
+    eprintln!("  cargo run --release -- dev --config {}   # build, serve, and hot-swap on save", shown.display());
+    Ok(())
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -128,16 +169,20 @@ fn run() -> anyhow::Result<()> {
             plugin_dir,
             no_build,
         } => {
+            let demo = config.is_none();
             let loaded = load_config(config, plugin_dir, !no_build)?;
-            runtime()?.block_on(plume::server::serve(loaded, bind, None))
+            let page = if demo { DemoPage::prepare(!no_build) } else { None };
+            runtime()?.block_on(plume::server::serve(loaded, bind, None, page))
         }
         Command::Dev { config, bind } => {
             let cwd = std::env::current_dir()?;
             let workspace = plume::build::find_workspace(&cwd)
                 .context("plume dev runs inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
             plume::build::build_plugins(&workspace)?;
+            let demo = config.is_none();
             let loaded = load_config(config, Some(plume::build::plugin_dir(&workspace)), false)?;
-            runtime()?.block_on(plume::server::serve(loaded, bind, Some(workspace)))
+            let page = if demo { DemoPage::prepare(true) } else { None };
+            runtime()?.block_on(plume::server::serve(loaded, bind, Some(workspace), page))
         }
         Command::Build => {
             let cwd = std::env::current_dir()?;
@@ -147,6 +192,7 @@ fn run() -> anyhow::Result<()> {
             eprintln!("plume: plugins built in {}", dir.display());
             Ok(())
         }
+        Command::New { name, socket, config } => new_plugin(&name, socket, config),
         Command::Token { command } => match command {
             TokenCommand::Sign {
                 salt,
