@@ -81,13 +81,16 @@ pub const INSTANCE_WAIT: Duration = Duration::from_millis(100);
 /// Epoch ticks a call runs before the host first looks at it again. A call
 /// still running then is a long one: its thread hands its place among the
 /// async workers to another thread (see [`hand_off_worker`]).
-const SLICE_TICKS: u64 = 2;
+const SLICE_TICKS: u64 = 1;
+
+/// How long a call waiting for an instance waits between hand-off checks.
+const BUSY_WAIT_STEP: Duration = Duration::from_millis(2);
 
 /// How long a handing-off thread waits for the new thread to take over.
 const HANDOFF_GRACE: Duration = Duration::from_micros(200);
 
 /// Past its first slice, a call pauses one epoch tick after every slice:
-/// a plugin that runs to its deadline gets at most two thirds of a core,
+/// a plugin that runs to its deadline gets at most half a core,
 /// and the sockets of every other tenant keep the rest. The pause counts
 /// against the call's deadline.
 const LONG_CALL_PAUSE_TICKS: u64 = 1;
@@ -147,12 +150,16 @@ impl<W: World> Pool<W> {
             if state.ticks_left == 0 {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
+            // At every slice, not only the first: a hand-off can lose its
+            // race (the new worker thread not started when the grace ends,
+            // and this thread takes its worker back), and once it has
+            // succeeded this thread holds no worker and the call is free.
+            hand_off_worker();
             if state.handed_off {
                 std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS as u32);
                 state.ticks_left = state.ticks_left.saturating_sub(LONG_CALL_PAUSE_TICKS);
             } else {
                 state.handed_off = true;
-                hand_off_worker();
             }
             if state.ticks_left == 0 {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
@@ -192,7 +199,6 @@ impl<W: World> Pool<W> {
     fn take(&self) -> Result<Instance<W>, Fault> {
         let max = self.settings.max_instances.max(1);
         let give_up = Instant::now() + INSTANCE_WAIT;
-        let mut handed_off = false;
         let mut slots = self.slots.lock();
         loop {
             if let Some(instance) = slots.idle.pop() {
@@ -203,15 +209,16 @@ impl<W: World> Pool<W> {
                 drop(slots);
                 return self.fresh().inspect_err(|_| self.dropped());
             }
-            if !handed_off {
-                handed_off = true;
-                drop(slots);
-                hand_off_worker();
-                slots = self.slots.lock();
-                continue;
-            }
-            if self.returned.wait_until(&mut slots, give_up).timed_out() && slots.idle.is_empty() && slots.live >= max {
+            if Instant::now() >= give_up {
                 return Err(Fault::Busy(max));
+            }
+            // Give up the async worker before waiting (again after each
+            // short wait, in case a hand-off lost its race).
+            drop(slots);
+            hand_off_worker();
+            slots = self.slots.lock();
+            if slots.idle.is_empty() && slots.live >= max {
+                let _ = self.returned.wait_until(&mut slots, (Instant::now() + BUSY_WAIT_STEP).min(give_up));
             }
         }
     }
