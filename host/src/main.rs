@@ -18,22 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve an app: the demo app when no --config is given.
-    Serve {
-        /// A plume.toml; without it, the demo app from the built plugins.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Listen here instead of the configured address (e.g. 127.0.0.1:0).
-        #[arg(long)]
-        bind: Option<String>,
-        /// Where the demo app's plugins are (default: this source tree's
-        /// target/plugins/wasm32-wasip2/plugin, built first).
-        #[arg(long)]
-        plugin_dir: Option<PathBuf>,
-        /// Do not build the demo plugins, nor install the demo page's npm
-        /// packages, before serving.
-        #[arg(long)]
-        no_build: bool,
-    },
+    Serve(plume::cli::ServeArgs),
     /// Serve like `serve`, and rebuild plugins whenever their sources
     /// change; the new versions go live with clients still connected.
     Dev {
@@ -100,17 +85,6 @@ fn secret(explicit: Option<String>) -> String {
         .unwrap_or_else(|| config::DEV_SECRET.to_owned())
 }
 
-/// A config file, or the demo app from the built plugins.
-fn load_config(config: Option<PathBuf>, plugin_dir: Option<PathBuf>, build: bool) -> anyhow::Result<config::Loaded> {
-    Ok(match config {
-        Some(path) => config::load(&path)?,
-        None => {
-            let dir = plume::server::demo_plugin_dir(plugin_dir.as_deref(), build)?;
-            config::parse(config::DEMO, "the built-in demo configuration", &dir)?
-        }
-    })
-}
-
 /// `plume new`: scaffold, then say what to run next.
 fn new_plugin(name: &str, socket: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
@@ -154,25 +128,12 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLUME_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    plume::cli::init_logging();
     match Cli::parse().command {
-        Command::Serve {
-            config,
-            bind,
-            plugin_dir,
-            no_build,
-        } => {
-            let demo = config.is_none();
-            let loaded = load_config(config, plugin_dir, !no_build)?;
-            let page = if demo { DemoPage::prepare(!no_build) } else { None };
-            runtime()?.block_on(plume::server::serve(loaded, bind, None, page))
+        Command::Serve(args) => {
+            let loaded = args.load()?;
+            let page = if args.config.is_none() { DemoPage::prepare(!args.no_build) } else { None };
+            runtime()?.block_on(plume::server::serve(loaded, args.bind, None, page))
         }
         Command::Dev { config, bind } => {
             let cwd = std::env::current_dir()?;
@@ -180,7 +141,7 @@ fn run() -> anyhow::Result<()> {
                 .context("plume dev runs inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
             plume::build::build_plugins(&workspace)?;
             let demo = config.is_none();
-            let loaded = load_config(config, Some(plume::build::plugin_dir(&workspace)), false)?;
+            let loaded = plume::cli::load_config(config.as_deref(), Some(plume::build::plugin_dir(&workspace)), false)?;
             let page = if demo { DemoPage::prepare(true) } else { None };
             runtime()?.block_on(plume::server::serve(loaded, bind, Some(workspace), page))
         }
