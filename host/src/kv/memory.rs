@@ -154,17 +154,7 @@ impl KvEngine for MemoryEngine {
     ) -> Result<i64, KvError> {
         let now = monotonic_ms();
         self.with_ns(ns, |map| {
-            let old = match current(map, key, now) {
-                Some(stored) => stored
-                    .value
-                    .trim()
-                    .parse::<i64>()
-                    .map_err(|_| KvError::NotANumber)?,
-                None => 0,
-            };
-            let sum = old
-                .checked_add(delta)
-                .ok_or_else(|| KvError::Quota("the sum does not fit in 64 bits".into()))?;
+            let sum = super::incremented(current(map, key, now).map(|stored| stored.value.as_str()), delta)?;
             self.write(map, key, sum.to_string(), ttl);
             Ok(sum)
         })

@@ -116,6 +116,17 @@ pub enum Engine {
 }
 
 /// Open the engine `engine` names.
+/// `increment`'s arithmetic, the same for every engine: the stored value
+/// (none counts as 0) as an integer, plus `delta`.
+pub(crate) fn incremented(stored: Option<&str>, delta: i64) -> Result<i64, KvError> {
+    let old = match stored {
+        Some(value) => value.trim().parse::<i64>().map_err(|_| KvError::NotANumber)?,
+        None => 0,
+    };
+    old.checked_add(delta)
+        .ok_or_else(|| KvError::Quota("the sum does not fit in 64 bits".into()))
+}
+
 pub fn open(engine: &Engine) -> Result<Arc<dyn KvEngine>, KvError> {
     Ok(match engine {
         Engine::Memory => Arc::new(MemoryEngine::default()),

@@ -239,17 +239,8 @@ impl KvEngine for RedbEngine {
 
     fn increment(&self, ns: &str, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
         self.write(|w| {
-            let old = match w.current(ns, key)? {
-                Some(stored) => stored
-                    .value
-                    .trim()
-                    .parse::<i64>()
-                    .map_err(|_| KvError::NotANumber)?,
-                None => 0,
-            };
-            let sum = old
-                .checked_add(delta)
-                .ok_or_else(|| KvError::Quota("the sum does not fit in 64 bits".into()))?;
+            let stored = w.current(ns, key)?;
+            let sum = super::incremented(stored.as_ref().map(|stored| stored.value.as_str()), delta)?;
             w.put(ns, key, &sum.to_string(), ttl)?;
             Ok((sum, true))
         })

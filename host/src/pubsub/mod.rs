@@ -36,6 +36,9 @@ pub struct Broadcast {
     /// Set by `broadcast_from`: this channel does not receive it.
     pub from: Option<ChannelKey>,
     encoded: [OnceLock<Option<Message>>; 2],
+    /// The payload as `handle-out` takes it, built once and lent to every
+    /// intercepting channel.
+    for_plugins: OnceLock<crate::runtime::WitPayload>,
 }
 
 impl Broadcast {
@@ -46,7 +49,14 @@ impl Broadcast {
             payload,
             from,
             encoded: [OnceLock::new(), OnceLock::new()],
+            for_plugins: OnceLock::new(),
         }
+    }
+
+    /// The payload in the plugin interface's type, for `handle-out`: copied
+    /// out of the broadcast once, however many channels intercept it.
+    pub fn plugin_payload(&self) -> &crate::runtime::WitPayload {
+        self.for_plugins.get_or_init(|| self.payload.clone().into())
     }
 
     /// The frame `[null,null,topic,event,payload]` (a binary broadcast

@@ -230,9 +230,8 @@ impl Connection {
 
     fn intercepted(&mut self, key: ChannelKey, delivery: &Delivery) {
         let message = &delivery.message;
-        let payload = WitPayload::from(message.payload.clone());
         let Some(handled) = self.call(key, |version, ctx, view| {
-            version.handle_out(ctx, &message.event, &payload, view)
+            version.handle_out(ctx, &message.event, message.plugin_payload(), view)
         }) else {
             return;
         };
