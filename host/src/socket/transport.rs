@@ -38,6 +38,30 @@ fn failure(error: &WsError) -> Option<CloseFrame> {
     })
 }
 
+/// After failing a connection, read and discard what the client is still
+/// sending (the rest of an oversized frame, say) until it closes, for at
+/// most [`FAIL_GRACE`] and [`LINGER_BYTES`]. Closing a TCP socket with
+/// unread data resets it, and a reset can destroy the close frame before
+/// the client reads it, or fail the client's write: the client would see a
+/// broken connection instead of the reason (1009 "message too big").
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(FAIL_GRACE, async {
+        while drained < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// The most a failed connection's lingering close reads and discards.
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
 /// A connection's frames.
 pub trait Transport: Send {
     /// The next frame from the client; `None` when the client is gone. A
@@ -68,6 +92,7 @@ where
             Some(Err(error)) => {
                 if let Some(frame) = failure(error) {
                     let _ = tokio::time::timeout(FAIL_GRACE, WebSocketStream::close(self, Some(frame))).await;
+                    linger(self.get_mut()).await;
                 }
             }
             _ => {}
