@@ -20,6 +20,7 @@ mod host;
 mod limits;
 mod native;
 mod pool;
+mod priority;
 mod socket;
 
 use std::collections::HashMap;
@@ -146,6 +147,7 @@ impl Runtime {
     /// A runtime; `cache` keeps compiled components between runs.
     pub fn new(settings: Settings, cache: Option<CompileCache>) -> anyhow::Result<Runtime> {
         pool::install_panic_filter();
+        priority::available();
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);

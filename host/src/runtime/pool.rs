@@ -80,7 +80,8 @@ pub const INSTANCE_WAIT: Duration = Duration::from_millis(100);
 
 /// Epoch ticks a call runs before the host first looks at it again. A call
 /// still running then is a long one: its thread hands its place among the
-/// async workers to another thread (see [`hand_off_worker`]).
+/// async workers to another thread (see [`hand_off_worker`]) and runs the
+/// rest of the call at idle CPU priority (see [`super::priority`]).
 const SLICE_TICKS: u64 = 1;
 
 /// How long a call waiting for an instance waits between hand-off checks.
@@ -160,6 +161,7 @@ impl<W: World> Pool<W> {
                 state.ticks_left = state.ticks_left.saturating_sub(LONG_CALL_PAUSE_TICKS);
             } else {
                 state.handed_off = true;
+                super::priority::demote();
             }
             if state.ticks_left == 0 {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
@@ -169,6 +171,7 @@ impl<W: World> Pool<W> {
             Ok(wasmtime::UpdateDeadline::Continue(slice))
         });
         self.start_clock(&mut store);
+        let _restore = super::priority::RestoreOnDrop;
         let bindings = W::instantiate(&self.pre, &mut store)
             .map_err(|e| Fault::classify(e, self.settings.deadline))?;
         Ok(Instance { store, bindings })
@@ -268,7 +271,9 @@ impl<W: World> Pool<W> {
         // A host function that panics (wasmtime-wasi's blocking streams do
         // when called on an async worker) must fail this call, not the
         // socket task: the panic is caught here and the instance dropped.
+        let restore = super::priority::RestoreOnDrop;
         let result = catch_plugin_panic(|| f(&instance.bindings, &mut instance.store));
+        drop(restore);
         let result = match result {
             Ok(result) => result,
             Err(panic) => {
