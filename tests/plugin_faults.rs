@@ -136,6 +136,52 @@ async fn only_that_channel_pays(event: &str, log_needle: &str) {
     assert!(server.wait_for_log(log_needle), "{event}: expected `{log_needle}` in\n{}", server.log());
 }
 
+/// The threads of process `pid` scheduled under `SCHED_IDLE` (policy 5,
+/// the 41st field of `/proc/PID/task/TID/stat`).
+#[cfg(target_os = "linux")]
+fn idle_threads(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // Fields after the command name, which is in parentheses, start at field 3.
+            let rest = &stat[stat.rfind(')').map_or(0, |at| at + 1)..];
+            rest.split_whitespace().nth(41 - 3) == Some("5")
+        })
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_long_call_runs_at_idle_priority_and_its_thread_gets_normal_priority_back() {
+    let server = Server::start_probe();
+    if server.log().contains("long plugin calls keep normal CPU priority") {
+        eprintln!("skipped: this machine does not let plume restore a thread's priority");
+        return;
+    }
+    let mut c = server.client(1).await;
+    let bad = c.join_ok_probe("probe:bad").await;
+    assert_eq!(idle_threads(server.pid()), 0);
+    c.push(&bad, "probe:bad", "spin", json!({})).await;
+    // The probe's deadline is 300 ms; the call is demoted after 1 ms.
+    let mut seen = 0;
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    while std::time::Instant::now() < until && seen == 0 {
+        seen = idle_threads(server.pid());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen, 1, "one thread, the spinning call's, runs at SCHED_IDLE");
+    assert_eq!(c.recv().await, json!([bad, bad, "probe:bad", "phx_error", {}]));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(idle_threads(server.pid()), 0, "the thread is back at normal priority");
+    // And the threads still serve at normal speed: another channel answers.
+    let good = c.join_ok("room:good").await;
+    let reference = c.push(&good, "room:good", "ping", json!({})).await;
+    assert_eq!(c.recv().await[1], reference.as_str());
+}
+
 #[tokio::test]
 async fn a_plugin_that_spins_is_stopped_at_its_deadline() {
     only_that_channel_pays("spin", "deadline").await;
