@@ -31,8 +31,9 @@ pub struct HostState {
     pub(crate) call: Option<CallContext>,
     /// Epoch ticks the call in progress has left after the current slice.
     pub(crate) ticks_left: u64,
-    /// Whether the call in progress has handed off its async worker.
-    pub(crate) handed_off: bool,
+    /// When the host last looked at the call in progress, if it has run
+    /// past its first slice: see `pool`.
+    pub(crate) last_look: Option<super::priority::Sample>,
 }
 
 impl HostState {
@@ -45,7 +46,7 @@ impl HostState {
             limiter: MemoryLimiter::new(memory_limit),
             call: None,
             ticks_left: 0,
-            handed_off: false,
+            last_look: None,
         }
     }
 
