@@ -90,7 +90,8 @@ pub const INSTANCE_WAIT: Duration = Duration::from_millis(100);
 /// 200 µs grace). Waiting for a whole tick instead (two, or one plus a
 /// minimum run time) would let every hostile call hold its worker, and the
 /// sockets queued on it, twice as long on average: the soak's tenant B
-/// p99 measured worse that way (2.0 to 2.3x against 1.8 to 2.0x).
+/// p99 measured worse that way (at a 1 ms tick: 2.0 to 2.3x against 1.8
+/// to 2.0x).
 const FIRST_SLICE_TICKS: u64 = 1;
 
 /// Epoch ticks between the host's looks at a long call after the first.
