@@ -34,6 +34,8 @@ pub struct HostState {
     /// When the host last looked at the call in progress, if it has run
     /// past its first slice: see `pool`.
     pub(crate) last_look: Option<super::priority::Sample>,
+    /// When the call in progress started.
+    pub(crate) call_started: std::time::Instant,
 }
 
 impl HostState {
@@ -47,6 +49,7 @@ impl HostState {
             call: None,
             ticks_left: 0,
             last_look: None,
+            call_started: std::time::Instant::now(),
         }
     }
 
