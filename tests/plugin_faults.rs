@@ -165,7 +165,7 @@ async fn a_long_call_runs_at_idle_priority_and_its_thread_gets_normal_priority_b
     let bad = c.join_ok_probe("probe:bad").await;
     assert_eq!(idle_threads(server.pid()), 0);
     c.push(&bad, "probe:bad", "spin", json!({})).await;
-    // The probe's deadline is 300 ms; the call is demoted after 1 ms.
+    // The probe's deadline is 300 ms; the call is demoted at its first epoch tick (0.5 ms).
     let mut seen = 0;
     let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
     while std::time::Instant::now() < until && seen == 0 {

@@ -231,12 +231,12 @@ impl Server {
         panic!("plume did not exit within 10 s of SIGTERM");
     }
 
-    /// Whether the process is still running.
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

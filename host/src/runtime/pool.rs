@@ -130,6 +130,35 @@ pub(crate) fn hand_off_worker() {
     }
 }
 
+/// One look at a call that has run past its first slice (see
+/// [`FIRST_SLICE_TICKS`]), on the thread running it.
+fn look_at_long_call(state: &mut HostState) {
+    use super::priority::{self, Sample};
+    // At every look, not only the first: a hand-off can lose its race (the
+    // new worker thread not started when the grace ends, and this thread
+    // takes its worker back), and once it has succeeded this thread holds
+    // no worker and the call is free.
+    hand_off_worker();
+    // A long call is demoted at once. Each later look checks that it ran
+    // since the one before: a call that spins pauses; one that waited for
+    // the CPU (a short call preempted on a busy machine looks long too) is
+    // put back to normal priority.
+    let now = Sample::now();
+    match state.last_look {
+        None => priority::demote(),
+        Some(before) if now.busy_since(&before) => {
+            priority::demote();
+            std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS as u32);
+            state.ticks_left = state.ticks_left.saturating_sub(LONG_CALL_PAUSE_TICKS);
+            // The next look measures from after the pause.
+            state.last_look = Some(Sample::now());
+            return;
+        }
+        Some(_) => priority::restore(),
+    }
+    state.last_look = Some(now);
+}
+
 struct Instance<W> {
     store: Store<HostState>,
     bindings: W,
@@ -173,32 +202,12 @@ impl<W: World> Pool<W> {
             if state.ticks_left == 0 {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
-            if state.last_look.is_none() && state.call_started.elapsed() < STRADDLING {
-                let slice = state.ticks_left.min(SLICE_TICKS);
-                state.ticks_left -= slice;
-                return Ok(wasmtime::UpdateDeadline::Continue(slice));
-            }
-            // At every slice, not only the first: a hand-off can lose its
-            // race (the new worker thread not started when the grace ends,
-            // and this thread takes its worker back), and once it has
-            // succeeded this thread holds no worker and the call is free.
-            hand_off_worker();
-            // A long call is demoted at once. Each later look checks that
-            // it ran since the one before: a call that spins pauses; one
-            // that waited for the CPU (a short call preempted on a busy
-            // machine looks long too) is put back to normal priority.
-            match state.last_look {
-                None => super::priority::demote(),
-                Some(before) if super::priority::Sample::now().busy_since(&before) => {
-                    super::priority::demote();
-                    std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS as u32);
-                    state.ticks_left = state.ticks_left.saturating_sub(LONG_CALL_PAUSE_TICKS);
+            let straddling = state.last_look.is_none() && state.call_started.elapsed() < STRADDLING;
+            if !straddling {
+                look_at_long_call(state);
+                if state.ticks_left == 0 {
+                    return Err(wasmtime::Error::new(Trap::Interrupt));
                 }
-                Some(_) => super::priority::restore(),
-            }
-            state.last_look = Some(super::priority::Sample::now());
-            if state.ticks_left == 0 {
-                return Err(wasmtime::Error::new(Trap::Interrupt));
             }
             let slice = state.ticks_left.min(SLICE_TICKS);
             state.ticks_left -= slice;
