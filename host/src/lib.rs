@@ -12,6 +12,7 @@ pub mod app;
 pub mod build;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo_page;
 pub mod dev;

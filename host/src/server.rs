@@ -14,7 +14,8 @@ use crate::app::{App, ChannelPlugin, Plugin, Route, SocketPlugin, TopicPattern};
 use crate::config::{self, Loaded};
 use crate::demo_page::DemoPage;
 use crate::kv::{self, Kv};
-use crate::pubsub::LocalBroker;
+use crate::cluster::Cluster;
+use crate::pubsub::{ClusterBroker, LocalBroker};
 use crate::runtime::{Runtime, Settings};
 use crate::token::Tokens;
 use crate::transport::{self, Server};
@@ -53,22 +54,39 @@ pub fn compile_cache(loaded: &Loaded) -> Option<crate::runtime::CompileCache> {
 }
 
 /// Build every app (tenant) a configuration describes, compiling their
-/// plugins. The apps share the key-value engine, each in its own namespace.
-pub fn build_apps(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Vec<Arc<App>>> {
+/// plugins. The apps share the key-value engine, each in its own namespace;
+/// in a cluster, each app's broker and presence span the nodes.
+pub fn build_apps(loaded: &Loaded, runtime: &Runtime, cluster: Option<&Arc<Cluster>>) -> anyhow::Result<Vec<Arc<App>>> {
     let engine = kv::open(&loaded.config.kv.engine(&loaded.base)).with_context(|| format!("{}: [kv]", loaded.file))?;
     let tenants = loaded.tenants();
     tenants
         .iter()
-        .map(|tenant| build_tenant(loaded, tenant, runtime, engine.clone(), tenants.len() > 1))
+        .map(|tenant| build_tenant(loaded, tenant, runtime, engine.clone(), cluster, tenants.len() > 1))
         .collect()
 }
 
-/// The first app a configuration describes (benchmarks serve one).
+/// The first app a configuration describes, on one node (benchmarks and
+/// the plugin test harness serve one).
 pub fn build_app(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Arc<App>> {
-    build_apps(loaded, runtime)?
+    build_apps(loaded, runtime, None)?
         .into_iter()
         .next()
         .context("the configuration describes no app")
+}
+
+/// Join the cluster the configuration (or `PLUME_REDIS_URL`) names, if any.
+pub async fn join_cluster(loaded: &Loaded) -> anyhow::Result<Option<Arc<Cluster>>> {
+    let Some(settings) = loaded.config.cluster.settings() else {
+        return Ok(None);
+    };
+    eprintln!("plume: joining the cluster at {}", settings.redis_url);
+    let cluster = Cluster::join(&settings).await?;
+    let layout = match cluster.names().layout {
+        crate::cluster::Layout::Standalone => "one Redis",
+        crate::cluster::Layout::Sharded => "a Redis Cluster, sharded pub/sub",
+    };
+    eprintln!("plume: joined the cluster as node {} ({layout})", cluster.node());
+    Ok(Some(cluster))
 }
 
 /// Build one tenant's app. Progress goes to stderr: compiling a component
@@ -78,6 +96,7 @@ fn build_tenant(
     tenant: &config::Tenant<'_>,
     runtime: &Runtime,
     engine: Arc<dyn kv::KvEngine>,
+    cluster: Option<&Arc<Cluster>>,
     named: bool,
 ) -> anyhow::Result<Arc<App>> {
     let mut channel_plugins: Vec<(String, Arc<ChannelPlugin>)> = Vec::new();
@@ -138,6 +157,17 @@ fn build_tenant(
         tracing::warn!(tenant = %tenant.id, source, "the secret_key_base is shorter than 64 bytes; Phoenix requires at least 64");
     }
     let limits = tenant.limits.to_app_limits();
+    let presence = Arc::new(crate::presence::Presence::new(
+        (tenant.limits.presence_coalesce_ms > 0).then(|| Duration::from_millis(tenant.limits.presence_coalesce_ms)),
+    ));
+    let broker: Arc<dyn crate::pubsub::Broker> = match cluster {
+        Some(cluster) => {
+            let broker = ClusterBroker::new(cluster.clone(), &tenant.id);
+            presence.cluster(&broker);
+            broker
+        }
+        None => Arc::new(LocalBroker::default()),
+    };
     let socket_paths: Vec<String> = tenant
         .socket_paths
         .iter()
@@ -150,14 +180,12 @@ fn build_tenant(
         socket_plugin,
         routes,
         origins: tenant.check_origin.policy(),
-        broker: Arc::new(LocalBroker::default()),
+        broker,
         kv: Kv::new(engine, &tenant.id).with_quota(kv::Quota {
             max_keys: limits.max_kv_keys,
             max_bytes: limits.max_kv_bytes,
         }),
-        presence: crate::presence::Presence::new(
-            (tenant.limits.presence_coalesce_ms > 0).then(|| Duration::from_millis(tenant.limits.presence_coalesce_ms)),
-        ),
+        presence,
         tokens: Tokens::new(secret.as_bytes()),
         figures: Default::default(),
         rates: crate::app::Rates::new(&limits),
@@ -197,7 +225,8 @@ pub async fn serve_on(
     demo_page: Option<DemoPage>,
 ) -> anyhow::Result<()> {
     let runtime = Arc::new(runtime);
-    let apps = build_apps(&loaded, &runtime)?;
+    let cluster = join_cluster(&loaded).await?;
+    let apps = build_apps(&loaded, &runtime, cluster.as_ref())?;
     let _reloaders = if loaded.config.runtime.hot_reload {
         let reloaders = apps
             .iter()
@@ -231,6 +260,7 @@ pub async fn serve_on(
         longpoll: Default::default(),
         websocket_echo_path: loaded.config.server.websocket_echo_path.clone(),
         demo_page,
+        cluster: cluster.clone(),
     });
     for app in &apps {
         if apps.len() > 1 {
@@ -266,6 +296,11 @@ pub async fn serve_on(
     let timeout = Duration::from_millis(loaded.config.server.shutdown_timeout_ms);
     if tokio::time::timeout(timeout, alive_rx.recv()).await.is_err() {
         eprintln!("plume: some sockets did not close within {timeout:?}; exiting anyway");
+    }
+    if let Some(cluster) = cluster {
+        // The channels have terminated and their presences left; what they
+        // sent reaches Redis before the node leaves.
+        cluster.leave().await;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod node;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -134,6 +135,17 @@ impl Server {
         Server::start_config(PROBE_CONFIG).expect("the probe server starts")
     }
 
+    /// The demo app as a node of the cluster whose Redis is at `redis_url`
+    /// (`PLUME_REDIS_URL`, as an operator would start it).
+    pub fn start_node(redis_url: &str) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plume"));
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--no-build", "--plugin-dir"])
+            .arg(plugin_dir())
+            .env("PLUME_REDIS_URL", redis_url);
+        Server::spawn_command(command, None, Duration::from_secs(60)).expect("the node starts")
+    }
+
     /// A server for a `plume.toml` text; `{plugins}` in it stands for the
     /// built plugins' directory.
     pub fn start_config(config: &str) -> Result<Server, String> {
@@ -231,6 +243,12 @@ impl Server {
         panic!("plume did not exit within 10 s of SIGTERM");
     }
 
+    /// Kill the process (SIGKILL): no shutdown, nothing cleaned up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -308,6 +326,21 @@ impl Client {
             match tokio::time::timeout(WAIT, self.ws.next()).await {
                 Err(_) => panic!("no frame within {WAIT:?}"),
                 Ok(Some(Ok(Message::Text(text)))) => return text.to_string(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next text frame, parsed, if one arrives within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("frame {text} is not JSON: {e}")));
+                }
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                 Ok(other) => panic!("expected a text frame, got {other:?}"),
             }

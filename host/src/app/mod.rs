@@ -130,7 +130,7 @@ pub struct App {
     pub origins: crate::transport::origin::OriginPolicy,
     pub broker: Arc<dyn Broker>,
     pub kv: Kv,
-    pub presence: Presence,
+    pub presence: Arc<Presence>,
     pub tokens: Tokens,
     pub figures: Figures,
     pub limits: Limits,
@@ -175,13 +175,17 @@ impl App {
     /// broker skips `skip`).
     pub fn announce_presence(self: &Arc<Self>, diff: crate::presence::Diff, skip: Option<crate::pubsub::SocketKey>) -> Option<Arc<crate::pubsub::Broadcast>> {
         use crate::presence::Staged;
+        use crate::pubsub::{Broadcast, Kind};
         let publish = |diff: crate::presence::Diff| {
-            Arc::new(crate::pubsub::Broadcast::new(diff.topic.clone(), "presence_diff".into(), crate::protocol::Body::Json(diff.payload()), None))
+            let payload = crate::protocol::Body::Json(diff.payload());
+            Arc::new(Broadcast::of_kind(diff.topic, "presence_diff".into(), payload, None, Kind::PresenceDiff))
         };
+        // A diff that cannot reach the other nodes is still this node's
+        // truth: the cluster catches up when it reconnects (see `cluster`).
         match self.presence.stage(diff) {
             Staged::Now(diff) => {
                 let message = publish(diff);
-                self.broker.publish(message.clone(), skip);
+                let _ = self.broker.publish(message.clone(), skip);
                 Some(message)
             }
             Staged::OpenedWindow(topic, window) => {
@@ -189,7 +193,7 @@ impl App {
                 tokio::spawn(async move {
                     tokio::time::sleep(window).await;
                     if let Some(diff) = app.presence.take_pending(&topic) {
-                        app.broker.publish(publish(diff), None);
+                        let _ = app.broker.publish(publish(diff), None);
                     }
                 });
                 None

@@ -36,6 +36,9 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub kv: KvSection,
+    /// Several plume nodes acting as one server, over Redis.
+    #[serde(default)]
+    pub cluster: ClusterSection,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginSection>,
     #[serde(default)]
@@ -230,6 +233,46 @@ impl Limits {
     }
 }
 
+/// `[cluster]`: several nodes as one server, over a shared Redis. Off
+/// unless a Redis URL is given, here or in `PLUME_REDIS_URL`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// `redis://host:port` (a single Redis, or any node of a Redis
+    /// Cluster: plume tells which).
+    pub redis_url: Option<String>,
+    /// A node silent this long is down: its presences leave on every node.
+    pub down_after_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            redis_url: None,
+            down_after_ms: crate::cluster::DOWN_AFTER.as_millis() as u64,
+        }
+    }
+}
+
+/// The environment variable that turns the cluster on (and names its
+/// Redis) when the configuration does not: it works for the demo app too.
+pub const REDIS_URL_ENV: &str = "PLUME_REDIS_URL";
+
+impl ClusterSection {
+    /// The cluster to join, if any: `redis_url`, else `PLUME_REDIS_URL`.
+    pub fn settings(&self) -> Option<crate::cluster::Settings> {
+        let url = self
+            .redis_url
+            .clone()
+            .or_else(|| std::env::var(REDIS_URL_ENV).ok())
+            .filter(|url| !url.trim().is_empty())?;
+        Some(crate::cluster::Settings {
+            redis_url: url,
+            down_after: std::time::Duration::from_millis(self.down_after_ms),
+        })
+    }
+}
+
 /// `[kv]`: where the key-value store keeps its data.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -324,6 +367,14 @@ impl Loaded {
     /// unique.
     fn validate(&self) -> Result<(), ConfigError> {
         self.validate_tenants()?;
+        let least = 2 * crate::cluster::HEARTBEAT.as_millis() as u64;
+        if self.config.cluster.down_after_ms < least {
+            let at = self.text.find("down_after_ms").unwrap_or(0);
+            return Err(self.error_at(
+                at,
+                format!("cluster.down_after_ms: {} is too short: nodes beat every {} ms, so at least {least}", self.config.cluster.down_after_ms, least / 2),
+            ));
+        }
         if let Some(path) = &self.config.server.websocket_echo_path
             && !path.starts_with('/')
         {

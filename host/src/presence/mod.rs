@@ -11,8 +11,16 @@
 //! Metas are kept as their final JSON text (with `phx_ref`, and
 //! `phx_ref_prev` after an update), so diffs and lists are concatenations.
 //! Everything stored is plain data, ready to cross nodes.
+//!
+//! In a cluster ([`cluster`]), each node keeps the presences of every node
+//! for the topics its sockets joined: its own, which it also writes to
+//! Redis, and the others', copied from Redis when it starts listening to a
+//! topic and kept current by the diffs the other nodes publish.
+
+mod cluster;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -40,7 +48,8 @@ pub enum PresenceError {
 /// One tracked meta.
 #[derive(Debug, Clone)]
 struct Meta {
-    owner: Owner,
+    /// The channel that tracks it; `None` for a meta another node tracks.
+    owner: Option<Owner>,
     phx_ref: String,
     /// The meta as sent to clients: the plugin's object plus `phx_ref`.
     json: String,
@@ -97,6 +106,8 @@ struct State {
     topics: HashMap<String, BTreeMap<String, Vec<Meta>>>,
     /// What each channel tracks, to untrack it in one go.
     owners: HashMap<Owner, Vec<(String, String)>>,
+    /// In a cluster: the topics whose other nodes' presences are copied here.
+    replicas: HashMap<String, cluster::Copy>,
 }
 
 /// The presences of one app.
@@ -106,6 +117,9 @@ pub struct Presence {
     /// Coalescing: diffs of one topic within this window go out as one.
     window: Option<Duration>,
     pending: Mutex<HashMap<String, Diff>>,
+    /// Set in a cluster: where this node's presences are stored and how
+    /// the other nodes' are copied.
+    cluster: std::sync::OnceLock<cluster::Store>,
 }
 
 /// A fresh `phx_ref`: 12 random bytes, 16 base64url characters, like
@@ -210,11 +224,11 @@ impl Presence {
             .or_default()
             .entry(key.to_owned())
             .or_default();
-        if metas.iter().any(|m| m.owner == owner) {
+        if metas.iter().any(|m| m.owner == Some(owner)) {
             return Err(PresenceError::AlreadyTracked(key.to_owned()));
         }
         metas.push(Meta {
-            owner,
+            owner: Some(owner),
             phx_ref: phx_ref.clone(),
             json: json.clone(),
         });
@@ -223,6 +237,10 @@ impl Presence {
             .entry(owner)
             .or_default()
             .push((topic.to_owned(), key.to_owned()));
+        drop(state);
+        if let Some(store) = self.cluster.get() {
+            store.joined(topic, &[(key, &phx_ref, &json)]);
+        }
         Ok((phx_ref, diff(topic, &[(key, &json)], &[])))
     }
 
@@ -234,18 +252,23 @@ impl Presence {
             .topics
             .get_mut(topic)
             .and_then(|keys| keys.get_mut(key))
-            .and_then(|metas| metas.iter_mut().find(|m| m.owner == owner))
+            .and_then(|metas| metas.iter_mut().find(|m| m.owner == Some(owner)))
             .ok_or_else(|| PresenceError::NotTracked(key.to_owned()))?;
         let phx_ref = new_ref();
         let json = meta_json(meta, &phx_ref, Some(&slot.phx_ref))?;
         let old = std::mem::replace(
             slot,
             Meta {
-                owner,
+                owner: Some(owner),
                 phx_ref: phx_ref.clone(),
                 json: json.clone(),
             },
         );
+        drop(state);
+        if let Some(store) = self.cluster.get() {
+            store.left(topic, &[&old.phx_ref]);
+            store.joined(topic, &[(key, &phx_ref, &json)]);
+        }
         Ok((phx_ref, diff(topic, &[(key, &json)], &[(key, &old.json)])))
     }
 
@@ -259,6 +282,10 @@ impl Presence {
                 state.owners.remove(&owner);
             }
         }
+        drop(state);
+        if let Some(store) = self.cluster.get() {
+            store.left(topic, &[&removed.phx_ref]);
+        }
         Ok(diff(topic, &[], &[(key, &removed.json)]))
     }
 
@@ -270,9 +297,17 @@ impl Presence {
             return Vec::new();
         };
         let mut by_topic: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (topic, key) in tracked {
             if let Some(meta) = Self::remove(&mut state, &topic, &key, owner) {
+                refs.entry(topic.clone()).or_default().push(meta.phx_ref);
                 by_topic.entry(topic).or_default().push((key, meta.json));
+            }
+        }
+        drop(state);
+        if let Some(store) = self.cluster.get() {
+            for (topic, refs) in &refs {
+                store.left(topic, &refs.iter().map(String::as_str).collect::<Vec<_>>());
             }
         }
         by_topic
@@ -287,7 +322,7 @@ impl Presence {
     fn remove(state: &mut State, topic: &str, key: &str, owner: Owner) -> Option<Meta> {
         let keys = state.topics.get_mut(topic)?;
         let metas = keys.get_mut(key)?;
-        let at = metas.iter().position(|m| m.owner == owner)?;
+        let at = metas.iter().position(|m| m.owner == Some(owner))?;
         let meta = metas.remove(at);
         if metas.is_empty() {
             keys.remove(key);
@@ -299,7 +334,12 @@ impl Presence {
     }
 
     /// The topic's presences in the phoenix.js format (`presence_state`).
+    /// In a cluster, a topic no socket of this node joined is read from
+    /// Redis (a round trip); the others are known here.
     pub fn list(&self, topic: &str) -> String {
+        if let Some(listed) = self.cluster.get().and_then(|store| store.list_elsewhere(self, topic)) {
+            return listed;
+        }
         let state = self.state.lock();
         let mut out = String::new();
         match state.topics.get(topic) {
@@ -315,7 +355,16 @@ impl Presence {
 
     /// The number of keys present on `topic`.
     pub fn count(&self, topic: &str) -> u64 {
+        if let Some(listed) = self.cluster.get().and_then(|store| store.list_elsewhere(self, topic)) {
+            return serde_json::from_str::<Map<String, Value>>(&listed).map_or(0, |keys| keys.len() as u64);
+        }
         self.state.lock().topics.get(topic).map_or(0, |keys| keys.len() as u64)
+    }
+
+    /// Keep this app's presences in a cluster: store this node's in Redis,
+    /// and copy the other nodes' for the topics the broker listens to.
+    pub fn cluster(self: &Arc<Self>, broker: &Arc<crate::pubsub::ClusterBroker>) {
+        cluster::Store::attach(self, broker);
     }
 }
 

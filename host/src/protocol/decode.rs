@@ -28,6 +28,52 @@ pub enum InPayload<'a> {
     Binary(&'a [u8]),
 }
 
+/// An [`Inbound`] that owns its fields: a message set aside to be handled
+/// later (a join waiting for its topic to go live across the cluster).
+#[derive(Debug)]
+pub struct OwnedInbound {
+    join_ref: Box<RawValue>,
+    reference: Box<RawValue>,
+    topic: Box<RawValue>,
+    event: Box<RawValue>,
+    payload: OwnedPayload,
+}
+
+#[derive(Debug)]
+enum OwnedPayload {
+    Json(Box<RawValue>),
+    Binary(Vec<u8>),
+}
+
+impl OwnedInbound {
+    pub fn new(message: &Inbound<'_>) -> Self {
+        OwnedInbound {
+            join_ref: message.join_ref.to_owned(),
+            reference: message.reference.to_owned(),
+            topic: message.topic.to_owned(),
+            event: message.event.to_owned(),
+            payload: match message.payload {
+                InPayload::Json(raw) => OwnedPayload::Json(raw.to_owned()),
+                InPayload::Binary(bytes) => OwnedPayload::Binary(bytes.to_vec()),
+            },
+        }
+    }
+
+    /// The message, borrowed.
+    pub fn inbound(&self) -> Inbound<'_> {
+        Inbound {
+            join_ref: &self.join_ref,
+            reference: &self.reference,
+            topic: &self.topic,
+            event: &self.event,
+            payload: match &self.payload {
+                OwnedPayload::Json(raw) => InPayload::Json(raw),
+                OwnedPayload::Binary(bytes) => InPayload::Binary(bytes),
+            },
+        }
+    }
+}
+
 impl<'a> Inbound<'a> {
     /// The topic, when it is a JSON string.
     pub fn topic(&self) -> Option<Cow<'a, str>> {

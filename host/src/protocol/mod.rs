@@ -17,7 +17,7 @@ pub mod binary;
 mod decode;
 mod encode;
 
-pub use decode::{DecodeError, InPayload, Inbound, decode, json_str};
+pub use decode::{DecodeError, InPayload, Inbound, OwnedInbound, decode, json_str};
 pub use encode::{Outbound, Payload, Unencodable, encode, encode_frame, json_string};
 
 /// A message payload as the host carries it: JSON text or bytes.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::{Broadcast, Broker, ChannelKey, Delivery, SocketKey, Subscriber};
+use super::{Broadcast, Broker, ChannelKey, Delivery, Live, PublishError, SocketKey, Subscriber};
 
 /// Topics are spread over shards so that joins on one topic do not wait for
 /// a fan-out on another. Publishing takes one shard's read lock.
@@ -35,29 +35,53 @@ impl LocalBroker {
 }
 
 impl Broker for LocalBroker {
-    fn subscribe(&self, topic: &str, subscriber: Subscriber) {
+    fn subscribe(&self, topic: &str, subscriber: Subscriber) -> Option<Live> {
+        self.add(topic, subscriber);
+        None
+    }
+
+    fn unsubscribe(&self, topic: &str, socket: SocketKey, channel: ChannelKey) {
+        self.remove(topic, socket, channel);
+    }
+
+    fn publish(&self, message: Arc<Broadcast>, skip: Option<SocketKey>) -> Result<usize, PublishError> {
+        Ok(self.deliver(&message, skip))
+    }
+
+    fn subscriber_count(&self, topic: &str) -> usize {
+        self.shard(topic).read().get(topic).map_or(0, Vec::len)
+    }
+}
+
+impl LocalBroker {
+    /// Add a subscription. Returns how many subscriptions the topic has now.
+    pub(super) fn add(&self, topic: &str, subscriber: Subscriber) -> usize {
         let mut shard = self.shard(topic).write();
         let subscribers = shard.entry(topic.to_owned()).or_default();
         subscribers.retain(|s| !(s.socket == subscriber.socket && s.channel == subscriber.channel));
         subscribers.push(subscriber);
+        subscribers.len()
     }
 
-    fn unsubscribe(&self, topic: &str, socket: SocketKey, channel: ChannelKey) {
+    /// Remove a subscription. Returns how many the topic has left, `None`
+    /// when there was no such subscription.
+    pub(super) fn remove(&self, topic: &str, socket: SocketKey, channel: ChannelKey) -> Option<usize> {
         let mut shard = self.shard(topic).write();
-        if let Some(subscribers) = shard.get_mut(topic) {
-            if let Some(at) = subscribers
-                .iter()
-                .position(|s| s.socket == socket && s.channel == channel)
-            {
-                subscribers.swap_remove(at);
-            }
-            if subscribers.is_empty() {
-                shard.remove(topic);
-            }
+        let subscribers = shard.get_mut(topic)?;
+        let at = subscribers
+            .iter()
+            .position(|s| s.socket == socket && s.channel == channel)?;
+        subscribers.swap_remove(at);
+        let left = subscribers.len();
+        if left == 0 {
+            shard.remove(topic);
         }
+        Some(left)
     }
 
-    fn publish(&self, message: Arc<Broadcast>, skip: Option<SocketKey>) -> usize {
+    /// Hand `message` to this node's subscribers of its topic, but those of
+    /// socket `skip` and the channel it was sent from.
+    pub(super) fn deliver(&self, message: &Arc<Broadcast>, skip: Option<SocketKey>) -> usize {
         let shard = self.shard(&message.topic).read();
         let Some(subscribers) = shard.get(&message.topic) else {
             return 0;
@@ -72,14 +96,15 @@ impl Broker for LocalBroker {
                 channel: subscriber.channel,
                 kind: subscriber.kind,
             };
-            if subscriber.mailbox.deliver(delivery) {
+            if subscriber.inbox.deliver(delivery) {
                 delivered += 1;
             }
         }
         delivered
     }
 
-    fn subscriber_count(&self, topic: &str) -> usize {
-        self.shard(topic).read().get(topic).map_or(0, Vec::len)
+    /// Every topic with a subscription on this node.
+    pub(super) fn topics(&self) -> Vec<String> {
+        self.shards.iter().flat_map(|shard| shard.read().keys().cloned().collect::<Vec<_>>()).collect()
     }
 }

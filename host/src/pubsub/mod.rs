@@ -1,24 +1,31 @@
 //! The pubsub broker: who is subscribed to which topic, and fan-out.
 //!
-//! [`Broker`] is the one interface the rest of plume sees. The in-process
-//! [`LocalBroker`] is the embedded default; a broker that spans several nodes
-//! implements the same trait. What crosses the broker ([`Broadcast`]: topic,
-//! event, JSON payload, sender) is plain data, so it can cross a network.
+//! This is the bottom floor of plume, as Phoenix.PubSub is of Phoenix: what
+//! crosses it is plain data ([`Broadcast`]: topic, event, payload, sender),
+//! and where a delivery goes is an [`Inbox`], so the broker knows nothing of
+//! sockets, channels or plugins. [`Broker`] is the one interface the rest of
+//! plume sees; [`LocalBroker`] is the embedded default, and
+//! [`ClusterBroker`] spans several plume nodes over Redis (`cluster`).
 //!
 //! Fan-out encodes a broadcast at most once per serializer, however many
-//! subscribers it has: the frame text is cached in the [`Broadcast`] and
-//! shared (reference-counted bytes) by every socket that writes it. Only
-//! channels that intercept the event run their plugin's `handle-out`.
+//! subscribers it has: the frame is cached in the [`Broadcast`] and shared
+//! (reference-counted bytes) by every socket that writes it. Whatever else
+//! the layers above derive from a broadcast once for all its subscribers
+//! (a plugin's view of the payload) they keep in [`Broadcast::derived`].
 
+mod cluster;
 mod local;
 
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::{self, Body, Outbound, Serializer};
-use crate::socket::Mailbox;
 
+pub use cluster::{ClusterBroker, Replica};
 pub use local::LocalBroker;
 
 /// Identifies a socket for as long as the process runs.
@@ -27,36 +34,68 @@ pub type SocketKey = u64;
 pub type ChannelKey = u64;
 
 /// A message published on a topic.
-#[derive(Debug)]
 pub struct Broadcast {
     pub topic: String,
     pub event: String,
     /// Raw JSON (checked before publishing) or bytes.
     pub payload: Body,
-    /// Set by `broadcast_from`: this channel does not receive it.
+    /// Set by `broadcast_from`: this channel does not receive it. Channel
+    /// keys are local to a node, so a broadcast that arrives from another
+    /// node has none.
     pub from: Option<ChannelKey>,
+    /// What the message is to the nodes that replicate state from it.
+    pub kind: Kind,
     encoded: [OnceLock<Option<Message>>; 2],
-    /// The payload as `handle-out` takes it, built once and lent to every
-    /// intercepting channel.
-    for_plugins: OnceLock<crate::runtime::WitPayload>,
+    derived: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+/// Whether a broadcast is a plain message or carries replicated state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An event published by a plugin, a client or the server API.
+    Message,
+    /// A `presence_diff` made by the host's presence: nodes that keep the
+    /// topic's presences apply it before delivering it (a plugin may well
+    /// broadcast an event of that name itself; that one is a `Message`).
+    PresenceDiff,
+}
+
+impl std::fmt::Debug for Broadcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broadcast")
+            .field("topic", &self.topic)
+            .field("event", &self.event)
+            .field("payload", &self.payload)
+            .field("from", &self.from)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Broadcast {
     pub fn new(topic: String, event: String, payload: Body, from: Option<ChannelKey>) -> Self {
+        Broadcast::of_kind(topic, event, payload, from, Kind::Message)
+    }
+
+    pub fn of_kind(topic: String, event: String, payload: Body, from: Option<ChannelKey>, kind: Kind) -> Self {
         Broadcast {
             topic,
             event,
             payload,
             from,
+            kind,
             encoded: [OnceLock::new(), OnceLock::new()],
-            for_plugins: OnceLock::new(),
+            derived: OnceLock::new(),
         }
     }
 
-    /// The payload in the plugin interface's type, for `handle-out`: copied
-    /// out of the broadcast once, however many channels intercept it.
-    pub fn plugin_payload(&self) -> &crate::runtime::WitPayload {
-        self.for_plugins.get_or_init(|| self.payload.clone().into())
+    /// Something derived from this broadcast once for all its subscribers
+    /// on this node, such as the payload in the plugin interface's type for
+    /// `handle-out`: made by `make` on first use and lent after. A broadcast
+    /// holds one derived value; `None` if it already holds one of another
+    /// type.
+    pub fn derived<T: Any + Send + Sync>(&self, make: impl FnOnce(&Broadcast) -> T) -> Option<&T> {
+        self.derived.get_or_init(|| Box::new(make(self))).downcast_ref()
     }
 
     /// The frame `[null,null,topic,event,payload]` (a binary broadcast
@@ -85,7 +124,8 @@ impl Broadcast {
     }
 }
 
-/// How a subscription's deliveries are handled by the subscribing socket.
+/// How a subscription's deliveries are handled by the subscriber. The
+/// broker only hands it back with each delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subscription {
     /// The topic a channel joined: pushed to the client (through
@@ -98,16 +138,34 @@ pub enum Subscription {
     SocketId,
 }
 
+/// Where a subscriber's deliveries go: a socket's mailbox, say. Delivering
+/// must not wait: a full inbox refuses (and its owner decides what a
+/// subscriber that does not keep up deserves).
+pub trait Inbox: Send + Sync {
+    /// Queue `delivery`; `false` when it was not queued.
+    fn deliver(&self, delivery: Delivery) -> bool;
+}
+
 /// One subscription: where deliveries go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Subscriber {
     pub socket: SocketKey,
     pub channel: ChannelKey,
     pub kind: Subscription,
-    pub mailbox: Mailbox,
+    pub inbox: Arc<dyn Inbox>,
 }
 
-/// A broadcast handed to one subscribing socket.
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("socket", &self.socket)
+            .field("channel", &self.channel)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A broadcast handed to one subscriber.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub message: Arc<Broadcast>,
@@ -115,17 +173,33 @@ pub struct Delivery {
     pub kind: Subscription,
 }
 
+/// Resolves once a subscription receives what every node publishes on its
+/// topic (and, in a cluster, once the topic's presences are known here).
+/// A local subscription is live at once.
+pub type Live = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Why a publish did not reach every node. Subscribers on this node got
+/// it all the same.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    #[error("the cluster is unreachable ({0}): delivered on this node only")]
+    Unavailable(String),
+}
+
 /// The broker interface. Implementations must keep `publish` cheap and free
-/// of long-held locks: it runs inside plugin calls.
+/// of long-held locks and of waits: it runs inside plugin calls.
 pub trait Broker: Send + Sync {
-    fn subscribe(&self, topic: &str, subscriber: Subscriber);
+    /// Add a subscription. `Some` when the subscription is not live across
+    /// the cluster yet: what a joining channel waits for before it joins.
+    fn subscribe(&self, topic: &str, subscriber: Subscriber) -> Option<Live>;
 
     fn unsubscribe(&self, topic: &str, socket: SocketKey, channel: ChannelKey);
 
-    /// Deliver `message` to every subscriber of its topic, except those of
-    /// socket `skip` (a socket delivers its own broadcasts to itself, in
-    /// order with its replies). Returns the number of deliveries queued.
-    fn publish(&self, message: Arc<Broadcast>, skip: Option<SocketKey>) -> usize;
+    /// Deliver `message` to every subscriber of its topic, on every node,
+    /// except those of socket `skip` on this node (a socket delivers its own
+    /// broadcasts to itself, in order with its replies). Returns the number
+    /// of deliveries queued on this node.
+    fn publish(&self, message: Arc<Broadcast>, skip: Option<SocketKey>) -> Result<usize, PublishError>;
 
     /// The number of subscriptions to `topic` on this node.
     fn subscriber_count(&self, topic: &str) -> usize;

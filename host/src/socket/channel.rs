@@ -58,21 +58,63 @@ impl Connection {
         CallContext::new(self.app.clone(), plugin.name.clone(), config.clone(), Some(scope))
     }
 
+    /// A join. The channel subscribes to its topic before its plugin's
+    /// `join` runs: in a cluster, a topic new to this node goes live first
+    /// (the join waits for that, see [`Connection::resume_join`]), so the
+    /// presences the join reads and the broadcasts made right after it are
+    /// all there. A refused join unsubscribes again.
     pub(super) fn join(&mut self, topic: &str, message: &Inbound<'_>) {
         let Some(route) = self.app.route(topic) else {
             return self.unmatched(message);
         };
-        let (plugin, config) = (route.plugin.clone(), route.config.clone());
         let previous = self.topics.get(topic).copied();
         if previous.is_none() && self.channels.len() >= self.app.limits.max_channels_per_socket {
             return self.reply_raw(message, "error", r#"{"reason":"too many channels joined"}"#);
         }
+        let plugin = route.plugin.clone();
+        let key = next_channel_key();
+        let live = self.app.broker.subscribe(
+            topic,
+            Subscriber {
+                socket: self.key,
+                channel: key,
+                kind: Subscription::Joined,
+                inbox: self.inbox.clone(),
+            },
+        );
         // A second join of a joined topic replaces the first channel, as in
         // Phoenix: the old one terminates, and its client gets `phx_close`
         // after the new join's reply.
-        let replaced = previous.and_then(|key| self.remove_channel(key, "shutdown:duplicate_join"));
+        let replaced = previous.and_then(|old| self.remove_channel(old, "shutdown:duplicate_join"));
+        match live {
+            None => self.run_join(key, topic, &plugin, message, replaced),
+            Some(live) => {
+                self.waiting = Some(super::connection::WaitingJoin {
+                    live,
+                    key,
+                    plugin,
+                    message: protocol::OwnedInbound::new(message),
+                    replaced: replaced.map(Box::new),
+                });
+            }
+        }
+    }
 
-        let key = next_channel_key();
+    /// A join that waited for its topic to go live goes on.
+    pub(super) fn resume_join(&mut self, waiting: super::connection::WaitingJoin) {
+        let message = waiting.message.inbound();
+        let Some(topic) = message.topic() else { return };
+        self.run_join(waiting.key, &topic, &waiting.plugin, &message, waiting.replaced.map(|old| *old));
+    }
+
+    /// Call the plugin's `join` for channel `key`, subscribed already.
+    fn run_join(&mut self, key: ChannelKey, topic: &str, plugin: &Arc<ChannelPlugin>, message: &Inbound<'_>, replaced: Option<Channel>) {
+        // The route may have been looked up before a wait: take its
+        // configuration now.
+        let config = self
+            .app
+            .route(topic)
+            .map_or_else(|| Arc::from("{}"), |route| route.config.clone());
         let topic: Arc<str> = topic.into();
         let version = plugin.current();
         let view = SocketView {
@@ -89,7 +131,7 @@ impl Connection {
             topic: topic.clone(),
             timers: HashSet::new(),
         };
-        let ctx = self.context(&plugin, &config, scope);
+        let ctx = self.context(plugin, &config, scope);
         let (ctx, intercepts) = version.intercepts(ctx);
         let (ctx, joined) = match intercepts {
             Ok(intercepts) => {
@@ -99,18 +141,12 @@ impl Connection {
             }
             Err(fault) => (ctx, Err(fault)),
         };
-        match joined {
+        let refused = match joined {
             Err(fault) => {
                 tracing::warn!(app = %self.app.id, plugin = %plugin.name, topic = %topic, %fault, "join crashed");
-                self.reply_raw(message, "error", r#"{"reason":"join crashed"}"#);
-                // A presence tracked before the join failed has no channel
-                // to end it later.
-                self.untrack_presences(key);
+                Some(r#"{"reason":"join crashed"}"#.to_owned())
             }
-            Ok((Err(payload), _)) => {
-                self.reply_raw(message, "error", &payload);
-                self.untrack_presences(key);
-            }
+            Ok((Err(payload), _)) => Some(payload),
             Ok((Ok(joined), intercepts)) => {
                 let mut view = view;
                 if let Some(assigns) = joined.assigns {
@@ -128,22 +164,21 @@ impl Connection {
                     timers: HashMap::new(),
                     extra_topics: HashSet::new(),
                 };
-                self.app.broker.subscribe(
-                    &topic,
-                    Subscriber {
-                        socket: self.key,
-                        channel: key,
-                        kind: Subscription::Joined,
-                        mailbox: self.mailbox.clone(),
-                    },
-                );
                 self.channels.insert(key, Box::new(channel));
-                self.topics.insert(topic, key);
+                self.topics.insert(topic.clone(), key);
                 self.app.figures.channel_joined();
                 plugin.channel_joined();
                 self.reply_raw(message, "ok", &joined.reply);
                 self.apply(key, ctx);
+                None
             }
+        };
+        if let Some(payload) = refused {
+            self.app.broker.unsubscribe(&topic, self.key, key);
+            self.reply_raw(message, "error", &payload);
+            // A presence tracked before the join failed has no channel
+            // to end it later.
+            self.untrack_presences(key);
         }
         if let Some(old) = replaced {
             self.send_control(&old, "phx_close");
@@ -230,9 +265,17 @@ impl Connection {
 
     fn intercepted(&mut self, key: ChannelKey, delivery: &Delivery) {
         let message = &delivery.message;
-        let Some(handled) = self.call(key, |version, ctx, view| {
-            version.handle_out(ctx, &message.event, message.plugin_payload(), view)
-        }) else {
+        // Converted once per broadcast on this node, and lent to every
+        // channel that intercepts it.
+        let lent;
+        let payload = match message.derived(|message| WitPayload::from(message.payload.clone())) {
+            Some(payload) => payload,
+            None => {
+                lent = WitPayload::from(message.payload.clone());
+                &lent
+            }
+        };
+        let Some(handled) = self.call(key, |version, ctx, view| version.handle_out(ctx, &message.event, payload, view)) else {
             return;
         };
         self.set_assigns(key, handled.assigns);
@@ -427,13 +470,16 @@ impl Connection {
             return;
         };
         if channel.extra_topics.insert(topic.clone()) {
-            self.app.broker.subscribe(
+            // Not waited for: `subscribe` promises the broadcasts made
+            // after the call, and the cluster learns of it within a round
+            // trip to Redis.
+            let _live = self.app.broker.subscribe(
                 &topic,
                 Subscriber {
                     socket: self.key,
                     channel: key,
                     kind: Subscription::Extra,
-                    mailbox: self.mailbox.clone(),
+                    inbox: self.inbox.clone(),
                 },
             );
         }

@@ -15,7 +15,7 @@ use super::transport::Transport;
 use super::{Mailbox, SocketEvent};
 use crate::app::App;
 use crate::protocol::{self, InPayload, Inbound, Outbound, Payload, Serializer};
-use crate::pubsub::{ChannelKey, SocketKey, Subscriber, Subscription};
+use crate::pubsub::{ChannelKey, Inbox, SocketKey, Subscriber, Subscription};
 
 /// How long closing a socket may wait for its close frame to be written.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -39,6 +39,22 @@ pub struct Accepted {
     /// Its place among the app's `max_connections`, given back when the
     /// socket ends.
     pub admission: crate::app::Admission,
+}
+
+/// How long a join waits for its topic to go live across the cluster
+/// before it goes on regardless (the broker keeps trying).
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A join whose channel subscribed to a topic not yet live across the
+/// cluster: it runs once the topic is (see `Connection::join`).
+pub(super) struct WaitingJoin {
+    pub(super) live: crate::pubsub::Live,
+    pub(super) key: ChannelKey,
+    pub(super) plugin: Arc<crate::app::ChannelPlugin>,
+    pub(super) message: protocol::OwnedInbound,
+    /// The channel this join replaces, gone already; it gets `phx_close`
+    /// after the join's reply.
+    pub(super) replaced: Option<Box<super::channel::Channel>>,
 }
 
 /// Work a socket does once the frame or event at hand is answered.
@@ -100,6 +116,9 @@ pub(super) struct Connection {
     pub(super) assigns: String,
     pub(super) socket_id: Option<String>,
     pub(super) mailbox: Mailbox,
+    /// The mailbox as the broker holds it: one allocation shared by every
+    /// subscription of the socket.
+    pub(super) inbox: Arc<dyn Inbox>,
     /// Boxed: a map allocates room for several entries at once, and a
     /// channel is a few hundred bytes; most sockets join one or two.
     pub(super) channels: HashMap<ChannelKey, Box<Channel>>,
@@ -111,6 +130,9 @@ pub(super) struct Connection {
     pub(super) pending: VecDeque<Pending>,
     pub(super) outbox: Vec<Message>,
     pub(super) closing: Option<Closing>,
+    /// A join waiting for its topic to go live; nothing else is read
+    /// meanwhile, so frames after it keep their order.
+    pub(super) waiting: Option<WaitingJoin>,
     malformed_in_a_row: u32,
     /// This socket's `max_events_per_second_per_socket`.
     events: crate::app::Bucket,
@@ -130,24 +152,28 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
         serializer: accepted.serializer,
         assigns: accepted.assigns,
         socket_id: accepted.socket_id,
+        inbox: Arc::new(mailbox.clone()),
         mailbox,
         channels: HashMap::new(),
         topics: HashMap::new(),
         pending: VecDeque::new(),
         outbox: Vec::new(),
         closing: None,
+        waiting: None,
         malformed_in_a_row: 0,
         events: socket_rate,
     };
     conn.app.figures.socket_opened(conn.socket_id.as_deref());
     if let Some(id) = &conn.socket_id {
-        conn.app.broker.subscribe(
+        // Not waited for: a disconnect sent while the cluster learns of
+        // this socket finds it at its next connect.
+        let _live = conn.app.broker.subscribe(
             id,
             Subscriber {
                 socket: conn.key,
                 channel: 0,
                 kind: Subscription::SocketId,
-                mailbox: conn.mailbox.clone(),
+                inbox: conn.inbox.clone(),
             },
         );
     }
@@ -158,6 +184,11 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
         crate::app::Figures::count(&conn.app.figures.limit_closes, 1);
     }
     let reason = ended.map_or("closed", Closing::terminate_reason);
+    if let Some(waiting) = conn.waiting.take()
+        && let Some(topic) = waiting.message.inbound().topic()
+    {
+        conn.app.broker.unsubscribe(&topic, conn.key, waiting.key);
+    }
     conn.close_all_channels(reason);
     if let Some(id) = &conn.socket_id {
         conn.app.broker.unsubscribe(id, conn.key, 0);
@@ -189,6 +220,12 @@ impl Connection {
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         loop {
+            if let Some(mut waiting) = self.waiting.take() {
+                if tokio::time::timeout(LIVE_WAIT, &mut waiting.live).await.is_err() {
+                    tracing::warn!(app = %self.app.id, socket = self.key, "a topic did not go live across the cluster in time; joining anyway");
+                }
+                self.resume_join(waiting);
+            }
             while let Some(work) = self.pending.pop_front() {
                 match work {
                     Pending::Info(channel, message) => self.info(channel, &message),

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc};
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::pubsub::{ChannelKey, Delivery, SocketKey};
+use crate::pubsub::{ChannelKey, Delivery, Inbox, SocketKey};
 use crate::runtime::TimerId;
 
 pub use connection::{Accepted, serve};
@@ -78,9 +78,12 @@ impl Mailbox {
         )
     }
 
+}
+
+impl Inbox for Mailbox {
     /// Queue a broadcast without waiting. A full mailbox means the client is
     /// not reading: the socket is told to close, and the delivery is dropped.
-    pub fn deliver(&self, delivery: Delivery) -> bool {
+    fn deliver(&self, delivery: Delivery) -> bool {
         match self.tx.try_send(SocketEvent::Delivery(delivery)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {

@@ -34,6 +34,8 @@ pub struct Server {
     pub websocket_echo_path: Option<String>,
     /// The demo chat page at `/`, served with the demo app only.
     pub demo_page: Option<crate::demo_page::DemoPage>,
+    /// The cluster this node is part of, if any.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 pub type Body = Full<Bytes>;
@@ -105,7 +107,10 @@ async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net:
         return response;
     }
     if path == "/metrics" {
-        let body: String = server.apps.iter().map(|app| app.figures.prometheus(&app.id)).collect();
+        let mut body: String = server.apps.iter().map(|app| app.figures.prometheus(&app.id)).collect();
+        if let Some(cluster) = &server.cluster {
+            body.push_str(&cluster.prometheus());
+        }
         let mut response = text(StatusCode::OK, body);
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,

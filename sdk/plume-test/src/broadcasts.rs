@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use plume::pubsub::{Broadcast, Broker, ChannelKey, SocketKey, Subscriber};
+use plume::pubsub::{Broadcast, Broker, ChannelKey, Live, PublishError, SocketKey, Subscriber};
 use serde_json::Value;
 
 /// One published message.
@@ -30,15 +30,15 @@ pub(crate) struct Tap {
 }
 
 impl Broker for Tap {
-    fn subscribe(&self, topic: &str, subscriber: Subscriber) {
-        self.inner.subscribe(topic, subscriber);
+    fn subscribe(&self, topic: &str, subscriber: Subscriber) -> Option<Live> {
+        self.inner.subscribe(topic, subscriber)
     }
 
     fn unsubscribe(&self, topic: &str, socket: SocketKey, channel: ChannelKey) {
         self.inner.unsubscribe(topic, socket, channel);
     }
 
-    fn publish(&self, message: Arc<Broadcast>, skip: Option<SocketKey>) -> usize {
+    fn publish(&self, message: Arc<Broadcast>, skip: Option<SocketKey>) -> Result<usize, PublishError> {
         let published = Published {
             topic: message.topic.clone(),
             event: message.event.clone(),

@@ -142,7 +142,7 @@ impl Inner {
     /// Publish on the app's broker, skipping socket `skip`'s subscriptions.
     fn publish(&self, topic: &str, event: &str, payload: &Value, skip: Option<SocketKey>) {
         let message = Broadcast::new(topic.to_owned(), event.to_owned(), Body::Json(payload.to_string()), None);
-        self.within(|| self.app.broker.publish(Arc::new(message), skip));
+        let _ = self.within(|| self.app.broker.publish(Arc::new(message), skip));
         self.settle();
     }
 }

@@ -67,11 +67,11 @@ impl HostState {
             None => (None, None),
         };
         let message = Arc::new(Broadcast::new(topic, event, payload, from));
-        call.app.broker.publish(message.clone(), skip);
+        let published = call.app.broker.publish(message.clone(), skip);
         if skip.is_some() {
             call.effects.push(Effect::Deliver(message));
         }
-        Ok(())
+        published.map(drop).map_err(|error| ChannelError::Limit(error.to_string()))
     }
 
     fn scope_topic(&mut self) -> Result<String, ChannelError> {
@@ -134,7 +134,10 @@ impl Host for HostState {
         let call = self.call();
         granted(call, crate::app::Capability::Disconnect)?;
         let message = Arc::new(Broadcast::new(socket_id, "disconnect".into(), Body::Json("{}".into()), None));
-        call.app.broker.publish(message, None);
-        Ok(())
+        call.app
+            .broker
+            .publish(message, None)
+            .map(drop)
+            .map_err(|error| ChannelError::Limit(error.to_string()))
     }
 }

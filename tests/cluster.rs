@@ -1,0 +1,358 @@
+//! Several plume nodes acting as one server over a real Redis: clients on
+//! different nodes see each other's broadcasts and presences, and the
+//! cluster survives a node dying and Redis restarting.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::redis::{Redis, RedisCluster};
+use support::{Client, Server};
+
+/// Join `topic` on chat, returning (join_ref, presence_state) after the
+/// reply, the state and the joiner's own diff (in either order).
+async fn join_chat(client: &mut Client, topic: &str, user: i64) -> (String, Value) {
+    let (join_ref, reply) = client.join(topic, json!({"token": support::user_token(user)})).await;
+    assert_eq!(reply, json!([join_ref, join_ref, topic, "phx_reply", {"response": {}, "status": "ok"}]));
+    let mut state = None;
+    let mut own_diff = false;
+    while state.is_none() || !own_diff {
+        let frame = client.recv().await;
+        match frame[3].as_str() {
+            Some("presence_state") => state = Some(frame[4].clone()),
+            Some("presence_diff") if frame[4]["joins"].get(user.to_string()).is_some() => own_diff = true,
+            _ => {}
+        }
+    }
+    (join_ref, state.unwrap_or_default())
+}
+
+/// The next frame with `event`, skipping others.
+async fn next_event(client: &mut Client, event: &str) -> Value {
+    loop {
+        let frame = client.recv().await;
+        if frame[3] == event {
+            return frame;
+        }
+    }
+}
+
+/// The next frame with `event`, skipping others, waiting up to `patience`.
+async fn next_event_within(client: &mut Client, event: &str, patience: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let remaining = patience.saturating_sub(started.elapsed());
+        let frame = client
+            .recv_within(remaining)
+            .await
+            .unwrap_or_else(|| panic!("no {event} within {patience:?}"));
+        if frame[3] == event {
+            return frame;
+        }
+    }
+}
+
+/// Send a heartbeat; everything before its reply is returned (the barrier:
+/// a frame that was going to arrive before it has).
+async fn until_heartbeat(client: &mut Client) -> Vec<Value> {
+    let reference = client.next_ref();
+    client.send(json!([null, reference, "phoenix", "heartbeat", {}])).await;
+    let mut before = Vec::new();
+    loop {
+        let frame = client.recv().await;
+        if frame[3] == "phx_reply" && frame[1] == reference.as_str() {
+            return before;
+        }
+        before.push(frame);
+    }
+}
+
+#[tokio::test]
+async fn a_room_broadcast_reaches_subscribers_on_every_node_exactly_once() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let mut a = node1.client(1).await;
+    let mut b = node2.client(2).await;
+    let mut c = node2.client(3).await;
+    let join_a = a.join_ok("room:lobby").await;
+    b.join_ok("room:lobby").await;
+    c.join_ok("room:lobby").await;
+
+    let reference = a.push(&join_a, "room:lobby", "new_msg", json!({"body": "hi from node 1"})).await;
+    assert_eq!(a.recv().await, json!([null, null, "room:lobby", "new_msg", {"body": "hi from node 1", "user_id": 1}]));
+    assert_eq!(a.recv().await, json!([join_a, reference, "room:lobby", "phx_reply", {"response": {}, "status": "ok"}]));
+    for other in [&mut b, &mut c] {
+        assert_eq!(other.recv().await, json!([null, null, "room:lobby", "new_msg", {"body": "hi from node 1", "user_id": 1}]));
+    }
+    // Exactly once: the next frame anyone gets is its heartbeat's reply.
+    for client in [&mut a, &mut b, &mut c] {
+        assert_eq!(until_heartbeat(client).await, Vec::<Value>::new());
+    }
+}
+
+#[tokio::test]
+async fn broadcasts_keep_their_order_across_nodes() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let mut a = node1.client(1).await;
+    let mut b = node2.client(2).await;
+    let join_a = a.join_ok("room:order").await;
+    b.join_ok("room:order").await;
+    for i in 0..200 {
+        a.push(&join_a, "room:order", "new_msg", json!({"body": i.to_string()})).await;
+    }
+    for i in 0..200 {
+        let frame = next_event(&mut b, "new_msg").await;
+        assert_eq!(frame[4]["body"], i.to_string());
+    }
+    assert_eq!(until_heartbeat(&mut b).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn a_node_hears_only_the_topics_its_sockets_joined() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let mut a = node1.client(1).await;
+    let join_a = a.join_ok("room:quiet").await;
+    let channel = "plume:t:demo:room:quiet";
+    // Node 1 listens to room:quiet, node 2 does not.
+    assert_eq!(redis.numsub(channel), 1);
+    let mut b = node2.client(2).await;
+    let join_b = b.join_ok("room:quiet").await;
+    assert_eq!(redis.numsub(channel), 2, "the join waited for the subscription");
+    // A second subscriber on a node does not subscribe the node again.
+    let mut b2 = node2.client(3).await;
+    let join_b2 = b2.join_ok("room:quiet").await;
+    assert_eq!(redis.numsub(channel), 2);
+    for (client, join_ref) in [(&mut b, &join_b), (&mut b2, &join_b2), (&mut a, &join_a)] {
+        let reference = client.next_ref();
+        client.send(json!([join_ref, reference, "room:quiet", "phx_leave", {}])).await;
+        let _ = until_heartbeat(client).await;
+    }
+    let started = Instant::now();
+    while redis.numsub(channel) != 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the nodes did not unsubscribe: {}", redis.numsub(channel));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn chat_presence_is_the_same_on_every_node() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let mut a = node1.client(42).await;
+    let (_, state_a) = join_chat(&mut a, "chat:cluster", 42).await;
+    assert_eq!(state_a.as_object().map(|o| o.len()), Some(1), "{state_a}");
+
+    let mut b = node2.client(7).await;
+    let (join_b, state_b) = join_chat(&mut b, "chat:cluster", 7).await;
+    // b, on the other node, sees a in its presence_state.
+    let keys: Vec<&String> = state_b.as_object().expect("object").keys().collect();
+    assert_eq!(keys, vec!["42", "7"], "{state_b}");
+    let ref_a = state_b["42"]["metas"][0]["phx_ref"].as_str().expect("a phx_ref").to_owned();
+    assert_eq!(state_a["42"]["metas"][0]["phx_ref"], ref_a.as_str(), "one phx_ref for one meta, on every node");
+
+    // a hears b join, through the other node.
+    let diff = next_event(&mut a, "presence_diff").await;
+    assert_eq!(diff[4]["joins"]["7"]["metas"][0]["name"], "user-7", "{diff}");
+    let ref_b = diff[4]["joins"]["7"]["metas"][0]["phx_ref"].as_str().expect("ref").to_owned();
+    assert_ne!(ref_a, ref_b);
+
+    // b leaves: a gets the leave.
+    let leave = b.next_ref();
+    b.send(json!([join_b, leave, "chat:cluster", "phx_leave", {}])).await;
+    let diff = next_event(&mut a, "presence_diff").await;
+    assert_eq!(diff[4]["leaves"]["7"]["metas"][0]["phx_ref"], ref_b.as_str(), "{diff}");
+    assert_eq!(diff[4]["joins"], json!({}));
+
+    // A third client on node 2 sees only a.
+    let mut c = node2.client(9).await;
+    let (_, state_c) = join_chat(&mut c, "chat:cluster", 9).await;
+    let keys: Vec<&String> = state_c.as_object().expect("object").keys().collect();
+    assert_eq!(keys, vec!["42", "9"], "{state_c}");
+}
+
+#[tokio::test]
+async fn a_killed_node_s_presences_leave_every_other_node_within_the_bound() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let mut node2 = Server::start_node(&redis.url());
+    let mut a = node1.client(42).await;
+    join_chat(&mut a, "chat:doomed", 42).await;
+    let mut b = node2.client(7).await;
+    join_chat(&mut b, "chat:doomed", 7).await;
+    let joined = next_event(&mut a, "presence_diff").await;
+    let ref_b = joined[4]["joins"]["7"]["metas"][0]["phx_ref"].clone();
+
+    let killed = Instant::now();
+    node2.kill();
+    // Down after 10 s without a heartbeat, swept at the next heartbeat of
+    // a live node (every 2 s): well within 10 + 2 + 1 s.
+    let diff = next_event_within(&mut a, "presence_diff", Duration::from_secs(15)).await;
+    let took = killed.elapsed();
+    assert_eq!(diff[4]["leaves"]["7"]["metas"][0]["phx_ref"], ref_b, "{diff}");
+    assert!(took >= Duration::from_secs(8), "left too early ({took:?}): heartbeats are 2 s apart");
+    assert!(took <= Duration::from_secs(13), "left too late ({took:?})");
+    eprintln!("the killed node's presence left after {took:?}");
+
+    // A newcomer sees only the live node's user.
+    let mut c = node1.client(9).await;
+    let (_, state) = join_chat(&mut c, "chat:doomed", 9).await;
+    let keys: Vec<&String> = state.as_object().expect("object").keys().collect();
+    assert_eq!(keys, vec!["42", "9"], "{state}");
+}
+
+#[tokio::test]
+async fn a_cleanly_stopped_node_s_presences_leave_at_once() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let mut node2 = Server::start_node(&redis.url());
+    let mut a = node1.client(42).await;
+    join_chat(&mut a, "chat:stop", 42).await;
+    let mut b = node2.client(7).await;
+    join_chat(&mut b, "chat:stop", 7).await;
+    next_event(&mut a, "presence_diff").await;
+    let stopped = Instant::now();
+    node2.terminate();
+    let diff = next_event_within(&mut a, "presence_diff", Duration::from_secs(3)).await;
+    assert!(diff[4]["leaves"].get("7").is_some(), "{diff}");
+    assert!(stopped.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_disconnect_by_socket_id_closes_the_users_sockets_on_every_node() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let admin_token = support::token("user socket", json!({"id": 1, "name": "root", "role": "admin"}));
+    let mut admin = Client::connect(&node1.ws_url(&format!("token={admin_token}&vsn=2.0.0")))
+        .await
+        .expect("admin connects");
+    let join_admin = admin.join_ok("admin:users").await;
+    let mut victim_1 = node1.client(66).await;
+    let mut victim_2 = node2.client(66).await;
+    let mut bystander = node2.client(67).await;
+    victim_1.join_ok("room:lobby").await;
+    victim_2.join_ok("room:lobby").await;
+    bystander.join_ok("room:lobby").await;
+
+    let reference = admin.push(&join_admin, "admin:users", "ban_user", json!({"user_id": 66})).await;
+    loop {
+        let frame = admin.recv().await;
+        if frame[1] == reference.as_str() {
+            assert_eq!(frame[4], json!({"response": {"status": "banned"}, "status": "ok"}));
+            break;
+        }
+    }
+    for victim in [&mut victim_1, &mut victim_2] {
+        assert_eq!(victim.expect_close().await.map(u16::from), Some(1011));
+    }
+    assert_eq!(until_heartbeat(&mut bystander).await, Vec::<Value>::new(), "the other user stays");
+}
+
+#[tokio::test]
+async fn redis_restarting_drops_no_socket_and_broadcasts_resume_without_duplicates() {
+    let mut redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let mut a = node1.client(1).await;
+    let mut b = node2.client(2).await;
+    let join_a = a.join_ok("room:restart").await;
+    b.join_ok("room:restart").await;
+    a.push(&join_a, "room:restart", "new_msg", json!({"body": "before"})).await;
+    assert_eq!(next_event(&mut b, "new_msg").await[4]["body"], "before");
+
+    redis.restart();
+    // Until both nodes are back, a cross-node broadcast fails (and is then
+    // delivered on its own node only); once they are, they arrive.
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut received: Vec<u64> = Vec::new();
+    while received.is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "broadcasts did not resume");
+        sent += 1;
+        a.push(&join_a, "room:restart", "new_msg", json!({"body": sent.to_string()})).await;
+        while let Some(frame) = b.recv_within(Duration::from_millis(300)).await {
+            if frame[3] == "new_msg" {
+                received.push(frame[4]["body"].as_str().and_then(|n| n.parse().ok()).expect("a number"));
+            }
+        }
+    }
+    // Drain what is still on its way, then check: each at most once, in
+    // the order sent.
+    while let Some(frame) = b.recv_within(Duration::from_secs(1)).await {
+        if frame[3] == "new_msg" {
+            received.push(frame[4]["body"].as_str().and_then(|n| n.parse().ok()).expect("a number"));
+        }
+    }
+    assert!(received.windows(2).all(|w| w[0] < w[1]), "in order, no duplicates: {received:?}");
+    assert_eq!(received.last(), Some(&sent), "the last one sent arrived: {received:?}");
+    // Both sockets stayed open all along: they still answer.
+    assert_eq!(until_heartbeat(&mut a).await.iter().filter(|f| f[3] != "new_msg" && f[3] != "phx_reply").count(), 0);
+    for i in 0..20 {
+        a.push(&join_a, "room:restart", "new_msg", json!({"body": format!("steady {i}")})).await;
+    }
+    for i in 0..20 {
+        assert_eq!(next_event(&mut b, "new_msg").await[4]["body"], format!("steady {i}"));
+    }
+    assert_eq!(until_heartbeat(&mut b).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn presence_resynchronises_after_redis_restarts() {
+    let mut redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let mut a = node1.client(42).await;
+    join_chat(&mut a, "chat:restart", 42).await;
+    redis.restart();
+    // Both nodes reconnect and re-assert: a newcomer on node 2 sees user 42.
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(20), "presence did not come back after Redis restarted");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut c = node2.client(9).await;
+        let (_, state) = join_chat(&mut c, "chat:restart", 9).await;
+        if state.get("42").is_some() {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn sharded_pubsub_on_a_redis_cluster_carries_broadcasts_and_presence() {
+    let cluster = RedisCluster::start();
+    let node1 = Server::start_node(&cluster.url());
+    let node2 = Server::start_node(&cluster.nodes[2].url());
+    assert!(node1.log().contains("sharded pub/sub"), "{}", node1.log());
+    // Topics spread over the shards: every master carries some.
+    let mut clients = Vec::new();
+    for room in 0..24 {
+        let topic = format!("room:shard-{room}");
+        let mut a = node1.client(1).await;
+        let mut b = node2.client(2).await;
+        let join_a = a.join_ok(&topic).await;
+        b.join_ok(&topic).await;
+        a.push(&join_a, &topic, "new_msg", json!({"body": room.to_string()})).await;
+        assert_eq!(next_event(&mut b, "new_msg").await[4]["body"], room.to_string());
+        assert_eq!(until_heartbeat(&mut b).await, Vec::<Value>::new(), "once");
+        clients.push((a, b));
+    }
+    for master in &cluster.nodes {
+        let Some(support::redis::Resp::Array(channels)) = master.command(&["PUBSUB", "SHARDCHANNELS"]) else {
+            panic!("PUBSUB SHARDCHANNELS failed on port {}", master.port);
+        };
+        assert!(!channels.is_empty(), "the master on port {} carries no topic", master.port);
+    }
+    let mut a = node1.client(42).await;
+    join_chat(&mut a, "chat:sharded", 42).await;
+    let mut b = node2.client(7).await;
+    let (_, state) = join_chat(&mut b, "chat:sharded", 7).await;
+    let keys: Vec<&String> = state.as_object().expect("object").keys().collect();
+    assert_eq!(keys, vec!["42", "7"], "{state}");
+}
