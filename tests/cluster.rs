@@ -356,3 +356,50 @@ async fn sharded_pubsub_on_a_redis_cluster_carries_broadcasts_and_presence() {
     let keys: Vec<&String> = state.as_object().expect("object").keys().collect();
     assert_eq!(keys, vec!["42", "7"], "{state}");
 }
+
+#[tokio::test]
+async fn the_figures_plugins_read_count_every_node() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let mut others = Vec::new();
+    for user in [20, 21, 21] {
+        let mut client = node2.client(user).await;
+        client.join_ok("room:lobby").await;
+        others.push(client);
+    }
+    let admin_token = support::token("user socket", json!({"id": 1, "name": "root", "role": "admin"}));
+    // Figures travel with the heartbeat (2 s): ask again until they show.
+    let started = Instant::now();
+    loop {
+        let mut admin = Client::connect(&node1.ws_url(&format!("token={admin_token}&vsn=2.0.0")))
+            .await
+            .expect("admin connects");
+        admin.join_ok_probe("admin:dashboard").await;
+        let data = next_event(&mut admin, "dashboard_data").await;
+        // 3 sockets on node 2 and the admin's on node 1; users 20, 21, 1.
+        if data[4]["total_connections"] == 4 {
+            assert_eq!(data[4]["active_users"], 3, "{data}");
+            assert_eq!(data[4]["total_channels"], 4, "{data}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(8), "the dashboard never counted the other node: {data}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[test]
+fn a_node_whose_redis_is_unreachable_says_which_url_and_stops() {
+    let port = support::redis::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_plume"));
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-build", "--plugin-dir"])
+        .arg(support::plugin_dir())
+        .env("PLUME_REDIS_URL", &url);
+    let output = command.output().expect("plume runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot reach Redis at {url}")), "{stderr}");
+    assert!(stderr.contains("PLUME_REDIS_URL"), "says how to set it: {stderr}");
+}

@@ -160,10 +160,12 @@ fn build_tenant(
     let presence = Arc::new(crate::presence::Presence::new(
         (tenant.limits.presence_coalesce_ms > 0).then(|| Duration::from_millis(tenant.limits.presence_coalesce_ms)),
     ));
+    let figures = Arc::new(crate::app::Figures::default());
     let broker: Arc<dyn crate::pubsub::Broker> = match cluster {
         Some(cluster) => {
             let broker = ClusterBroker::new(cluster.clone(), &tenant.id);
             presence.cluster(&broker);
+            figures.cluster(cluster, &tenant.id);
             broker
         }
         None => Arc::new(LocalBroker::default()),
@@ -187,7 +189,7 @@ fn build_tenant(
         }),
         presence,
         tokens: Tokens::new(secret.as_bytes()),
-        figures: Default::default(),
+        figures,
         rates: crate::app::Rates::new(&limits),
         limits,
         capabilities: tenant.capabilities(),

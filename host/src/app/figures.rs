@@ -30,13 +30,20 @@ pub struct Figures {
     pub limit_refusals: AtomicU64,
     /// Open sockets per socket id.
     ids: Mutex<HashMap<String, u64>>,
+    /// In a cluster: the app's figures on every node.
+    pub(super) cluster: std::sync::OnceLock<std::sync::Arc<super::cluster_figures::ClusterFigures>>,
 }
 
 impl Figures {
     pub fn socket_opened(&self, id: Option<&str>) {
         self.connections.fetch_add(1, Ordering::Relaxed);
         if let Some(id) = id {
-            *self.ids.lock().entry(id.to_owned()).or_default() += 1;
+            let mut ids = self.ids.lock();
+            let count = ids.entry(id.to_owned()).or_default();
+            *count += 1;
+            if let Some(cluster) = self.cluster.get() {
+                cluster.id_count(id, *count);
+            }
         }
     }
 
@@ -46,11 +53,43 @@ impl Figures {
             let mut ids = self.ids.lock();
             if let Some(count) = ids.get_mut(id) {
                 *count -= 1;
-                if *count == 0 {
+                let left = *count;
+                if left == 0 {
                     ids.remove(id);
+                }
+                if let Some(cluster) = self.cluster.get() {
+                    cluster.id_count(id, left);
                 }
             }
         }
+    }
+
+    /// Open sockets per socket id, on this node.
+    pub fn id_counts(&self) -> Vec<(String, u64)> {
+        self.ids.lock().iter().map(|(id, n)| (id.clone(), *n)).collect()
+    }
+
+    /// The figures plugins read: cluster-wide in a cluster (open sockets,
+    /// joined channels, distinct socket ids), this node's otherwise.
+    pub fn app_wide(&self) -> (u64, u64, u64) {
+        match self.cluster.get() {
+            Some(cluster) => (cluster.connections(), cluster.channels(), cluster.users()),
+            None => (self.connections(), self.channels(), self.users()),
+        }
+    }
+
+    /// Open sockets with id `id` in the whole app: across the cluster in a
+    /// cluster (this node's when Redis cannot be asked).
+    pub fn app_wide_connections_of(&self, id: &str) -> u64 {
+        self.cluster
+            .get()
+            .and_then(|cluster| cluster.connections_of(id))
+            .unwrap_or_else(|| self.connections_of(id))
+    }
+
+    /// Keep these figures across the cluster too.
+    pub fn cluster(self: &std::sync::Arc<Self>, cluster: &std::sync::Arc<crate::cluster::Cluster>, tenant: &str) {
+        super::cluster_figures::ClusterFigures::attach(self, cluster, tenant);
     }
 
     pub fn channel_joined(&self) {

@@ -6,6 +6,7 @@
 //! process, so one app cannot name another's topics or keys.
 
 mod capability;
+mod cluster_figures;
 mod figures;
 mod plugin;
 mod rate;
@@ -132,7 +133,7 @@ pub struct App {
     pub kv: Kv,
     pub presence: Arc<Presence>,
     pub tokens: Tokens,
-    pub figures: Figures,
+    pub figures: Arc<Figures>,
     pub limits: Limits,
     /// What its plugins may use beyond their own channel.
     pub capabilities: Capabilities,

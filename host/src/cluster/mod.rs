@@ -165,6 +165,16 @@ impl LinkEvents for Hub {
     }
 }
 
+/// `EVAL script numkeys keys...`: the arguments follow. The link pipelines
+/// commands, and a pipeline cannot retry an `EVALSHA` that a restarted
+/// Redis answers `NOSCRIPT`: plume's scripts are short, so they are sent
+/// whole.
+pub fn eval(script: &str, keys: &[&str]) -> Cmd {
+    let mut cmd = Cmd::new();
+    cmd.arg("EVAL").arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
 /// What a node's own channel carries to show its subscriber connection
 /// hears (see `link`).
 const PROBE: &[u8] = b"probe";
@@ -249,6 +259,11 @@ impl Cluster {
         } else {
             Ok(Connector::Standalone(client))
         }
+    }
+
+    /// How long a silent node stays up.
+    pub fn down_after(&self) -> Duration {
+        self.down_after
     }
 
     /// This node's id.

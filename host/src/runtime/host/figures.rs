@@ -6,11 +6,11 @@ use crate::runtime::bindings::imports::figures::{AppFigures, Host, PluginFigure}
 impl Host for HostState {
     fn now(&mut self) -> AppFigures {
         let app = &self.call().app;
-        let figures = &app.figures;
+        let (connections, channels, users) = app.figures.app_wide();
         AppFigures {
-            connections: figures.connections(),
-            channels: figures.channels(),
-            users: figures.users(),
+            connections,
+            channels,
+            users,
             plugins: app
                 .plugin_figures()
                 .into_iter()
@@ -24,6 +24,6 @@ impl Host for HostState {
     }
 
     fn connections_of(&mut self, socket_id: String) -> u64 {
-        self.call().app.figures.connections_of(&socket_id)
+        self.call().app.figures.app_wide_connections_of(&socket_id)
     }
 }
