@@ -403,3 +403,79 @@ fn a_node_whose_redis_is_unreachable_says_which_url_and_stops() {
     assert!(stderr.contains(&format!("cannot reach Redis at {url}")), "{stderr}");
     assert!(stderr.contains("PLUME_REDIS_URL"), "says how to set it: {stderr}");
 }
+
+/// One long-poll HTTP request; returns the JSON body (always HTTP 200).
+fn longpoll(addr: &str, method: &str, query: &str, body: &str) -> Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let request = format!(
+        "{method} /socket/longpoll?{query} HTTP/1.1\r\nHost: plume\r\nConnection: close\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))
+}
+
+#[tokio::test]
+async fn a_long_poll_client_works_when_every_request_lands_on_another_node() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let nodes = [node1.addr.clone(), node2.addr.clone()];
+    let app_token = support::user_token(42);
+    let opened = longpoll(&nodes[0], "GET", &format!("token={app_token}&vsn=2.0.0"), "");
+    assert_eq!(opened["status"], 410);
+    let session = format!("token={app_token}&vsn=2.0.0&token={}", opened["token"].as_str().expect("a token"));
+
+    // A WebSocket client on node 2 in the same room.
+    let mut ws = node2.client(7).await;
+    let join_ws = ws.join_ok("room:lp").await;
+
+    // Join through node 2, push through node 1, poll through both.
+    let posted = longpoll(&nodes[1], "POST", &session, "[\"1\",\"1\",\"room:lp\",\"phx_join\",{}]\n");
+    assert_eq!(posted, json!({"status": 200}));
+    let posted = longpoll(&nodes[0], "POST", &session, "[\"1\",\"2\",\"room:lp\",\"new_msg\",{\"body\":\"from long-poll\"}]\n");
+    assert_eq!(posted, json!({"status": 200}));
+    assert_eq!(next_event(&mut ws, "new_msg").await[4], json!({"body": "from long-poll", "user_id": 42}));
+    ws.push(&join_ws, "room:lp", "new_msg", json!({"body": "to long-poll"})).await;
+
+    let mut frames: Vec<Value> = Vec::new();
+    let started = Instant::now();
+    let mut turn = 1;
+    while !frames.iter().any(|f| f[4]["body"] == "to long-poll") {
+        assert!(started.elapsed() < Duration::from_secs(15), "frames so far: {frames:?}");
+        let addr = nodes[turn % 2].clone();
+        turn += 1;
+        let query = session.clone();
+        let polled = tokio::task::spawn_blocking(move || longpoll(&addr, "GET", &query, "")).await.expect("poll");
+        assert!(polled["status"] == 200 || polled["status"] == 204, "the session lives on: {polled}");
+        for frame in polled["messages"].as_array().expect("messages") {
+            frames.push(serde_json::from_str(frame.as_str().expect("a frame")).expect("JSON"));
+        }
+    }
+    let texts: Vec<String> = frames.iter().map(Value::to_string).collect();
+    assert!(texts.contains(&json!(["1", "1", "room:lp", "phx_reply", {"response": {}, "status": "ok"}]).to_string()), "{texts:?}");
+    assert!(texts.contains(&json!(["1", "2", "room:lp", "phx_reply", {"response": {}, "status": "ok"}]).to_string()), "{texts:?}");
+}
+
+#[tokio::test]
+async fn a_long_poll_session_whose_node_died_starts_over_with_a_new_session() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let mut node2 = Server::start_node(&redis.url());
+    let app_token = support::user_token(42);
+    let opened = longpoll(&node2.addr, "GET", &format!("token={app_token}&vsn=2.0.0"), "");
+    let session = format!("token={app_token}&vsn=2.0.0&token={}", opened["token"].as_str().expect("a token"));
+    node2.kill();
+    let addr = node1.addr.clone();
+    let query = session.clone();
+    let polled = tokio::task::spawn_blocking(move || longpoll(&addr, "GET", &query, "")).await.expect("poll");
+    assert_eq!(polled["status"], 410, "a new session: {polled}");
+    assert_ne!(polled["token"], opened["token"]);
+    let posted = longpoll(&node1.addr, "POST", &session, "[null,\"1\",\"phoenix\",\"heartbeat\",{}]\n");
+    assert_eq!(posted, json!({"status": 410}));
+}

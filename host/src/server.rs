@@ -262,8 +262,12 @@ pub async fn serve_on(
         longpoll: Default::default(),
         websocket_echo_path: loaded.config.server.websocket_echo_path.clone(),
         demo_page,
+        forwarder: cluster.clone().map(transport::longpoll::Forwarder::new),
         cluster: cluster.clone(),
     });
+    if let Some(forwarder) = &server.forwarder {
+        forwarder.serve(&server);
+    }
     for app in &apps {
         if apps.len() > 1 {
             eprintln!("plume: tenant `{}` at {}", app.id, app.socket_paths.join(", "));

@@ -300,6 +300,21 @@ impl Cluster {
         self.link.publish(self.names.node_channel(node), message)
     }
 
+    /// Send `message` to node `node` and learn whether it was listening
+    /// (Redis counts the receivers of a publish): a node that died stops
+    /// listening at once, long before its heartbeat is missed.
+    pub async fn ask_node(&self, node: &str, message: Vec<u8>) -> Result<bool, LinkError> {
+        let channel = self.names.node_channel(node);
+        let verb = match self.names.layout {
+            Layout::Standalone => "PUBLISH",
+            Layout::Sharded => "SPUBLISH",
+        };
+        let mut publish = Cmd::new();
+        publish.arg(verb).arg(&channel).arg(message);
+        let receivers: u64 = redis::from_redis_value(self.link.query(publish, Some(&channel)).await?).unwrap_or(0);
+        Ok(receivers > 0)
+    }
+
     fn nodes_key(&self) -> String {
         self.names.meta_key("nodes")
     }

@@ -2,7 +2,7 @@
 
 pub mod connect;
 mod echo;
-mod longpoll;
+pub mod longpoll;
 pub mod origin;
 mod websocket;
 
@@ -36,6 +36,8 @@ pub struct Server {
     pub demo_page: Option<crate::demo_page::DemoPage>,
     /// The cluster this node is part of, if any.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// In a cluster: long-poll requests for sessions of other nodes.
+    pub forwarder: Option<Arc<longpoll::Forwarder>>,
 }
 
 pub type Body = Full<Bytes>;

@@ -8,6 +8,18 @@
 //! after an empty window; a POST delivers one frame (`application/json`)
 //! or several (`application/x-ndjson`, one per line). A session nobody polls
 //! for two windows ends, and its channels terminate.
+//!
+//! In a cluster a session lives on the node that opened it, and its token
+//! names that node: a request that lands on another node (no sticky
+//! sessions at the load balancer) is forwarded there over Redis and
+//! answered from there ([`forward`]), as Phoenix forwards it over PubSub.
+//! When that node cannot be reached, a poll opens a new session and a post
+//! gets `410`, as in Phoenix: phoenix.js then reconnects and rejoins.
+
+mod forward;
+
+pub use forward::Forwarder;
+
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -45,6 +57,21 @@ const INBOUND_QUEUE: usize = 1024;
 pub struct Sessions {
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
 }
+
+/// Where the session a request names is.
+enum Found {
+    /// On this node.
+    Here(Arc<Session>, String),
+    /// On another node of the cluster.
+    There(forward::Target),
+    /// Nowhere: no token, a forged or expired one, or a session that ended.
+    Nowhere,
+}
+
+/// A session token's data: the node that holds the session (empty on a
+/// server that is no cluster) and the session's key there.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SessionId(String, u64);
 
 struct Session {
     /// Frames from POSTs, for the socket task.
@@ -122,39 +149,84 @@ fn json_response(body: String) -> Response<Body> {
     response
 }
 
-fn status_only(status: u16) -> Response<Body> {
-    json_response(json!({ "status": status }).to_string())
+fn status_body(status: u16) -> String {
+    json!({ "status": status }).to_string()
 }
 
-fn poll_body(status: u16, token: &str, messages: &[String]) -> Response<Body> {
+fn status_only(status: u16) -> Response<Body> {
+    json_response(status_body(status))
+}
+
+fn poll_body(status: u16, token: &str, messages: &[String]) -> String {
     let frames: Vec<String> = messages.iter().map(|m| json_string(m)).collect();
-    json_response(format!(
+    format!(
         r#"{{"messages":[{}],"status":{status},"token":{}}}"#,
         frames.join(","),
         json_string(token)
-    ))
+    )
 }
 
 impl Sessions {
-    /// The session a request's last `token` param names, if it is one.
-    fn find(&self, app: &App, request: &Request<Incoming>) -> Option<(Arc<Session>, String)> {
-        let token = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-            .filter(|(name, _)| name == "token")
-            .last()
-            .map(|(_, value)| value.into_owned())?;
-        let id = app.tokens.verify(SALT, &token, Some(86_400), crate::clock::unix_ms()).ok()?.as_u64()?;
-        let session = self.sessions.lock().get(&id).cloned()?;
-        (!session.closed.load(Ordering::Relaxed)).then_some((session, token))
+    /// The session key `session` names here, if it is live.
+    fn local(&self, key: u64) -> Option<Arc<Session>> {
+        let session = self.sessions.lock().get(&key).cloned()?;
+        (!session.closed.load(Ordering::Relaxed)).then_some(session)
+    }
+}
+
+/// This node's name in session tokens: its cluster id, or empty.
+fn this_node(server: &Server) -> &str {
+    server.cluster.as_ref().map_or("", |cluster| cluster.node())
+}
+
+/// The session a request's last `token` param names.
+fn find(server: &Server, app: &App, request: &Request<Incoming>) -> Found {
+    let Some(token) = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+        .filter(|(name, _)| name == "token")
+        .last()
+        .map(|(_, value)| value.into_owned())
+    else {
+        return Found::Nowhere;
+    };
+    let Some(SessionId(node, key)) = app
+        .tokens
+        .verify(SALT, &token, Some(86_400), crate::clock::unix_ms())
+        .ok()
+        .and_then(|data| serde_json::from_value(data).ok())
+    else {
+        return Found::Nowhere;
+    };
+    if node == this_node(server) {
+        return match server.longpoll.local(key) {
+            Some(session) => Found::Here(session, token),
+            None => Found::Nowhere,
+        };
+    }
+    match &server.forwarder {
+        Some(_) => Found::There(forward::Target { node, session: key, token }),
+        None => Found::Nowhere,
     }
 }
 
 pub(super) async fn handle(server: &Arc<Server>, app: &Arc<App>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let found = server.longpoll.find(app, &request);
-    match (request.method().clone(), found) {
-        (Method::GET, Some((session, token))) => poll(&session, &token).await,
-        (Method::GET, None) => open(server, app, &request, peer),
-        (Method::POST, Some((session, _))) => post(app, &session, request).await,
-        (Method::POST, None) => status_only(410),
+    let found = find(server, app, &request);
+    let method = request.method().clone();
+    match (method, found) {
+        (Method::GET, Found::Here(session, token)) => json_response(poll(&session, &token).await),
+        (Method::GET, Found::There(target)) => match forward::poll_elsewhere(server, app, target).await {
+            Some(body) => json_response(body),
+            None => open(server, app, &request, peer),
+        },
+        (Method::GET, Found::Nowhere) => open(server, app, &request, peer),
+        (Method::POST, Found::Here(session, _)) => match read_post(app, request).await {
+            Ok((body, ndjson)) => json_response(post(app, &session, &body, ndjson).await),
+            Err(status) => status_only(status),
+        },
+        (Method::POST, Found::There(target)) => match read_post(app, request).await {
+            Ok((body, ndjson)) => json_response(forward::post_elsewhere(server, app, target, body, ndjson).await.unwrap_or_else(|| status_body(410))),
+            Err(status) => status_only(status),
+        },
+        (Method::POST, Found::Nowhere) => status_only(410),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "long-poll takes GET and POST\n"),
     }
 }
@@ -168,7 +240,8 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
         Ok(admission) => admission,
         Err(refused) => return refused,
     };
-    let (params, vsn) = super::connect::query_params(request.uri().query());
+    let query = socket_query(request.uri().query().unwrap_or(""));
+    let (params, vsn) = super::connect::query_params(Some(&query));
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
         return status_only(403);
     };
@@ -185,7 +258,8 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
         return status_only(403);
     };
     let key = socket::next_socket_key();
-    let Ok(token) = app.tokens.sign(SALT, &json!(key), crate::clock::unix_ms(), 86_400) else {
+    let id = SessionId(this_node(server).to_owned(), key);
+    let Ok(token) = app.tokens.sign(SALT, &json!(id), crate::clock::unix_ms(), 86_400) else {
         return status_only(500);
     };
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
@@ -222,11 +296,29 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
             session.ready.notify_one();
         }
     });
-    poll_body(410, &token, &[])
+    json_response(poll_body(410, &token, &[]))
 }
 
-/// Frames queued for the session, at once, or 204 after an empty window.
-async fn poll(session: &Session, token: &str) -> Response<Body> {
+/// The socket's own params of a long-poll query: phoenix.js appends the
+/// session token as one more `token` param after them, and a session that
+/// could not be resumed (its node is gone) starts over with the socket's
+/// params, not with the stale session token in place of the socket's
+/// `token`.
+fn socket_query(query: &str) -> String {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let tokens = pairs.iter().filter(|(name, _)| name == "token").count();
+    let last_token = pairs.iter().rposition(|(name, _)| name == "token");
+    let kept = pairs
+        .iter()
+        .enumerate()
+        .filter(|(at, _)| tokens < 2 || Some(*at) != last_token)
+        .map(|(_, pair)| pair);
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish()
+}
+
+/// Frames queued for the session, at once, or 204 after an empty window:
+/// the response's body.
+async fn poll(session: &Session, token: &str) -> String {
     session.touch();
     let deadline = tokio::time::Instant::now() + WINDOW;
     loop {
@@ -240,7 +332,7 @@ async fn poll(session: &Session, token: &str) -> Response<Body> {
             }
         }
         if session.closed.load(Ordering::Relaxed) {
-            return status_only(410);
+            return status_body(410);
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             session.touch();
@@ -249,7 +341,6 @@ async fn poll(session: &Session, token: &str) -> Response<Body> {
     }
 }
 
-/// Deliver a POST's frames to the session's socket task.
 /// One POSTed line as a frame. phoenix.js's long-poll sends a binary
 /// message (an `ArrayBuffer` payload) as a base64 line; JSON messages start
 /// with `[` or `{`. A line that is neither stays text, to be answered as
@@ -265,8 +356,9 @@ fn line_frame(line: &str) -> Message {
     Message::Text(line.into())
 }
 
-async fn post(app: &App, session: &Session, request: Request<Incoming>) -> Response<Body> {
-    session.touch();
+/// A POST's body, and whether it holds one frame per line; or the status
+/// that refuses it.
+async fn read_post(app: &App, request: Request<Incoming>) -> Result<(String, bool), u16> {
     let ndjson = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -275,11 +367,16 @@ async fn post(app: &App, session: &Session, request: Request<Incoming>) -> Respo
     let limit = app.limits.max_frame_bytes.saturating_mul(16);
     let body: Bytes = match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return status_only(413),
+        Err(_) => return Err(413),
     };
-    let Ok(body) = std::str::from_utf8(&body) else {
-        return status_only(400);
-    };
+    let body = String::from_utf8(body.to_vec()).map_err(|_| 400u16)?;
+    Ok((body, ndjson))
+}
+
+/// Deliver a POST's frames to the session's socket task: the response's
+/// body.
+async fn post(app: &App, session: &Session, body: &str, ndjson: bool) -> String {
+    session.touch();
     let frames: Vec<&str> = if ndjson {
         body.lines().filter(|line| !line.trim().is_empty()).collect()
     } else {
@@ -287,11 +384,23 @@ async fn post(app: &App, session: &Session, request: Request<Incoming>) -> Respo
     };
     for frame in frames {
         if frame.len() > app.limits.max_frame_bytes {
-            return status_only(413);
+            return status_body(413);
         }
         if session.inbound.send(line_frame(frame)).await.is_err() {
-            return status_only(410);
+            return status_body(410);
         }
     }
-    status_only(200)
+    status_body(200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::socket_query;
+
+    #[test]
+    fn a_stale_session_token_is_left_out_of_the_socket_params() {
+        assert_eq!(socket_query("token=app&vsn=2.0.0&token=session"), "token=app&vsn=2.0.0");
+        assert_eq!(socket_query("token=app&vsn=2.0.0"), "token=app&vsn=2.0.0");
+        assert_eq!(socket_query("vsn=2.0.0&user=a%20b"), "vsn=2.0.0&user=a+b");
+    }
 }
