@@ -479,3 +479,35 @@ async fn a_long_poll_session_whose_node_died_starts_over_with_a_new_session() {
     let posted = longpoll(&node1.addr, "POST", &session, "[null,\"1\",\"phoenix\",\"heartbeat\",{}]\n");
     assert_eq!(posted, json!({"status": 410}));
 }
+
+#[tokio::test]
+async fn collab_cursor_updates_reach_the_other_node_as_presence_diffs() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let token = |id: i64, name: &str| support::token("user socket", json!({"id": id, "name": name, "role": "user"}));
+    let mut ann = Client::connect(&node1.ws_url(&format!("token={}&vsn=2.0.0", token(10, "ann")))).await.expect("ann");
+    let mut bob = Client::connect(&node2.ws_url(&format!("token={}&vsn=2.0.0", token(11, "bob")))).await.expect("bob");
+    let topic = "collab:document:nodes";
+    let join_ann = ann.join_ok(topic).await;
+    let state = next_event(&mut ann, "presence_state").await;
+    let first_ref = state[4]["10"]["metas"][0]["phx_ref"].clone();
+    bob.join_ok(topic).await;
+    let state = next_event(&mut bob, "presence_state").await;
+    assert_eq!(state[4]["10"]["metas"][0]["phx_ref"], first_ref, "bob sees ann from the other node: {state}");
+    let _ = until_heartbeat(&mut bob).await;
+
+    ann.push(&join_ann, topic, "cursor_moved", json!({"position": {"line": 3, "ch": 7}})).await;
+    let diff = next_event(&mut bob, "presence_diff").await;
+    let joined = &diff[4]["joins"]["10"]["metas"][0];
+    assert_eq!(joined["cursor_position"], json!({"ch": 7, "line": 3}), "{diff}");
+    assert_eq!(joined["phx_ref_prev"], first_ref);
+    assert_eq!(diff[4]["leaves"]["10"]["metas"][0]["phx_ref"], first_ref);
+
+    // A newcomer on node 2 gets ann's current meta in presence_state.
+    let mut cat = Client::connect(&node2.ws_url(&format!("token={}&vsn=2.0.0", token(12, "cat")))).await.expect("cat");
+    cat.join_ok(topic).await;
+    let state = next_event(&mut cat, "presence_state").await;
+    assert_eq!(state[4]["10"]["metas"].as_array().map(Vec::len), Some(1), "one meta, the updated one: {state}");
+    assert_eq!(state[4]["10"]["metas"][0]["cursor_position"], json!({"ch": 7, "line": 3}));
+}

@@ -91,11 +91,12 @@ export class Server {
 
 /**
  * Start the demo app for the test `t` (stopped when `t` ends). Options:
- * `bind` (default `127.0.0.1:0`, a free port) and `config`, a plume.toml
+ * `bind` (default `127.0.0.1:0`, a free port), `config`, a plume.toml
  * text in which `{plugins}` stands for the built plugins' folder (default:
- * the demo app from the plugin folder).
+ * the demo app from the plugin folder), and `env`, more environment
+ * variables (`PLUME_REDIS_URL` makes it a node of a cluster).
  */
-export async function startServer(t, { bind = "127.0.0.1:0", config } = {}) {
+export async function startServer(t, { bind = "127.0.0.1:0", config, env = {} } = {}) {
   let dir = null;
   let args;
   if (config === undefined) {
@@ -107,7 +108,7 @@ export async function startServer(t, { bind = "127.0.0.1:0", config } = {}) {
     args = ["serve", "--bind", bind, "--config", path];
   }
   const child = spawn(PLUME_BIN, args, {
-    env: { ...process.env, SECRET_KEY_BASE: SECRET, PLUME_LOG: process.env.PLUME_LOG || "info" },
+    env: { ...process.env, SECRET_KEY_BASE: SECRET, PLUME_LOG: process.env.PLUME_LOG || "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const log = [];
