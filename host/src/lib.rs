@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo_page;
 pub mod dev;
+pub mod history;
 pub mod kv;
 pub mod presence;
 pub mod protocol;

@@ -15,6 +15,7 @@ use crate::config::{self, Loaded};
 use crate::demo_page::DemoPage;
 use crate::kv::{self, Kv};
 use crate::cluster::Cluster;
+use crate::history::{History, MemoryHistory, RedisHistory};
 use crate::pubsub::{ClusterBroker, LocalBroker};
 use crate::runtime::{Runtime, Settings};
 use crate::token::Tokens;
@@ -138,8 +139,15 @@ fn build_tenant(
                         format!("`{}` is the socket plugin; a route needs a channel plugin", route.plugin.get_ref()),
                     )
                 })?;
+            let history = route
+                .history
+                .as_ref()
+                .map(|history| history.policy())
+                .transpose()
+                .map_err(|message| loaded.error_at(route.plugin.span().start, format!("routes (topic {}): {message}", route.topic)))?;
             Ok(Route {
                 pattern: TopicPattern::parse(&route.topic),
+                history,
                 plugin,
                 config: route
                     .config
@@ -161,14 +169,17 @@ fn build_tenant(
         (tenant.limits.presence_coalesce_ms > 0).then(|| Duration::from_millis(tenant.limits.presence_coalesce_ms)),
     ));
     let figures = Arc::new(crate::app::Figures::default());
-    let broker: Arc<dyn crate::pubsub::Broker> = match cluster {
+    let (broker, history): (Arc<dyn crate::pubsub::Broker>, _) = match cluster {
         Some(cluster) => {
             let broker = ClusterBroker::new(cluster.clone(), &tenant.id);
             presence.cluster(&broker);
             figures.cluster(cluster, &tenant.id);
-            broker
+            (broker, History::Redis(RedisHistory::new(cluster.clone(), &tenant.id)))
         }
-        None => Arc::new(LocalBroker::default()),
+        None => (
+            Arc::new(LocalBroker::default()) as Arc<dyn crate::pubsub::Broker>,
+            History::Memory(MemoryHistory::new(limits.max_history_bytes)),
+        ),
     };
     let socket_paths: Vec<String> = tenant
         .socket_paths
@@ -183,6 +194,7 @@ fn build_tenant(
         routes,
         origins: tenant.check_origin.policy(),
         broker,
+        history,
         kv: Kv::new(engine, &tenant.id).with_quota(kv::Quota {
             max_keys: limits.max_kv_keys,
             max_bytes: limits.max_kv_bytes,
@@ -283,12 +295,17 @@ pub async fn serve_on(
     }
 
     // One engine holds every tenant's namespace: one sweep covers them all.
+    // Histories are per app.
     let kv = apps[0].kv.clone();
+    let histories: Vec<Arc<App>> = apps.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tick.tick().await;
             kv.sweep();
+            for app in &histories {
+                app.history.sweep();
+            }
         }
     });
     let accept = tokio::spawn(transport::accept_loop(listener, server.clone()));

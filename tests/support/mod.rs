@@ -146,6 +146,20 @@ impl Server {
         Server::spawn_command(command, None, Duration::from_secs(60)).expect("the node starts")
     }
 
+    /// A node of the cluster whose Redis is at `redis_url`, serving a
+    /// `plume.toml` text (`{plugins}` as in [`Server::start_config`]).
+    pub fn start_node_config(config: &str, redis_url: &str) -> Server {
+        let dir = TempDir::new("node-config");
+        let path = dir.0.join("plume.toml");
+        std::fs::write(&path, config.replace("{plugins}", &plugin_dir().display().to_string())).expect("write config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plume"));
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .env("PLUME_REDIS_URL", redis_url);
+        Server::spawn_command(command, Some(dir), Duration::from_secs(60)).expect("the node starts")
+    }
+
     /// A server for a `plume.toml` text; `{plugins}` in it stands for the
     /// built plugins' directory.
     pub fn start_config(config: &str) -> Result<Server, String> {

@@ -61,6 +61,8 @@ pub struct Limits {
     pub max_presence_events_per_second: u32,
     /// Payload bytes one plugin call may push and broadcast in all.
     pub max_output_bytes_per_call: usize,
+    /// Bytes the app's topic histories may hold in memory, together.
+    pub max_history_bytes: u64,
 }
 
 impl Default for Limits {
@@ -81,6 +83,7 @@ impl Default for Limits {
             max_joins_per_second: 10_000,
             max_presence_events_per_second: 10_000,
             max_output_bytes_per_call: 8 * 1024 * 1024,
+            max_history_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -130,6 +133,8 @@ pub struct App {
     /// Which web pages may connect (`check_origin`).
     pub origins: crate::transport::origin::OriginPolicy,
     pub broker: Arc<dyn Broker>,
+    /// The histories of the routes that keep one.
+    pub history: crate::history::History,
     pub kv: Kv,
     pub presence: Arc<Presence>,
     pub tokens: Tokens,
@@ -170,6 +175,22 @@ impl App {
         self.routes.iter().find(|route| route.pattern.matches(topic))
     }
 
+    /// Publish a broadcast, through its topic's history when its route
+    /// keeps one (it gets a position then). Returns the broadcast when the
+    /// publishing socket `skip` should deliver it to itself, in order with
+    /// its replies (the broker skips that socket); on a history topic in a
+    /// cluster, that socket gets it through the cluster like everyone.
+    pub fn broadcast(&self, message: crate::pubsub::Broadcast, skip: Option<crate::pubsub::SocketKey>) -> Result<Option<Arc<crate::pubsub::Broadcast>>, crate::pubsub::PublishError> {
+        match self.route(&message.topic).and_then(|route| route.history) {
+            Some(policy) => Ok(self.history.publish(self.broker.as_ref(), &policy, message, skip)?.here),
+            None => {
+                let message = Arc::new(message);
+                self.broker.publish(message.clone(), skip)?;
+                Ok(Some(message))
+            }
+        }
+    }
+
     /// Publish a presence change on its topic, now or at the end of the
     /// topic's coalescing window. Returns the broadcast when it went out
     /// now, so the calling socket can deliver it to itself in order (the
@@ -201,6 +222,20 @@ impl App {
             }
             Staged::Merged => None,
         }
+    }
+
+    /// The app's figures in the Prometheus text format, for `/metrics`.
+    pub fn prometheus(&self) -> String {
+        let mut out = self.figures.prometheus(&self.id);
+        let (messages, bytes) = self.history.held();
+        let tenant = self.id.replace('\\', "\\\\").replace('"', "\\\"");
+        for (name, help, value) in [
+            ("plume_history_messages", "Broadcasts kept in topic histories on this node.", messages),
+            ("plume_history_bytes", "Bytes of the broadcasts kept in topic histories on this node (max_history_bytes bounds them).", bytes),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{tenant=\"{tenant}\"}} {value}\n"));
+        }
+        out
     }
 
     /// Every channel plugin once, in route order.

@@ -38,11 +38,13 @@ impl std::fmt::Display for TopicPattern {
 }
 
 /// A route: topics matching `pattern` are served by `plugin`, which sees
-/// `config` through its `plugin-config` import.
+/// `config` through its `plugin-config` import, and keep a history when
+/// `history` says so.
 pub struct Route {
     pub pattern: TopicPattern,
     pub plugin: Arc<ChannelPlugin>,
     pub config: Arc<str>,
+    pub history: Option<crate::history::Policy>,
 }
 
 #[cfg(test)]

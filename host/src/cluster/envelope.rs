@@ -2,10 +2,11 @@
 //!
 //! The envelope is a JSON object, so `redis-cli SUBSCRIBE` and `MONITOR`
 //! show it readably: `{"v":1,"n":"<origin node>","e":"<event>","j":<payload>}`
-//! for a JSON payload, `"b":"<base64>"` in place of `j` for bytes, and
-//! `"k":"p"` on a presence diff. The topic is the channel's. The version
-//! comes first so a later format can be told apart; a receiver skips what
-//! it cannot read, and counts it.
+//! for a JSON payload, `"b":"<base64>"` in place of `j` for bytes,
+//! `"k":"p"` on a presence diff, and `"h":"<epoch>:<offset>"` on a topic with
+//! history (Redis writes it: the position is assigned there). The topic is
+//! the channel's. The version is checked so a later format can be told
+//! apart; a receiver skips what it cannot read, and counts it.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::protocol::Body;
-use crate::pubsub::Kind;
+use crate::pubsub::{Kind, Position};
 
 /// The envelope format this build writes and reads.
 const VERSION: u8 = 1;
@@ -32,6 +33,8 @@ struct Wire<'a> {
     j: Option<&'a RawValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     b: Option<String>,
+    #[serde(default, skip_serializing)]
+    h: Option<&'a str>,
 }
 
 /// A broadcast read from another node.
@@ -41,6 +44,8 @@ pub struct Received {
     pub event: String,
     pub payload: Body,
     pub kind: Kind,
+    /// Its place in the topic's history, on a topic that keeps one.
+    pub position: Option<Position>,
 }
 
 /// Why an envelope could not be read.
@@ -65,6 +70,7 @@ pub fn encode(origin: &str, event: &str, payload: &Body, kind: Kind) -> Vec<u8> 
         e: event.into(),
         j: json.as_deref(),
         b: bytes,
+        h: None,
     };
     // Serializing a struct of strings and checked JSON cannot fail.
     serde_json::to_vec(&wire).unwrap_or_default()
@@ -90,11 +96,19 @@ pub fn decode(bytes: &[u8]) -> Result<Received, EnvelopeError> {
         Some("p") => Kind::PresenceDiff,
         Some(other) => return Err(EnvelopeError::Malformed(format!("unknown kind `{other}`"))),
     };
+    let position = match wire.h {
+        None => None,
+        Some(text) => Some(
+            text.parse::<Position>()
+                .map_err(|()| EnvelopeError::Malformed(format!("a position that is not one: `{text}`")))?,
+        ),
+    };
     Ok(Received {
         origin: wire.n.to_owned(),
         event: wire.e.into_owned(),
         payload,
         kind,
+        position,
     })
 }
 
@@ -118,10 +132,22 @@ mod tests {
                     origin: "node-1".into(),
                     event: "ev\"ent".into(),
                     payload,
-                    kind
+                    kind,
+                    position: None,
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_position_written_in_by_redis_is_read() {
+        let bytes = encode("n", "e", &Body::Json("1".into()), Kind::Message);
+        let text = String::from_utf8(bytes).expect("utf-8");
+        let with_position = format!("{{\"h\":\"00000000000000ff:12\",{}", &text[1..]);
+        let received = decode(with_position.as_bytes()).expect("decodes");
+        assert_eq!(received.position, Some(Position { epoch: 255, offset: 12 }));
+        let forged = format!("{{\"h\":\"nope\",{}", &text[1..]);
+        assert!(decode(forged.as_bytes()).is_err());
     }
 
     #[test]

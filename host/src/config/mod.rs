@@ -184,6 +184,8 @@ pub struct Limits {
     pub max_output_bytes_per_call: usize,
     /// Instances of one plugin version alive at once (the pool's cap).
     pub max_instances_per_plugin: usize,
+    /// Bytes the app's topic histories may hold in memory, together.
+    pub max_history_bytes: u64,
 }
 
 impl Default for Limits {
@@ -207,6 +209,7 @@ impl Default for Limits {
             max_presence_events_per_second: d.max_presence_events_per_second,
             max_output_bytes_per_call: d.max_output_bytes_per_call,
             max_instances_per_plugin: crate::runtime::Settings::default().max_instances,
+            max_history_bytes: d.max_history_bytes,
         }
     }
 }
@@ -229,6 +232,7 @@ impl Limits {
             max_joins_per_second: self.max_joins_per_second,
             max_presence_events_per_second: self.max_presence_events_per_second,
             max_output_bytes_per_call: self.max_output_bytes_per_call,
+            max_history_bytes: self.max_history_bytes,
         }
     }
 }
@@ -328,6 +332,50 @@ pub struct RouteSection {
     /// Any table: the plugin reads it as JSON through `plugin-config`.
     #[serde(default)]
     pub config: Option<toml::Table>,
+    /// Keep the last broadcasts of each topic, so that clients coming back
+    /// recover what they missed: `{ size = 100, ttl_s = 600 }`.
+    #[serde(default)]
+    pub history: Option<HistorySection>,
+}
+
+/// A route's `history`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// The last this many broadcasts of each topic (1 to 10,000).
+    pub size: usize,
+    /// For this many seconds each (1 to 30 days).
+    pub ttl_s: u64,
+    /// Whether a join may ask to recover with `"_recover"` (default true).
+    #[serde(default = "yes")]
+    pub recover: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The most a route's history may keep per topic.
+pub const MAX_HISTORY_SIZE: usize = 10_000;
+
+/// The longest a route's history may keep a message, in seconds.
+pub const MAX_HISTORY_TTL_S: u64 = 30 * 24 * 3600;
+
+impl HistorySection {
+    /// The policy, or why the values cannot be one.
+    pub fn policy(&self) -> Result<crate::history::Policy, String> {
+        if self.size == 0 || self.size > MAX_HISTORY_SIZE {
+            return Err(format!("history.size is {}: keep 1 to {MAX_HISTORY_SIZE} messages per topic", self.size));
+        }
+        if self.ttl_s == 0 || self.ttl_s > MAX_HISTORY_TTL_S {
+            return Err(format!("history.ttl_s is {}: keep messages 1 to {MAX_HISTORY_TTL_S} seconds", self.ttl_s));
+        }
+        Ok(crate::history::Policy {
+            size: self.size,
+            ttl: std::time::Duration::from_secs(self.ttl_s),
+            recover: self.recover,
+        })
+    }
 }
 
 /// A configuration mistake, with where it is.

@@ -95,6 +95,7 @@ overrides! {
     max_presence_events_per_second: u32,
     max_output_bytes_per_call: usize,
     max_instances_per_plugin: usize,
+    max_history_bytes: u64,
 }
 
 /// A tenant as the server builds it, from either form of the file.

@@ -59,6 +59,15 @@ impl OwnedInbound {
         }
     }
 
+    /// The same message with another JSON payload; `None` when `json` is
+    /// not JSON.
+    pub fn with_json_payload(self, json: &str) -> Option<Self> {
+        Some(OwnedInbound {
+            payload: OwnedPayload::Json(RawValue::from_string(json.to_owned()).ok()?),
+            ..self
+        })
+    }
+
     /// The message, borrowed.
     pub fn inbound(&self) -> Inbound<'_> {
         Inbound {

@@ -140,10 +140,17 @@ impl Broker for ClusterBroker {
 
 impl Member for ClusterBroker {
     fn receive(&self, topic: &str, message: envelope::Received) {
-        if message.origin == self.cluster.node() {
+        // A node delivered its own broadcasts when it published them; but
+        // one with a position got it in Redis, and reaches every node,
+        // this one too, from there.
+        if message.origin == self.cluster.node() && message.position.is_none() {
             return;
         }
-        let broadcast = Arc::new(Broadcast::of_kind(topic.to_owned(), message.event, message.payload, None, message.kind));
+        let mut broadcast = Broadcast::of_kind(topic.to_owned(), message.event, message.payload, None, message.kind);
+        if let Some(position) = message.position {
+            broadcast = broadcast.at(position);
+        }
+        let broadcast = Arc::new(broadcast);
         if broadcast.kind == Kind::PresenceDiff
             && let Some(replica) = self.replica()
         {

@@ -45,8 +45,47 @@ pub struct Broadcast {
     pub from: Option<ChannelKey>,
     /// What the message is to the nodes that replicate state from it.
     pub kind: Kind,
+    /// Where it stands in its topic's history, on a topic that keeps one.
+    pub position: Option<Position>,
     encoded: [OnceLock<Option<Message>>; 2],
     derived: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+/// A broadcast's place in its topic's history: an epoch, which changes when
+/// the history is lost (a restart, an expiry, a Redis that forgot it), and
+/// an offset that grows by one per broadcast within an epoch.
+///
+/// On the wire it is `"<epoch>:<offset>"`, the epoch as 16 hex digits, in
+/// the `ref` slot of the broadcast's frame (null in Phoenix): phoenix.js
+/// hands it to `Channel.onMessage(event, payload, ref)`, and the colon
+/// keeps it from ever equalling a client's own (numeric) reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Position {
+    pub epoch: u64,
+    pub offset: u64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}:{}", self.epoch, self.offset)
+    }
+}
+
+impl std::str::FromStr for Position {
+    type Err = ();
+
+    /// Exactly what [`Display`](std::fmt::Display) writes; anything else is
+    /// refused.
+    fn from_str(text: &str) -> Result<Position, ()> {
+        let (epoch, offset) = text.split_once(':').ok_or(())?;
+        if epoch.len() != 16 || offset.is_empty() || offset.len() > 20 || !offset.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        Ok(Position {
+            epoch: u64::from_str_radix(epoch, 16).map_err(|_| ())?,
+            offset: offset.parse().map_err(|_| ())?,
+        })
+    }
 }
 
 /// Whether a broadcast is a plain message or carries replicated state.
@@ -68,6 +107,7 @@ impl std::fmt::Debug for Broadcast {
             .field("payload", &self.payload)
             .field("from", &self.from)
             .field("kind", &self.kind)
+            .field("position", &self.position)
             .finish_non_exhaustive()
     }
 }
@@ -84,9 +124,16 @@ impl Broadcast {
             payload,
             from,
             kind,
+            position: None,
             encoded: [OnceLock::new(), OnceLock::new()],
             derived: OnceLock::new(),
         }
+    }
+
+    /// The same broadcast at `position` in its topic's history.
+    pub fn at(mut self, position: Position) -> Self {
+        self.position = Some(position);
+        self
     }
 
     /// Something derived from this broadcast once for all its subscribers
@@ -99,7 +146,8 @@ impl Broadcast {
     }
 
     /// The frame `[null,null,topic,event,payload]` (a binary broadcast
-    /// frame for bytes), encoded on first use and shared by every subscriber
+    /// frame for bytes), with its position in the `ref` slot on a topic
+    /// with history, encoded on first use and shared by every subscriber
     /// that speaks `serializer`. `None` when the serializer cannot carry the
     /// message (bytes to a V1 client, a topic over 255 bytes in a binary
     /// frame); that is logged once per broadcast.
@@ -107,9 +155,10 @@ impl Broadcast {
         self.encoded[serializer.index()]
             .get_or_init(|| {
                 let topic = protocol::json_string(&self.topic);
+                let position = self.position.map(|p| protocol::json_string(&p.to_string()));
                 let message = Outbound {
                     join_ref: protocol::NULL,
-                    reference: protocol::NULL,
+                    reference: position.as_deref().unwrap_or(protocol::NULL),
                     topic: &topic,
                     event: &self.event,
                     payload: self.payload.outbound(),

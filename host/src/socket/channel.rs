@@ -16,7 +16,8 @@ use super::connection::{Connection, Pending, write};
 use super::{SocketEvent, next_channel_key};
 use crate::app::ChannelPlugin;
 use crate::protocol::{self, Body, Inbound, Outbound, Payload, json_str};
-use crate::pubsub::{ChannelKey, Delivery, Subscriber, Subscription};
+use crate::history::Recovery;
+use crate::pubsub::{ChannelKey, Delivery, Position, Subscriber, Subscription};
 use crate::runtime::{
     Action, CallContext, ChannelScope, ChannelVersion, Effect, Fault, InfoAction, OutAction, Reply,
     ReplyStatus, SocketView, TimerId, WitPayload,
@@ -39,6 +40,31 @@ pub(super) struct Channel {
     intercepts: Arc<HashSet<String>>,
     timers: HashMap<TimerId, AbortHandle>,
     extra_topics: HashSet<String>,
+    /// After a recovery: the live broadcasts at or below this position were
+    /// replayed already (or, if the client was not recovered, are older
+    /// than where it goes on from), and are skipped.
+    replayed_through: Option<Position>,
+}
+
+/// A position no history has (epochs are never 0): recovering from it
+/// yields the topic's current position and nothing else.
+const NO_POSITION: Position = Position { epoch: 0, offset: 0 };
+
+/// The `"_recover"` of a join's payload: the payload without it, and the
+/// position it names (`None` when it names none). `None` when the join
+/// does not ask to recover.
+fn recover_request(message: &Inbound<'_>) -> Option<(protocol::OwnedInbound, Option<Position>)> {
+    let crate::protocol::InPayload::Json(raw) = message.payload else {
+        return None;
+    };
+    if !raw.get().contains("\"_recover\"") {
+        return None;
+    }
+    let mut payload: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw.get()).ok()?;
+    let asked = payload.remove("_recover")?;
+    let since = asked.as_str().and_then(|text| text.parse::<Position>().ok());
+    let stripped = serde_json::to_string(&payload).ok()?;
+    Some((protocol::OwnedInbound::new(message).with_json_payload(&stripped)?, since))
 }
 
 fn status(status: ReplyStatus) -> &'static str {
@@ -63,6 +89,11 @@ impl Connection {
     /// (the join waits for that, see [`Connection::resume_join`]), so the
     /// presences the join reads and the broadcasts made right after it are
     /// all there. A refused join unsubscribes again.
+    ///
+    /// On a topic with history, a join whose payload has `"_recover"` (the
+    /// last position its client saw) recovers: the key is taken out before
+    /// the plugin sees the payload, the history is read after subscribing,
+    /// and what the client missed follows the join's reply.
     pub(super) fn join(&mut self, topic: &str, message: &Inbound<'_>) {
         let Some(route) = self.app.route(topic) else {
             return self.unmatched(message);
@@ -72,6 +103,13 @@ impl Connection {
             return self.reply_raw(message, "error", r#"{"reason":"too many channels joined"}"#);
         }
         let plugin = route.plugin.clone();
+        let policy = route.history.filter(|policy| policy.recover);
+        let (stripped, since) = match policy.and_then(|_| recover_request(message)) {
+            Some((stripped, since)) => (Some(stripped), Some(since)),
+            None => (None, None),
+        };
+        // What the plugin sees: the payload without `_recover`.
+        let seen = stripped.as_ref().map_or(*message, protocol::OwnedInbound::inbound);
         let key = next_channel_key();
         let live = self.app.broker.subscribe(
             topic,
@@ -86,29 +124,57 @@ impl Connection {
         // Phoenix: the old one terminates, and its client gets `phx_close`
         // after the new join's reply.
         let replaced = previous.and_then(|old| self.remove_channel(old, "shutdown:duplicate_join"));
-        match live {
-            None => self.run_join(key, topic, &plugin, message, replaced),
-            Some(live) => {
+        // A position that is no position (garbage, forged) recovers
+        // nothing, and the client learns where the topic is now.
+        let read = match (policy, since) {
+            (Some(policy), Some(since)) => Some(self.app.history.recover(topic, &policy, since.unwrap_or(NO_POSITION))),
+            _ => None,
+        };
+        match (live, read) {
+            (None, None) => self.run_join(key, topic, &plugin, &seen, replaced, None),
+            (None, Some(crate::history::Read::Done(recovery))) => {
+                self.run_join(key, topic, &plugin, &seen, replaced, Some(recovery));
+            }
+            (live, read) => {
+                let ready = Box::pin(async move {
+                    if let Some(live) = live {
+                        live.await;
+                    }
+                    match read {
+                        Some(crate::history::Read::Done(recovery)) => Some(recovery),
+                        Some(crate::history::Read::Pending(reading)) => Some(reading.await),
+                        None => None,
+                    }
+                });
                 self.waiting = Some(super::connection::WaitingJoin {
-                    live,
+                    ready,
                     key,
                     plugin,
-                    message: protocol::OwnedInbound::new(message),
+                    message: stripped.unwrap_or_else(|| protocol::OwnedInbound::new(message)),
                     replaced: replaced.map(Box::new),
                 });
             }
         }
     }
 
-    /// A join that waited for its topic to go live goes on.
-    pub(super) fn resume_join(&mut self, waiting: super::connection::WaitingJoin) {
+    /// A join that waited for its topic to go live (and its history to be
+    /// read) goes on.
+    pub(super) fn resume_join(&mut self, waiting: super::connection::WaitingJoin, recovery: Option<Recovery>) {
         let message = waiting.message.inbound();
         let Some(topic) = message.topic() else { return };
-        self.run_join(waiting.key, &topic, &waiting.plugin, &message, waiting.replaced.map(|old| *old));
+        self.run_join(waiting.key, &topic, &waiting.plugin, &message, waiting.replaced.map(|old| *old), recovery);
     }
 
     /// Call the plugin's `join` for channel `key`, subscribed already.
-    fn run_join(&mut self, key: ChannelKey, topic: &str, plugin: &Arc<ChannelPlugin>, message: &Inbound<'_>, replaced: Option<Channel>) {
+    fn run_join(
+        &mut self,
+        key: ChannelKey,
+        topic: &str,
+        plugin: &Arc<ChannelPlugin>,
+        message: &Inbound<'_>,
+        replaced: Option<Channel>,
+        recovery: Option<Recovery>,
+    ) {
         // The route may have been looked up before a wait: take its
         // configuration now.
         let config = self
@@ -163,6 +229,7 @@ impl Connection {
                     intercepts,
                     timers: HashMap::new(),
                     extra_topics: HashSet::new(),
+                    replayed_through: None,
                 };
                 self.channels.insert(key, Box::new(channel));
                 self.topics.insert(topic.clone(), key);
@@ -170,6 +237,9 @@ impl Connection {
                 plugin.channel_joined();
                 self.reply_raw(message, "ok", &joined.reply);
                 self.apply(key, ctx);
+                if let Some(recovery) = recovery {
+                    self.replay(key, recovery);
+                }
                 None
             }
         };
@@ -235,6 +305,12 @@ impl Connection {
                 if delivery.message.from == Some(delivery.channel) {
                     return;
                 }
+                if let (Some(at), Some(through)) = (delivery.message.position, channel.replayed_through)
+                    && at.epoch == through.epoch
+                    && at.offset <= through.offset
+                {
+                    return;
+                }
                 if channel.intercepts.contains(&delivery.message.event) {
                     self.intercepted(delivery.channel, &delivery);
                 } else if let Some(frame) = delivery.message.frame(self.serializer) {
@@ -261,6 +337,32 @@ impl Connection {
                 self.info(delivery.channel, &info);
             }
         }
+    }
+
+    /// After a recovering join's reply: what the client missed, each as
+    /// it would have been delivered (through `handle-out` when
+    /// intercepted), then `plume_recovery`. Live broadcasts up to the
+    /// position read are skipped from now on: they were in the history.
+    fn replay(&mut self, key: ChannelKey, recovery: Recovery) {
+        let count = recovery.messages.len();
+        for message in recovery.messages {
+            self.deliver(Delivery {
+                message,
+                channel: key,
+                kind: Subscription::Joined,
+            });
+        }
+        let position = (recovery.position.epoch != NO_POSITION.epoch).then_some(recovery.position);
+        if let Some(channel) = self.channels.get_mut(&key) {
+            channel.replayed_through = position;
+        }
+        let payload = serde_json::json!({
+            "recovered": recovery.recovered,
+            "count": count,
+            "position": position.map(|p| p.to_string()),
+        })
+        .to_string();
+        self.push(key, "plume_recovery", Payload::Raw(&payload));
     }
 
     fn intercepted(&mut self, key: ChannelKey, delivery: &Delivery) {

@@ -46,9 +46,12 @@ pub struct Accepted {
 const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A join whose channel subscribed to a topic not yet live across the
-/// cluster: it runs once the topic is (see `Connection::join`).
+/// cluster, or whose recovery reads a history in Redis: it runs once that
+/// is done (see `Connection::join`).
 pub(super) struct WaitingJoin {
-    pub(super) live: crate::pubsub::Live,
+    /// Resolves when the topic is live here, with what the recovery read
+    /// found, for a join that recovers.
+    pub(super) ready: std::pin::Pin<Box<dyn std::future::Future<Output = Option<crate::history::Recovery>> + Send>>,
     pub(super) key: ChannelKey,
     pub(super) plugin: Arc<crate::app::ChannelPlugin>,
     pub(super) message: protocol::OwnedInbound,
@@ -221,10 +224,14 @@ impl Connection {
         tokio::pin!(idle);
         loop {
             if let Some(mut waiting) = self.waiting.take() {
-                if tokio::time::timeout(LIVE_WAIT, &mut waiting.live).await.is_err() {
-                    tracing::warn!(app = %self.app.id, socket = self.key, "a topic did not go live across the cluster in time; joining anyway");
-                }
-                self.resume_join(waiting);
+                let recovery = match tokio::time::timeout(LIVE_WAIT, &mut waiting.ready).await {
+                    Ok(recovery) => recovery,
+                    Err(_) => {
+                        tracing::warn!(app = %self.app.id, socket = self.key, "a topic did not go live across the cluster in time; joining anyway");
+                        None
+                    }
+                };
+                self.resume_join(waiting, recovery);
             }
             while let Some(work) = self.pending.pop_front() {
                 match work {

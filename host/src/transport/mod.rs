@@ -109,7 +109,7 @@ async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net:
         return response;
     }
     if path == "/metrics" {
-        let mut body: String = server.apps.iter().map(|app| app.figures.prometheus(&app.id)).collect();
+        let mut body: String = server.apps.iter().map(|app| app.prometheus()).collect();
         if let Some(cluster) = &server.cluster {
             body.push_str(&cluster.prometheus());
         }

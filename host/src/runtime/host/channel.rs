@@ -66,12 +66,12 @@ impl HostState {
             None if from_self => return Err(ChannelError::NotInChannel),
             None => (None, None),
         };
-        let message = Arc::new(Broadcast::new(topic, event, payload, from));
-        let published = call.app.broker.publish(message.clone(), skip);
-        if skip.is_some() {
+        let message = Broadcast::new(topic, event, payload, from);
+        let here = call.app.broadcast(message, skip).map_err(|error| ChannelError::Limit(error.to_string()))?;
+        if let (Some(_), Some(message)) = (skip, here) {
             call.effects.push(Effect::Deliver(message));
         }
-        published.map(drop).map_err(|error| ChannelError::Limit(error.to_string()))
+        Ok(())
     }
 
     fn scope_topic(&mut self) -> Result<String, ChannelError> {

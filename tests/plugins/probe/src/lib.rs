@@ -76,6 +76,9 @@ impl Channel for Probe {
                 std::hint::spin_loop();
             }
         }
+        if field(&payload, "echo_payload").as_bool() == Some(true) {
+            return Join::ok(json!({"payload": payload}));
+        }
         if field(&payload, "after_join").as_bool() == Some(true) {
             let _ = timers::send_self(&json!({"after_join": true}));
         }
