@@ -28,6 +28,33 @@ async fn join_chat(client: &mut Client, topic: &str, user: i64) -> (String, Valu
     (join_ref, state.unwrap_or_default())
 }
 
+/// Wait until `client`'s view of a topic's presence (its `presence_state`
+/// `state`, then the diffs it receives) holds exactly `expected` keys.
+/// Presence across nodes is eventually consistent, as Phoenix.Tracker's:
+/// a member that joined on another node a moment ago may reach a joiner's
+/// state, or the diff that follows it.
+async fn presence_settles(client: &mut Client, state: &Value, expected: &[&str]) {
+    let mut keys: std::collections::BTreeSet<String> = state.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let started = Instant::now();
+    loop {
+        if keys.iter().map(String::as_str).eq(expected.iter().copied()) {
+            return;
+        }
+        let remaining = Duration::from_secs(5).saturating_sub(started.elapsed());
+        let Some(frame) = client.recv_within(remaining).await else {
+            panic!("presence never settled on {expected:?}: {keys:?} (state {state})");
+        };
+        if frame[3] == "presence_diff" {
+            for key in frame[4]["joins"].as_object().into_iter().flat_map(|o| o.keys()) {
+                keys.insert(key.clone());
+            }
+            for key in frame[4]["leaves"].as_object().into_iter().flat_map(|o| o.keys()) {
+                keys.remove(key);
+            }
+        }
+    }
+}
+
 /// The next frame with `event`, skipping others.
 async fn next_event(client: &mut Client, event: &str) -> Value {
     loop {
@@ -148,14 +175,12 @@ async fn chat_presence_is_the_same_on_every_node() {
     let mut a = node1.client(42).await;
     let (_, state_a) = join_chat(&mut a, "chat:cluster", 42).await;
     assert_eq!(state_a.as_object().map(|o| o.len()), Some(1), "{state_a}");
+    let ref_a = state_a["42"]["metas"][0]["phx_ref"].as_str().expect("a phx_ref").to_owned();
 
     let mut b = node2.client(7).await;
     let (join_b, state_b) = join_chat(&mut b, "chat:cluster", 7).await;
-    // b, on the other node, sees a in its presence_state.
-    let keys: Vec<&String> = state_b.as_object().expect("object").keys().collect();
-    assert_eq!(keys, vec!["42", "7"], "{state_b}");
-    let ref_a = state_b["42"]["metas"][0]["phx_ref"].as_str().expect("a phx_ref").to_owned();
-    assert_eq!(state_a["42"]["metas"][0]["phx_ref"], ref_a.as_str(), "one phx_ref for one meta, on every node");
+    // b, on the other node, sees a.
+    presence_settles(&mut b, &state_b, &["42", "7"]).await;
 
     // a hears b join, through the other node.
     let diff = next_event(&mut a, "presence_diff").await;
@@ -170,11 +195,13 @@ async fn chat_presence_is_the_same_on_every_node() {
     assert_eq!(diff[4]["leaves"]["7"]["metas"][0]["phx_ref"], ref_b.as_str(), "{diff}");
     assert_eq!(diff[4]["joins"], json!({}));
 
-    // A third client on node 2 sees only a.
+    // A third client on node 2 sees only a, under the phx_ref node 1 gave
+    // it: one phx_ref for one meta, on every node.
     let mut c = node2.client(9).await;
     let (_, state_c) = join_chat(&mut c, "chat:cluster", 9).await;
     let keys: Vec<&String> = state_c.as_object().expect("object").keys().collect();
     assert_eq!(keys, vec!["42", "9"], "{state_c}");
+    assert_eq!(state_c["42"]["metas"][0]["phx_ref"], ref_a.as_str(), "{state_c}");
 }
 
 #[tokio::test]
@@ -353,8 +380,7 @@ async fn sharded_pubsub_on_a_redis_cluster_carries_broadcasts_and_presence() {
     join_chat(&mut a, "chat:sharded", 42).await;
     let mut b = node2.client(7).await;
     let (_, state) = join_chat(&mut b, "chat:sharded", 7).await;
-    let keys: Vec<&String> = state.as_object().expect("object").keys().collect();
-    assert_eq!(keys, vec!["42", "7"], "{state}");
+    presence_settles(&mut b, &state, &["42", "7"]).await;
 }
 
 #[tokio::test]

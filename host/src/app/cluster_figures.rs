@@ -20,10 +20,9 @@ use super::Figures;
 use crate::cluster::{Cluster, HEARTBEAT, Member, Task};
 
 /// Sums the live nodes' totals and counts their distinct socket ids.
-/// KEYS: the node registry. ARGV: the tenant's key prefix, the oldest
-/// heartbeat of a live node (ms).
+/// KEYS: the node registry. ARGV: the tenant's key prefix, down_after (ms).
 const AGGREGATE: &str = r#"
-local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')
+local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], now_ms - tonumber(ARGV[2]), '+inf')
 local connections, channels, users, seen = 0, 0, 0, {}
 for _, node in ipairs(nodes) do
   local totals = redis.call('HGET', ARGV[1] .. 'totals', node)
@@ -46,10 +45,9 @@ return {connections, channels, users}
 "#;
 
 /// The live nodes' open sockets with one socket id. KEYS: the node
-/// registry. ARGV: the tenant's key prefix, the oldest live heartbeat, the
-/// id.
+/// registry. ARGV: the tenant's key prefix, down_after (ms), the id.
 const CONNECTIONS_OF: &str = r#"
-local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')
+local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], now_ms - tonumber(ARGV[2]), '+inf')
 local total = 0
 for _, node in ipairs(nodes) do
   local n = redis.call('HGET', ARGV[1] .. 'ids:' .. node, ARGV[3])
@@ -103,8 +101,8 @@ impl ClusterFigures {
         self.cluster.names().meta_key("nodes")
     }
 
-    fn oldest_live_beat(&self) -> u64 {
-        crate::clock::unix_ms().saturating_sub(self.cluster.down_after().as_millis() as u64)
+    fn down_after_ms(&self) -> u64 {
+        self.cluster.down_after().as_millis() as u64
     }
 
     /// This node now has `count` sockets with id `id`.
@@ -139,8 +137,8 @@ impl ClusterFigures {
     /// when Redis cannot be asked.
     pub fn connections_of(&self, id: &str) -> Option<u64> {
         let nodes_key = self.nodes_key();
-        let mut cmd = crate::cluster::eval(CONNECTIONS_OF, &[&nodes_key]);
-        cmd.arg(self.prefix()).arg(self.oldest_live_beat()).arg(id);
+        let mut cmd = crate::cluster::timed(CONNECTIONS_OF, &[&nodes_key]);
+        cmd.arg(self.prefix()).arg(self.down_after_ms()).arg(id);
         let value = self.cluster.link().query_blocking(cmd, Some(&nodes_key)).ok()?;
         redis::from_redis_value(value).ok()
     }
@@ -155,8 +153,8 @@ impl ClusterFigures {
             .arg(format!("{} {}", figures.connections(), figures.channels()));
         let _ = self.cluster.link().send(hset, Some(&key));
         let nodes_key = self.nodes_key();
-        let mut cmd = crate::cluster::eval(AGGREGATE, &[&nodes_key]);
-        cmd.arg(self.prefix()).arg(self.oldest_live_beat());
+        let mut cmd = crate::cluster::timed(AGGREGATE, &[&nodes_key]);
+        cmd.arg(self.prefix()).arg(self.down_after_ms());
         match self.cluster.link().query(cmd, Some(&nodes_key)).await {
             Ok(value) => {
                 if let Ok((connections, channels, users)) = redis::from_redis_value::<(u64, u64, u64)>(value) {

@@ -175,6 +175,22 @@ pub fn eval(script: &str, keys: &[&str]) -> Cmd {
     cmd
 }
 
+/// Redis's clock, in ms, inside a script: every node's heartbeat is stamped
+/// and judged by the one clock, so skew between the nodes' own clocks
+/// cannot make a live node look dead.
+const NOW_MS: &str = "local now = redis.call('TIME')\nlocal now_ms = now[1] * 1000 + math.floor(now[2] / 1000)\n";
+
+/// KEYS: the node registry. ARGV: the node.
+const BEAT: &str = "redis.call('ZADD', KEYS[1], now_ms, ARGV[1])\nreturn now_ms";
+
+/// KEYS: the node registry. ARGV: down_after in ms. The nodes that are down.
+const DEAD: &str = "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now_ms - tonumber(ARGV[1])))";
+
+/// A script that knows `now_ms`, Redis's time.
+pub fn timed(script: &str, keys: &[&str]) -> Cmd {
+    eval(&format!("{NOW_MS}{script}"), keys)
+}
+
 /// What a node's own channel carries to show its subscriber connection
 /// hears (see `link`).
 const PROBE: &[u8] = b"probe";
@@ -321,19 +337,18 @@ impl Cluster {
 
     /// Say this node is alive; probe its subscriber connection.
     async fn beat(&self) -> Result<(), LinkError> {
-        let mut zadd = Cmd::new();
-        zadd.arg("ZADD").arg(self.nodes_key()).arg(crate::clock::unix_ms()).arg(&self.node);
         let nodes_key = self.nodes_key();
-        self.link.query(zadd, Some(&nodes_key)).await?;
+        let mut beat = timed(BEAT, &[&nodes_key]);
+        beat.arg(&self.node);
+        self.link.query(beat, Some(&nodes_key)).await?;
         self.link.publish(self.names.node_channel(&self.node), PROBE.to_vec())
     }
 
     /// The nodes whose heartbeat is older than `down_after`.
     async fn dead_nodes(&self) -> Result<Vec<String>, LinkError> {
-        let cutoff = crate::clock::unix_ms().saturating_sub(self.down_after.as_millis() as u64);
-        let mut cmd = Cmd::new();
-        cmd.arg("ZRANGEBYSCORE").arg(self.nodes_key()).arg("-inf").arg(format!("({cutoff}"));
         let nodes_key = self.nodes_key();
+        let mut cmd = timed(DEAD, &[&nodes_key]);
+        cmd.arg(self.down_after.as_millis() as u64);
         let value = self.link.query(cmd, Some(&nodes_key)).await?;
         let dead: Vec<String> = redis::from_redis_value(value).unwrap_or_default();
         Ok(dead.into_iter().filter(|n| *n != self.node).collect())
@@ -359,16 +374,6 @@ impl Cluster {
         self.link.query(forget, Some(&nodes_key)).await?;
         self.swept.fetch_add(1, Ordering::Relaxed);
         Ok(())
-    }
-
-    /// Whether node `node` is live: in the registry with a recent heartbeat.
-    pub async fn is_live(&self, node: &str) -> Result<bool, LinkError> {
-        let mut cmd = Cmd::new();
-        cmd.arg("ZSCORE").arg(self.nodes_key()).arg(node);
-        let nodes_key = self.nodes_key();
-        let score: Option<u64> = redis::from_redis_value(self.link.query(cmd, Some(&nodes_key)).await?).unwrap_or(None);
-        let cutoff = crate::clock::unix_ms().saturating_sub(self.down_after.as_millis() as u64);
-        Ok(score.is_some_and(|beat| beat >= cutoff))
     }
 
     /// Leave the cluster on a clean stop, after the node's channels have
