@@ -131,12 +131,7 @@ fn failure(error: reqwest::Error) -> Failure {
         if let Some(blocked) = e.downcast_ref::<Blocked>() {
             return Failure::new(FailureKind::NotAllowed, blocked.0.clone());
         }
-        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(tls) = tls {
+        if let Some(tls) = tls_error(e) {
             return Failure::new(FailureKind::Tls, format!("the TLS handshake failed: {tls}"));
         }
         cause = e.source();
@@ -149,6 +144,18 @@ fn failure(error: reqwest::Error) -> Failure {
     } else {
         Failure::new(FailureKind::Failed, format!("{url}: {root}"))
     }
+}
+
+/// The TLS error in `error`, looking inside I/O errors too: an
+/// `io::Error` hides what it wraps from `source()` (it answers with the
+/// wrapped error's own source), and connectors wrap the handshake's
+/// `io::Error` in another one.
+fn tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = error.downcast_ref::<std::io::Error>()?.get_ref()?;
+    tls_error(inner)
 }
 
 /// The innermost error's text: what actually happened.
