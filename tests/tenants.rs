@@ -144,7 +144,11 @@ async fn imports_a_tenant_was_not_granted_fail_with_the_capability_named() {
         let reply = call(&mut b, &jb, "probe:caps", event, payload).await;
         assert_eq!(reply["status"], "error", "{event}: {reply}");
         let error = reply["response"]["error"].as_str().unwrap_or_default();
+        // One error for every interface: `not-granted`, naming the
+        // capability and how to grant it.
+        assert!(error.starts_with("not granted: "), "{event}: {error}");
         assert!(error.contains(&format!("`{capability}` capability")), "{event}: {error}");
+        assert!(error.contains("`capabilities`"), "{event}: {error}");
     }
     // Its own topic needs no capability.
     let reply = call(&mut b, &jb, "probe:caps", "broadcast", json!({"event": "e", "payload": {}})).await;
@@ -170,11 +174,38 @@ async fn each_tenant_has_its_own_limits_and_figures() {
     // Alpha's deadline is 100 ms: a 200 ms call is stopped; beta's (300 ms) lets it finish.
     let ja = a.join_ok_probe("probe:t").await;
     a.push(&ja, "probe:t", "busy", json!({"ms": 200})).await;
-    assert_eq!(a.recv().await[3], "phx_error");
+    let frame = a.recv().await;
+    assert_eq!(frame[3], "phx_error", "{frame}");
     let jb = b.join_ok_probe("probe:t").await;
     assert_eq!(call(&mut b, &jb, "probe:t", "busy", json!({"ms": 200})).await["status"], "ok");
     let figures = metrics(&server);
     assert!(figures.contains("plume_deadline_hits_total{tenant=\"alpha\"} 1"), "{figures}");
     assert!(figures.contains("plume_deadline_hits_total{tenant=\"beta\"} 0"), "{figures}");
     assert!(figures.contains("plume_connections{tenant=\"beta\"} 2"), "{figures}");
+}
+
+/// The key-value store answers a missing grant as every other interface
+/// does (it used to answer `unavailable`, channel and presence `limit`).
+#[tokio::test]
+async fn kv_without_its_capability_fails_with_the_same_not_granted_error() {
+    let config = r#"
+[app]
+capabilities = ["presence"]
+
+[plugins.probe]
+path = "{plugins}/probe.wasm"
+
+[[routes]]
+topic = "probe:*"
+plugin = "probe"
+"#;
+    let server = Server::start_config(config).expect("starts");
+    let mut c = Client::connect(&server.ws_url("vsn=2.0.0")).await.expect("no socket plugin: everyone connects");
+    let join = c.join_ok_probe("probe:caps").await;
+    let reply = call(&mut c, &join, "probe:caps", "kv", json!({"op": "get", "key": "k"})).await;
+    let error = reply["response"]["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("not granted: ") && error.contains("`kv` capability"), "{error}");
+    let reply = call(&mut c, &join, "probe:caps", "http", json!({"method": "GET", "url": "http://127.0.0.1:9/"})).await;
+    let error = reply["response"]["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("not granted: ") && error.contains("`http` capability") && error.contains("http_allow"), "{error}");
 }

@@ -44,12 +44,7 @@ fn wasm(c: &mut Criterion) {
     for (event, payload) in CASES {
         c.bench_function(&format!("wasm handle-in {event}"), |b| {
             b.iter(|| {
-                let scope = ChannelScope {
-                    socket: 1,
-                    channel: 1,
-                    topic: topic.clone(),
-                    timers: Default::default(),
-                };
+                let scope = ChannelScope::new(1, 1, topic.clone());
                 let ctx = CallContext::new(app.clone(), plugin.name.clone(), config.clone(), Some(scope));
                 let payload = WitPayload::Json(black_box(payload).to_owned());
                 let (_ctx, handled) = version.handle_in(ctx, black_box(event), &payload, &view);

@@ -5,9 +5,12 @@
 //! connection to a [`socket`] task, which owns its channels and calls their
 //! plugins through the [`runtime`]; plugins act through host imports on the
 //! [`pubsub`] broker, the [`kv`] store and [`token`]s, and broadcasts flow
-//! back to subscribing socket tasks. [`app`] ties one tenant's pieces
-//! together; [`server`] starts and stops it all.
+//! back to subscribing socket tasks; plugins reach the app's services
+//! through [`http`] (answered later, in `handle-info`), and the app's
+//! backend publishes into channels through the server [`api`]. [`app`]
+//! ties one tenant's pieces together; [`server`] starts and stops it all.
 
+pub mod api;
 pub mod app;
 pub mod build;
 pub mod cli;
@@ -17,6 +20,7 @@ pub mod config;
 pub mod demo_page;
 pub mod dev;
 pub mod history;
+pub mod http;
 pub mod kv;
 pub mod presence;
 pub mod protocol;

@@ -181,6 +181,9 @@ fn build_tenant(
             History::Memory(MemoryHistory::new(limits.max_history_bytes)),
         ),
     };
+    let http = crate::http::Outbound::new(tenant.allowlist().map_err(anyhow::Error::msg)?, tenant.limits.to_http_limits())
+        .map_err(|e| anyhow::anyhow!(e))
+        .with_context(|| format!("tenant `{}`: outbound HTTP", tenant.id))?;
     let socket_paths: Vec<String> = tenant
         .socket_paths
         .iter()
@@ -207,6 +210,8 @@ fn build_tenant(
         capabilities: tenant.capabilities(),
         runtime: settings,
         admitted: Default::default(),
+        http,
+        api_keys: crate::api::Keys::new(&tenant.api_keys),
     }))
 }
 
@@ -292,6 +297,15 @@ pub async fn serve_on(
     println!("plume: listening on http://{address} (WebSocket at ws://{address}{}/websocket)", apps[0].socket_path);
     if server.demo_page.is_some() {
         eprintln!("plume: the demo chat page is at http://{address}/");
+    }
+    for app in &apps {
+        let who = if apps.len() > 1 { format!("tenant `{}`: ", app.id) } else { String::new() };
+        if !app.api_keys.is_empty() {
+            eprintln!("plume: {who}server API at http://{address}/api (Authorization: Bearer <key>)");
+        }
+        if app.http.granted() {
+            eprintln!("plume: {who}plugins may call HTTP services (http_allow)");
+        }
     }
 
     // One engine holds every tenant's namespace: one sweep covers them all.

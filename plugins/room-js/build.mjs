@@ -36,7 +36,7 @@ await rename(partial, out);
 console.log(`room-js: wrote ${out} (${(component.length / 1024 / 1024).toFixed(1)} MiB)`);
 
 /** Host imports are ES modules named with the WIT package's version
- * (`plume:plugin/channel@0.2.0`). When the package's version moves on, an
+ * (`plume:plugin/channel@0.3.0`). When the package's version moves on, an
  * old specifier would fail deep inside the engine's snapshot with "Error
  * loading module"; say what to change instead. */
 async function checkImportVersions() {

@@ -1,5 +1,6 @@
 //! Effects on the channel a call is made for, and on the app's topics:
-//! pushes, broadcasts, subscriptions, disconnects.
+//! pushes, broadcasts, subscriptions, disconnects, and late replies
+//! ([`socket_ref`] and [`reply`], Phoenix's `socket_ref/1` and `reply/2`).
 //!
 //! Payloads are anything that serializes (build them with
 //! [`json!`](crate::json)); they are encoded with object keys sorted.
@@ -12,6 +13,7 @@ use serde_json::Value;
 use crate::__bindings::host::types::Payload as WitPayload;
 use crate::imports::channel as wit;
 use crate::payload::encode;
+use crate::Reply;
 
 fn json<T: Serialize + ?Sized>(payload: &T) -> Result<WitPayload, ChannelError> {
     Ok(WitPayload::Json(encode(payload)?))
@@ -147,6 +149,68 @@ pub fn disconnect(socket_id: &str) -> Result<(), ChannelError> {
     Ok(wit::disconnect(socket_id)?)
 }
 
+/// The push [`Channel::handle_in`](crate::Channel::handle_in) is handling,
+/// as a [`SocketRef`] to answer it later with [`reply`]; `None` outside
+/// `handle_in`. Phoenix's `socket_ref(socket)`.
+///
+/// Return [`HandleIn::NoReply`](crate::HandleIn::NoReply), keep the ref in
+/// the assigns, and reply from a later call of the same channel, typically
+/// [`Channel::handle_info`](crate::Channel::handle_info) when the outcome
+/// of an [`http`](crate::http) request arrives:
+///
+/// ```no_run
+/// use plume_sdk::{HandleIn, Socket, channel, http, json};
+///
+/// fn handle_in(event: &str, socket: &mut Socket) -> HandleIn {
+///     let request = http::get("https://api.example.com/quote").send();
+///     if let (Ok(id), Some(socket_ref)) = (request, channel::socket_ref()) {
+///         // Remember whom to answer when request `id` comes back.
+///         socket.assign(&format!("waiting:{}", id.0), socket_ref);
+///     }
+///     HandleIn::NoReply
+/// }
+/// ```
+pub fn socket_ref() -> Option<SocketRef> {
+    wit::socket_ref().map(SocketRef)
+}
+
+/// Answer a push later: the client gets `phx_reply` for the push
+/// `socket_ref` was taken from, in order with this call's other output.
+/// Phoenix's `reply(socket_ref, reply)`.
+///
+/// Only the channel that took the ref can answer it, and only while that
+/// join lasts: a ref from a join that has ended (the client left or
+/// rejoined) or from another channel fails with
+/// [`ChannelError::StaleRef`], text that is not a ref with
+/// [`ChannelError::InvalidRef`]. Nothing is sent then.
+///
+/// ```no_run
+/// use plume_sdk::{HandleInfo, Reply, Socket, channel, json};
+///
+/// fn handle_info(socket: &mut Socket) -> HandleInfo {
+///     if let Some(socket_ref) = socket.get::<channel::SocketRef>("waiting") {
+///         let _ = channel::reply(&socket_ref, Reply::ok(json!({"done": true})));
+///     }
+///     HandleInfo::NoReply
+/// }
+/// ```
+pub fn reply(socket_ref: &SocketRef, reply: Reply) -> Result<(), ChannelError> {
+    Ok(wit::reply(&socket_ref.0, &reply.into())?)
+}
+
+/// A push to answer later with [`reply`]: opaque text, signed by the host,
+/// that serializes as a string so it can be kept in the assigns or the
+/// key-value store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SocketRef(pub String);
+
+impl From<SocketRef> for Value {
+    fn from(socket_ref: SocketRef) -> Self {
+        Value::String(socket_ref.0)
+    }
+}
+
 /// A broadcast on a topic subscribed with [`subscribe`], as
 /// [`Channel::handle_info`](crate::Channel::handle_info) receives it.
 ///
@@ -189,6 +253,22 @@ pub enum ChannelError {
     /// A limit of the app was reached; the text names it.
     #[error("limit reached: {0}; send less or raise the app's limit")]
     Limit(String),
+    /// The app was not granted the capability this needs (`broadcast_to`,
+    /// `disconnect`); the text names it and how the operator grants it.
+    #[error("not granted: {0}")]
+    NotGranted(String),
+    /// The host could not do all of it (e.g. a cluster node is
+    /// unreachable); the text says what was done.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// [`reply`] was given text that is not a socket ref.
+    #[error("not a socket ref: {0}")]
+    InvalidRef(String),
+    /// [`reply`] was given the ref of a push this channel's live join did
+    /// not receive: the join it came from has ended, or it belongs to
+    /// another channel. Nothing was sent.
+    #[error("stale socket ref: {0}")]
+    StaleRef(String),
     /// The payload could not be encoded as JSON.
     #[error("the payload cannot be encoded as JSON: {0}")]
     Encode(#[from] serde_json::Error),
@@ -201,6 +281,10 @@ impl From<wit::ChannelError> for ChannelError {
             wit::ChannelError::InvalidJson(text) => Self::InvalidJson(text),
             wit::ChannelError::InvalidTopic(text) => Self::InvalidTopic(text),
             wit::ChannelError::Limit(text) => Self::Limit(text),
+            wit::ChannelError::NotGranted(text) => Self::NotGranted(text),
+            wit::ChannelError::Unavailable(text) => Self::Unavailable(text),
+            wit::ChannelError::InvalidRef(text) => Self::InvalidRef(text),
+            wit::ChannelError::StaleRef(text) => Self::StaleRef(text),
         }
     }
 }

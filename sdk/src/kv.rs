@@ -229,6 +229,10 @@ pub enum KvError {
     /// The store failed; the text says why.
     #[error("the key-value store is unavailable: {0}")]
     Unavailable(String),
+    /// The app was not granted the `kv` capability; the text says how the
+    /// operator grants it.
+    #[error("not granted: {0}")]
+    NotGranted(String),
     /// A value could not be encoded as JSON.
     #[error("the value cannot be encoded as JSON: {0}")]
     Encode(#[from] serde_json::Error),
@@ -252,6 +256,7 @@ impl From<wit::KvError> for KvError {
             wit::KvError::NotANumber => Self::NotANumber,
             wit::KvError::Quota(text) => Self::Quota(text),
             wit::KvError::Unavailable(text) => Self::Unavailable(text),
+            wit::KvError::NotGranted(text) => Self::NotGranted(text),
         }
     }
 }

@@ -108,9 +108,12 @@
 //!
 //! During a call, a handler acts through the host: [`channel`] pushes and
 //! broadcasts, [`timers`] schedules messages, [`presence`] tracks who is
-//! here, [`kv`] reads and writes shared state, [`token`] signs and verifies
-//! Phoenix tokens, and [`config`], [`log`], [`clock`], [`random`] and
-//! [`figures`] do what their names say.
+//! here, [`kv`] reads and writes shared state, [`http`] calls the app's
+//! backend and other services (the answer comes back later, in
+//! `handle_info`), [`token`] signs and verifies Phoenix tokens, and
+//! [`config`], [`log`], [`clock`], [`random`] and [`figures`] do what their
+//! names say. A push can be answered later, from another call, with
+//! [`channel::socket_ref`] and [`channel::reply`].
 //!
 //! # Where state lives
 //!
@@ -150,6 +153,7 @@ pub mod channel;
 pub mod clock;
 pub mod config;
 pub mod figures;
+pub mod http;
 pub mod kv;
 pub mod log;
 pub mod presence;

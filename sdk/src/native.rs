@@ -22,12 +22,13 @@ use std::ptr::NonNull;
 
 use crate::__bindings::host::channel::ChannelError;
 use crate::__bindings::host::figures::AppFigures;
+use crate::__bindings::host::http::{HttpError, Request};
 use crate::__bindings::host::kv::{Entry, KvError};
 use crate::__bindings::host::log::Level;
 use crate::__bindings::host::presence::PresenceError;
 use crate::__bindings::host::timers::TimerError;
 use crate::__bindings::host::token::TokenError;
-use crate::__bindings::host::types::Payload;
+use crate::__bindings::host::types::{Payload, Reply};
 
 /// The host side of every import of the `host` world, one method per WIT
 /// function (`channel.push` is [`channel_push`](Self::channel_push)), with
@@ -40,6 +41,8 @@ pub trait NativeHost {
     fn channel_subscribe(&mut self, topic: &str) -> Result<(), ChannelError>;
     fn channel_unsubscribe(&mut self, topic: &str) -> Result<(), ChannelError>;
     fn channel_disconnect(&mut self, socket_id: &str) -> Result<(), ChannelError>;
+    fn channel_socket_ref(&mut self) -> Option<String>;
+    fn channel_reply(&mut self, socket_ref: &str, reply: &Reply) -> Result<(), ChannelError>;
 
     fn timers_send_after(&mut self, delay_ms: u64, message: &str) -> Result<u64, TimerError>;
     fn timers_cancel(&mut self, id: u64) -> bool;
@@ -64,6 +67,8 @@ pub trait NativeHost {
     ) -> Result<Option<u64>, KvError>;
     fn kv_increment(&mut self, key: &str, delta: i64, ttl_ms: Option<u64>) -> Result<i64, KvError>;
     fn kv_list_by_prefix(&mut self, prefix: &str, limit: u32) -> Result<Vec<(String, Entry)>, KvError>;
+
+    fn http_send(&mut self, request: &Request) -> Result<u64, HttpError>;
 
     fn token_sign(&mut self, salt: &str, data: &str, max_age_seconds: Option<u64>) -> Result<String, TokenError>;
     fn token_verify(&mut self, salt: &str, token: &str, max_age_seconds: Option<u64>) -> Result<String, TokenError>;
@@ -163,6 +168,14 @@ pub(crate) mod imports {
         pub fn disconnect(socket_id: &str) -> Result<(), ChannelError> {
             super::super::call("channel.disconnect", |host| host.channel_disconnect(socket_id))
         }
+
+        pub fn socket_ref() -> Option<String> {
+            super::super::call("channel.socket-ref", |host| host.channel_socket_ref())
+        }
+
+        pub fn reply(socket_ref: &str, reply: &crate::__bindings::host::types::Reply) -> Result<(), ChannelError> {
+            super::super::call("channel.reply", |host| host.channel_reply(socket_ref, reply))
+        }
     }
 
     pub mod timers {
@@ -241,6 +254,14 @@ pub(crate) mod imports {
 
         pub fn list_by_prefix(prefix: &str, limit: u32) -> Result<Vec<(String, Entry)>, KvError> {
             super::super::call("kv.list-by-prefix", |host| host.kv_list_by_prefix(prefix, limit))
+        }
+    }
+
+    pub mod http {
+        pub use crate::__bindings::host::http::{HttpError, Request};
+
+        pub fn send(request: &Request) -> Result<u64, HttpError> {
+            super::super::call("http.send", |host| host.http_send(request))
         }
     }
 

@@ -144,6 +144,14 @@ pub enum PresenceError {
     /// A limit of the app was reached; the text names it.
     #[error("limit reached: {0}")]
     Limit(String),
+    /// The app was not granted the `presence` capability; the text says
+    /// how the operator grants it.
+    #[error("not granted: {0}")]
+    NotGranted(String),
+    /// The change could not reach every node of a cluster; the text says
+    /// what was done.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A meta could not be encoded as JSON.
     #[error("the meta cannot be encoded as JSON: {0}")]
     Encode(#[from] serde_json::Error),
@@ -160,6 +168,8 @@ impl From<wit::PresenceError> for PresenceError {
             wit::PresenceError::InvalidJson(text) => Self::InvalidJson(text),
             wit::PresenceError::NotTracked => Self::NotTracked,
             wit::PresenceError::Limit(text) => Self::Limit(text),
+            wit::PresenceError::NotGranted(text) => Self::NotGranted(text),
+            wit::PresenceError::Unavailable(text) => Self::Unavailable(text),
         }
     }
 }

@@ -134,6 +134,21 @@ impl Socket {
         self
     }
 
+    /// Remove `key` from the assigns and return its value as a `T`:
+    /// `None` when absent or of another shape (it is removed either way).
+    /// For what is used once, such as a [`SocketRef`](crate::channel::SocketRef)
+    /// kept until an HTTP outcome arrives.
+    ///
+    /// ```
+    /// # let mut socket = plume_sdk::Socket::new("room:42", plume_sdk::Assigns::new());
+    /// socket.assign("pending", 3);
+    /// assert_eq!(socket.take::<u64>("pending"), Some(3));
+    /// assert_eq!(socket.take::<u64>("pending"), None);
+    /// ```
+    pub fn take<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        self.assigns.remove(key).and_then(|value| serde_json::from_value(value).ok())
+    }
+
     /// The assigns to hand back to the host: `None` when unchanged.
     pub(crate) fn into_changed_assigns(self) -> Option<String> {
         self.assigns.into_changed()

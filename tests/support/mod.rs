@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod node;
 pub mod redis;
 
@@ -431,4 +432,40 @@ impl Client {
         self.send(json!([join_ref, reference, topic, event, payload])).await;
         reference
     }
+}
+
+/// One HTTP/1.1 request to `addr` over a fresh connection: the status and
+/// the body. `headers` are `Name: value` lines.
+pub fn http_request(addr: &str, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: plume\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// A server API call with bearer `key` (none when empty): the status and
+/// the JSON body.
+pub fn api(addr: &str, method: &str, path: &str, key: &str, body: Value) -> (u16, Value) {
+    let auth = format!("Authorization: Bearer {key}");
+    let headers: Vec<&str> = if key.is_empty() { vec!["Content-Type: application/json"] } else { vec![&auth, "Content-Type: application/json"] };
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    let (status, text) = http_request(addr, method, path, &headers, &body);
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }

@@ -2,8 +2,10 @@
 //!
 //! A plugin can always push to its client, broadcast on its own topic, set
 //! timers and read its configuration. The rest is granted per tenant
-//! (`capabilities = [...]` in plume.toml, all by default); an import a
-//! tenant was not granted fails with an error that names the capability.
+//! (`capabilities = [...]` in plume.toml, all by default; `http` only with
+//! an `http_allow` list of origins); an import a tenant was not granted
+//! fails with the same `not-granted` error in every interface, whose text
+//! names the capability and how to grant it.
 
 use serde::Deserialize;
 
@@ -19,6 +21,9 @@ pub enum Capability {
     BroadcastTo,
     /// Closing the tenant's sockets by id: `disconnect`.
     Disconnect,
+    /// Outbound HTTP (`http.send`), to the origins of `http_allow`. Granted
+    /// by that list, not by `capabilities`.
+    Http,
 }
 
 impl Capability {
@@ -35,6 +40,17 @@ impl Capability {
             Capability::Presence => "presence",
             Capability::BroadcastTo => "broadcast_to",
             Capability::Disconnect => "disconnect",
+            Capability::Http => "http",
+        }
+    }
+
+    /// What the operator writes in plume.toml to grant it.
+    fn how_to_grant(self) -> &'static str {
+        match self {
+            Capability::Http => {
+                "list the origins its plugins may call in `http_allow` under [app] or the tenant in plume.toml, e.g. http_allow = [\"https://api.example.com\"]"
+            }
+            _ => "add it to `capabilities` under [app] or the tenant in plume.toml, or remove that key to grant every capability",
         }
     }
 }
@@ -44,6 +60,8 @@ impl Capability {
 pub struct Capabilities(u8);
 
 impl Capabilities {
+    /// Everything `capabilities` can grant (not `http`, which needs its
+    /// allowlist).
     pub fn all() -> Capabilities {
         Capabilities::of(&Capability::ALL)
     }
@@ -56,15 +74,43 @@ impl Capabilities {
         self.0 & capability.bit() != 0
     }
 
-    /// `Ok` when granted; otherwise the message a plugin gets.
+    /// This set with `capability` added or removed.
+    pub fn with(self, capability: Capability, granted: bool) -> Capabilities {
+        if granted { Capabilities(self.0 | capability.bit()) } else { Capabilities(self.0 & !capability.bit()) }
+    }
+
+    /// `Ok` when granted; otherwise the text of the `not-granted` error a
+    /// plugin gets, the same in every interface.
     pub fn check(self, capability: Capability) -> Result<(), String> {
         if self.allows(capability) {
             Ok(())
         } else {
-            Err(format!(
-                "this tenant is not granted the `{}` capability (add it to the tenant's `capabilities` in plume.toml)",
-                capability.name()
-            ))
+            Err(not_granted(capability))
         }
+    }
+}
+
+/// The text of a `not-granted` error: the capability, and how to grant it.
+pub fn not_granted(capability: Capability) -> String {
+    format!(
+        "this app is not granted the `{}` capability: {}",
+        capability.name(),
+        capability.how_to_grant()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_capability_and_how_to_grant_it() {
+        let none = Capabilities::of(&[]);
+        let kv = none.check(Capability::Kv).unwrap_err();
+        assert!(kv.contains("`kv` capability") && kv.contains("capabilities"), "{kv}");
+        let http = none.check(Capability::Http).unwrap_err();
+        assert!(http.contains("`http` capability") && http.contains("http_allow"), "{http}");
+        assert!(Capabilities::all().with(Capability::Http, true).check(Capability::Http).is_ok());
+        assert!(Capabilities::all().check(Capability::Http).is_err(), "http is not among `all`");
     }
 }

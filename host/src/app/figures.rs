@@ -28,6 +28,14 @@ pub struct Figures {
     /// over `max_connections`, events and joins over their rates, plugin
     /// imports over theirs.
     pub limit_refusals: AtomicU64,
+    /// Plugin HTTP requests started.
+    pub http_requests: AtomicU64,
+    /// Of those, requests that got no response (timeout, refused, ...).
+    pub http_failures: AtomicU64,
+    /// Outcomes dropped because their channel had left.
+    pub http_dropped: AtomicU64,
+    /// Messages published through the server API.
+    pub api_broadcasts: AtomicU64,
     /// Open sockets per socket id.
     ids: Mutex<HashMap<String, u64>>,
     /// In a cluster: the app's figures on every node.
@@ -117,7 +125,7 @@ impl Figures {
     pub fn prometheus(&self, app: &str) -> String {
         let app = app.replace('\\', "\\\\").replace('"', "\\\"");
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, u64); 11] = [
+        let rows: [(&str, &str, &str, u64); 15] = [
             ("plume_connections", "gauge", "Open sockets.", self.connections()),
             ("plume_channels", "gauge", "Joined channels.", self.channels()),
             ("plume_users", "gauge", "Distinct socket ids among open sockets.", self.users()),
@@ -128,6 +136,10 @@ impl Figures {
             ("plume_memory_limit_hits_total", "counter", "Plugin instances stopped at their memory limit.", load(&self.memory_limit_hits)),
             ("plume_limit_closes_total", "counter", "Sockets closed for exceeding a limit.", load(&self.limit_closes)),
             ("plume_limit_refusals_total", "counter", "Connections, events, joins and plugin imports refused for a limit.", load(&self.limit_refusals)),
+            ("plume_http_requests_total", "counter", "Plugin HTTP requests started.", load(&self.http_requests)),
+            ("plume_http_failures_total", "counter", "Plugin HTTP requests that got no response (timeout, refused, too large, ...).", load(&self.http_failures)),
+            ("plume_http_dropped_total", "counter", "Plugin HTTP outcomes dropped because their channel had left.", load(&self.http_dropped)),
+            ("plume_api_broadcasts_total", "counter", "Messages published through the server API.", load(&self.api_broadcasts)),
             ("plume_up", "gauge", "1 while the app serves.", 1),
         ];
         let mut out = String::new();

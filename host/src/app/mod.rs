@@ -20,7 +20,7 @@ use crate::presence::Presence;
 use crate::pubsub::Broker;
 use crate::token::Tokens;
 
-pub use capability::{Capabilities, Capability};
+pub use capability::{Capabilities, Capability, not_granted};
 pub use figures::Figures;
 pub use plugin::{ChannelPlugin, Plugin, SocketPlugin, VersionInfo};
 pub use rate::{Bucket, Rate};
@@ -59,7 +59,8 @@ pub struct Limits {
     pub max_joins_per_second: u32,
     /// Presence track, update and untrack calls per second across the app.
     pub max_presence_events_per_second: u32,
-    /// Payload bytes one plugin call may push and broadcast in all.
+    /// Payload bytes one plugin call may push and broadcast in all (and one
+    /// server API request may publish).
     pub max_output_bytes_per_call: usize,
     /// Bytes the app's topic histories may hold in memory, together.
     pub max_history_bytes: u64,
@@ -147,6 +148,11 @@ pub struct App {
     pub rates: Rates,
     /// Sockets admitted and not yet closed (see [`App::admit`]).
     pub admitted: std::sync::atomic::AtomicU64,
+    /// Its plugins' outbound HTTP (`http_allow`, limits, requests in
+    /// flight).
+    pub http: crate::http::Outbound,
+    /// The keys of its server API (`api_keys`); none turns the API off.
+    pub api_keys: crate::api::Keys,
 }
 
 impl App {

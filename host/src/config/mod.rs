@@ -121,6 +121,11 @@ pub struct AppSection {
     /// What its plugins may use beyond their own channel (`kv`,
     /// `presence`, `broadcast_to`, `disconnect`); all when absent.
     pub capabilities: Option<Vec<crate::app::Capability>>,
+    /// Bearer keys of the server API (`/api/...`); `PLUME_API_KEY` adds
+    /// one. Several, so keys can rotate; none turns the API off.
+    pub api_keys: Option<Spanned<Vec<String>>>,
+    /// Origins its plugins may send HTTP requests to; grants `http`.
+    pub http_allow: Option<Spanned<Vec<String>>>,
 }
 
 /// `check_origin` as written in the file.
@@ -157,6 +162,8 @@ impl Default for AppSection {
             socket_plugin: None,
             check_origin: CheckOrigin::default(),
             capabilities: None,
+            api_keys: None,
+            http_allow: None,
         }
     }
 }
@@ -186,6 +193,14 @@ pub struct Limits {
     pub max_instances_per_plugin: usize,
     /// Bytes the app's topic histories may hold in memory, together.
     pub max_history_bytes: u64,
+    /// A plugin HTTP request's default and longest timeout.
+    pub http_timeout_ms: u64,
+    /// Largest HTTP response body a plugin receives.
+    pub max_http_response_bytes: usize,
+    /// Plugin HTTP requests of the app in flight at once.
+    pub max_http_in_flight: usize,
+    /// Plugin HTTP requests of one channel in flight at once.
+    pub max_http_in_flight_per_channel: usize,
 }
 
 impl Default for Limits {
@@ -210,11 +225,26 @@ impl Default for Limits {
             max_output_bytes_per_call: d.max_output_bytes_per_call,
             max_instances_per_plugin: crate::runtime::Settings::default().max_instances,
             max_history_bytes: d.max_history_bytes,
+            http_timeout_ms: crate::http::Limits::default().timeout.as_millis() as u64,
+            max_http_response_bytes: crate::http::Limits::default().max_response_bytes,
+            max_http_in_flight: crate::http::Limits::default().max_in_flight,
+            max_http_in_flight_per_channel: crate::http::Limits::default().max_in_flight_per_channel,
         }
     }
 }
 
 impl Limits {
+    /// The limits of the app's plugin HTTP requests.
+    pub fn to_http_limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            timeout: std::time::Duration::from_millis(self.http_timeout_ms.max(1)),
+            max_response_bytes: self.max_http_response_bytes,
+            max_in_flight: self.max_http_in_flight,
+            max_in_flight_per_channel: self.max_http_in_flight_per_channel,
+            max_request_bytes: self.max_payload_bytes,
+        }
+    }
+
     pub fn to_app_limits(&self) -> crate::app::Limits {
         crate::app::Limits {
             max_frame_bytes: self.max_frame_bytes,
@@ -501,6 +531,20 @@ mod tests {
         assert_eq!(e.line, 6);
         assert!(e.message.contains("routes[0].plugin"), "{}", e.message);
         assert!(e.message.contains("room"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_demo_app_has_exactly_the_spec_channels_and_the_backend_example_is_valid() {
+        let demo = parse(DEMO, "demo.toml", Path::new("/plugins")).expect("the demo config is valid");
+        let names: Vec<&str> = demo.config.plugins.keys().map(String::as_str).collect();
+        for name in ["calculator", "resilient", "batch"] {
+            assert!(!names.contains(&name), "the demo app lists only the spec's plugins: {names:?}");
+        }
+        let example = include_str!("../../../examples/backend.toml");
+        let loaded = parse(example, "examples/backend.toml", Path::new("/srv/examples")).expect("the example is valid");
+        for name in ["calculator", "resilient", "batch", "room", "chat"] {
+            assert!(loaded.config.plugins.contains_key(name), "{name} in examples/backend.toml");
+        }
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct TenantSection {
     pub check_origin: CheckOrigin,
     /// What its plugins may use beyond their own channel; all when absent.
     pub capabilities: Option<Vec<Capability>>,
+    /// Bearer keys of its server API (`/api/...`).
+    pub api_keys: Option<Spanned<Vec<String>>>,
+    /// Origins its plugins may send HTTP requests to; grants `http`.
+    pub http_allow: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub limits: LimitOverrides,
     #[serde(default)]
@@ -96,7 +100,15 @@ overrides! {
     max_output_bytes_per_call: usize,
     max_instances_per_plugin: usize,
     max_history_bytes: u64,
+    http_timeout_ms: u64,
+    max_http_response_bytes: usize,
+    max_http_in_flight: usize,
+    max_http_in_flight_per_channel: usize,
 }
+
+/// Shortest server API key accepted: a key is a password for publishing
+/// into every channel of its tenant.
+const MIN_API_KEY: usize = 16;
 
 /// A tenant as the server builds it, from either form of the file.
 pub struct Tenant<'a> {
@@ -112,6 +124,11 @@ pub struct Tenant<'a> {
     pub socket_plugin: Option<&'a Spanned<String>>,
     pub check_origin: &'a CheckOrigin,
     pub capabilities: Option<&'a [Capability]>,
+    /// Its server API keys (with `PLUME_API_KEY` in the single-app form).
+    pub api_keys: Vec<String>,
+    /// Where they are written, for errors.
+    api_keys_at: usize,
+    pub http_allow: Option<&'a Spanned<Vec<String>>>,
     pub limits: Limits,
     pub runtime: crate::runtime::Settings,
     pub plugins: &'a BTreeMap<String, PluginSection>,
@@ -119,12 +136,18 @@ pub struct Tenant<'a> {
 }
 
 impl Tenant<'_> {
-    /// The capability set it was granted.
+    /// The capability set it was granted: `http` with an `http_allow`.
     pub fn capabilities(&self) -> crate::app::Capabilities {
-        match self.capabilities {
+        let granted = match self.capabilities {
             Some(list) => crate::app::Capabilities::of(list),
             None => crate::app::Capabilities::all(),
-        }
+        };
+        granted.with(Capability::Http, self.http_allow.is_some_and(|list| !list.get_ref().is_empty()))
+    }
+
+    /// Its `http_allow`, parsed (checked at load, so this holds then).
+    pub fn allowlist(&self) -> Result<crate::http::Allowlist, String> {
+        crate::http::Allowlist::parse(self.http_allow.map_or(&[][..], |list| list.get_ref()))
     }
 
     /// How `plugins.<name>` is written for this tenant.
@@ -153,6 +176,12 @@ impl Loaded {
         if config.tenants.is_empty() {
             static DEFAULT_APP: std::sync::OnceLock<AppSection> = std::sync::OnceLock::new();
             let app = config.app.as_ref().unwrap_or_else(|| DEFAULT_APP.get_or_init(AppSection::default));
+            let mut api_keys: Vec<String> = app.api_keys.as_ref().map_or_else(Vec::new, |keys| keys.get_ref().clone());
+            if let Ok(key) = std::env::var("PLUME_API_KEY")
+                && !key.is_empty()
+            {
+                api_keys.push(key);
+            }
             return vec![Tenant {
                 id: app.id.clone(),
                 app_key: "app.".into(),
@@ -163,6 +192,9 @@ impl Loaded {
                 socket_plugin: app.socket_plugin.as_ref(),
                 check_origin: &app.check_origin,
                 capabilities: app.capabilities.as_deref(),
+                api_keys,
+                api_keys_at: app.api_keys.as_ref().map_or(0, |keys| keys.span().start),
+                http_allow: app.http_allow.as_ref(),
                 limits: config.limits.clone(),
                 runtime: runtime_settings(self, &config.limits, None),
                 plugins: &config.plugins,
@@ -185,6 +217,9 @@ impl Loaded {
                     socket_plugin: t.socket_plugin.as_ref(),
                     check_origin: &t.check_origin,
                     capabilities: t.capabilities.as_deref(),
+                    api_keys: t.api_keys.as_ref().map_or_else(Vec::new, |keys| keys.get_ref().clone()),
+                    api_keys_at: t.api_keys.as_ref().map_or(t.id.span().start, |keys| keys.span().start),
+                    http_allow: t.http_allow.as_ref(),
                     runtime: runtime_settings(self, &limits, Some(&t.limits)),
                     limits,
                     plugins: &t.plugins,
@@ -213,6 +248,7 @@ impl Loaded {
         }
         let mut ids: HashMap<&str, usize> = HashMap::new();
         let mut paths: HashMap<String, String> = HashMap::new();
+        let mut keys: HashMap<String, String> = HashMap::new();
         let tenants = self.tenants();
         for (i, tenant) in tenants.iter().enumerate() {
             if tenant.id.is_empty() {
@@ -244,6 +280,42 @@ impl Loaded {
                 }
             }
             self.validate_references(tenant)?;
+            self.validate_backend(tenant, &mut keys)?;
+        }
+        Ok(())
+    }
+
+    /// Its server API keys (long enough, each opening one tenant) and its
+    /// `http_allow` (origins; `http` is granted by the list, not by
+    /// `capabilities`).
+    fn validate_backend(&self, tenant: &Tenant<'_>, keys: &mut HashMap<String, String>) -> Result<(), ConfigError> {
+        for key in &tenant.api_keys {
+            if key.len() < MIN_API_KEY {
+                return Err(self.error_at(
+                    tenant.api_keys_at,
+                    format!(
+                        "{}api_keys (or PLUME_API_KEY): a key has at least {MIN_API_KEY} characters; make one with `openssl rand -hex 32`",
+                        tenant.app_key
+                    ),
+                ));
+            }
+            if let Some(owner) = keys.insert(key.clone(), tenant.id.clone()) {
+                return Err(self.error_at(
+                    tenant.api_keys_at,
+                    format!("{}api_keys: a key of tenant `{owner}` is listed again; a key opens exactly one tenant", tenant.app_key),
+                ));
+            }
+        }
+        if tenant.capabilities.is_some_and(|list| list.contains(&Capability::Http)) {
+            return Err(self.error_at(
+                tenant.offset,
+                format!("{}capabilities: `http` is granted by listing origins in `http_allow`, not in `capabilities`", tenant.app_key),
+            ));
+        }
+        if let Some(list) = tenant.http_allow {
+            tenant
+                .allowlist()
+                .map_err(|e| self.error_at(list.span().start, format!("{}http_allow: {e}", tenant.app_key)))?;
         }
         Ok(())
     }

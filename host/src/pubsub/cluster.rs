@@ -83,11 +83,6 @@ impl ClusterBroker {
     fn lock(&self, topic: &str) -> parking_lot::MutexGuard<'_, ()> {
         self.locks[self.hasher.hash_one(topic) as usize % LOCKS].lock()
     }
-
-    /// Every topic with a subscription on this node.
-    pub fn local_topics(&self) -> Vec<String> {
-        self.local.topics()
-    }
 }
 
 impl Broker for ClusterBroker {
@@ -135,6 +130,12 @@ impl Broker for ClusterBroker {
 
     fn subscriber_count(&self, topic: &str) -> usize {
         self.local.subscriber_count(topic)
+    }
+
+    /// This node's topics and subscriptions: nodes keep no count of each
+    /// other's subscribers.
+    fn topics(&self, prefix: &str, limit: usize) -> Vec<(String, usize)> {
+        self.local.topics(prefix, limit)
     }
 }
 

@@ -51,6 +51,24 @@ impl Broker for LocalBroker {
     fn subscriber_count(&self, topic: &str) -> usize {
         self.shard(topic).read().get(topic).map_or(0, Vec::len)
     }
+
+    fn topics(&self, prefix: &str, limit: usize) -> Vec<(String, usize)> {
+        // One shard's read lock at a time: a listing never holds up a
+        // fan-out for longer than one shard's scan.
+        let mut topics: Vec<(String, usize)> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            topics.extend(
+                shard
+                    .iter()
+                    .filter(|(topic, subscribers)| topic.starts_with(prefix) && !subscribers.is_empty())
+                    .map(|(topic, subscribers)| (topic.clone(), subscribers.len())),
+            );
+        }
+        topics.sort_unstable();
+        topics.truncate(limit);
+        topics
+    }
 }
 
 impl LocalBroker {
@@ -103,8 +121,4 @@ impl LocalBroker {
         delivered
     }
 
-    /// Every topic with a subscription on this node.
-    pub(super) fn topics(&self) -> Vec<String> {
-        self.shards.iter().flat_map(|shard| shard.read().keys().cloned().collect::<Vec<_>>()).collect()
-    }
 }

@@ -252,4 +252,9 @@ pub trait Broker: Send + Sync {
 
     /// The number of subscriptions to `topic` on this node.
     fn subscriber_count(&self, topic: &str) -> usize;
+
+    /// Topics starting with `prefix` that have subscribers on this node,
+    /// in order, at most `limit`, each with its subscription count (the
+    /// server API's `/api/topics`).
+    fn topics(&self, prefix: &str, limit: usize) -> Vec<(String, usize)>;
 }

@@ -22,6 +22,7 @@ pub mod socket {
             "plume:plugin/timers": super::channel::plume::plugin::timers,
             "plume:plugin/presence": super::channel::plume::plugin::presence,
             "plume:plugin/kv": super::channel::plume::plugin::kv,
+            "plume:plugin/http": super::channel::plume::plugin::http,
             "plume:plugin/token": super::channel::plume::plugin::token,
             "plume:plugin/plugin-config": super::channel::plume::plugin::plugin_config,
             "plume:plugin/log": super::channel::plume::plugin::log,

@@ -34,6 +34,26 @@ pub struct ChannelScope {
     /// The channel's pending timers, lent for the call so `cancel` can tell
     /// whether a timer is still pending.
     pub timers: HashSet<TimerId>,
+    /// The reference of the push `handle-in` is handling (raw JSON, as the
+    /// client sent it); `None` in every other call. `socket-ref` wraps it.
+    pub push_ref: Option<String>,
+    /// The channel's HTTP requests in flight, counted during the call
+    /// against `max_http_in_flight_per_channel`.
+    pub http_in_flight: usize,
+}
+
+impl ChannelScope {
+    /// The scope of a call for channel `channel` of socket `socket`.
+    pub fn new(socket: SocketKey, channel: ChannelKey, topic: Arc<str>) -> ChannelScope {
+        ChannelScope {
+            socket,
+            channel,
+            topic,
+            timers: HashSet::new(),
+            push_ref: None,
+            http_in_flight: 0,
+        }
+    }
 }
 
 /// Something the calling socket does after the call returns.
@@ -49,6 +69,12 @@ pub enum Effect {
     SendSelf(String),
     Subscribe(String),
     Unsubscribe(String),
+    /// A late reply (`channel.reply`) to the push with this reference (raw
+    /// JSON) on this channel.
+    Reply { reference: String, ok: bool, body: crate::protocol::Body },
+    /// Start an HTTP request; its outcome goes to this channel's
+    /// `handle-info`.
+    Http { id: u64, request: Box<crate::http::Request>, permit: crate::http::Permit },
 }
 
 /// Everything one call may reach.

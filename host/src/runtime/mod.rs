@@ -128,7 +128,7 @@ pub enum LoadError {
     NotWasm(String),
     #[error("{name} failed to compile: {reason}")]
     Compile { name: String, reason: String },
-    #[error("{name} does not implement the `{world}` world of plume:plugin@0.2.0: {reason}")]
+    #[error("{name} does not implement the `{world}` world of plume:plugin@0.3.0: {reason}")]
     World {
         name: String,
         world: &'static str,

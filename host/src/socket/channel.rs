@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
 use tokio::task::AbortHandle;
 
 use super::connection::{Connection, Pending, write};
@@ -40,6 +39,9 @@ pub(super) struct Channel {
     intercepts: Arc<HashSet<String>>,
     timers: HashMap<TimerId, AbortHandle>,
     extra_topics: HashSet<String>,
+    /// HTTP requests started by this channel whose outcome has not come
+    /// back yet.
+    http_in_flight: HashSet<u64>,
     /// After a recovery: the live broadcasts at or below this position were
     /// replayed already (or, if the client was not recovered, are older
     /// than where it goes on from), and are skipped.
@@ -191,12 +193,7 @@ impl Connection {
             socket_id: self.socket_id.clone(),
             assigns: self.assigns.clone(),
         };
-        let scope = ChannelScope {
-            socket: self.key,
-            channel: key,
-            topic: topic.clone(),
-            timers: HashSet::new(),
-        };
+        let scope = ChannelScope::new(self.key, key, topic.clone());
         let ctx = self.context(plugin, &config, scope);
         let (ctx, intercepts) = version.intercepts(ctx);
         let (ctx, joined) = match intercepts {
@@ -230,6 +227,7 @@ impl Connection {
                     timers: HashMap::new(),
                     extra_topics: HashSet::new(),
                     replayed_through: None,
+                    http_in_flight: HashSet::new(),
                 };
                 self.channels.insert(key, Box::new(channel));
                 self.topics.insert(topic.clone(), key);
@@ -259,7 +257,7 @@ impl Connection {
         let Some(&key) = self.topics.get(topic) else {
             return self.unmatched(message);
         };
-        self.reply_channel(key, message.reference, Payload::Reply { status: "ok", response: "{}" });
+        self.reply_channel(key, message.reference.get(), Payload::Reply { status: "ok", response: "{}" });
         if let Some(channel) = self.remove_channel(key, "leave") {
             self.send_control(&channel, "phx_close");
         }
@@ -270,20 +268,24 @@ impl Connection {
             return self.unmatched(message);
         };
         let payload = WitPayload::from(message.payload);
-        let Some(handled) = self.call(key, |version, ctx, view| version.handle_in(ctx, event, &payload, view)) else {
+        let reference = message.reference.get();
+        let handled = self.call_for_push(key, Some(reference), |version, ctx, view| {
+            version.handle_in(ctx, event, &payload, view)
+        });
+        let Some(handled) = handled else {
             return;
         };
         self.set_assigns(key, handled.assigns);
         match handled.action {
             Action::Reply(reply) => {
                 let body = Body::from(reply.payload);
-                self.reply_channel(key, message.reference, body.reply(status(reply.status)));
+                self.reply_channel(key, reference, body.reply(status(reply.status)));
             }
             Action::Noreply => {}
             Action::Stop(stop) => {
                 if let Some(Reply { status: s, payload }) = stop.reply {
                     let body = Body::from(payload);
-                    self.reply_channel(key, message.reference, body.reply(status(s)));
+                    self.reply_channel(key, reference, body.reply(status(s)));
                 }
                 self.stop(key, &stop.reason);
             }
@@ -399,6 +401,21 @@ impl Connection {
         }
     }
 
+    /// An HTTP request of the channel ended: its outcome goes to
+    /// `handle-info`, unless the channel has left (then it is dropped, and
+    /// counted).
+    pub(super) fn http_done(&mut self, key: ChannelKey, id: u64, message: &str) {
+        let pending = self
+            .channels
+            .get_mut(&key)
+            .is_some_and(|channel| channel.http_in_flight.remove(&id));
+        if pending {
+            self.info(key, message);
+        } else {
+            crate::app::Figures::count(&self.app.figures.http_dropped, 1);
+        }
+    }
+
     pub(super) fn timer_fired(&mut self, key: ChannelKey, id: TimerId, message: &str) {
         let pending = self
             .channels
@@ -417,13 +434,24 @@ impl Connection {
         key: ChannelKey,
         f: impl FnOnce(&ChannelVersion, CallContext, &SocketView) -> (CallContext, Result<R, Fault>),
     ) -> Option<R> {
+        self.call_for_push(key, None, f)
+    }
+
+    /// [`call`](Self::call) for `handle-in`: `push_ref` is the reference
+    /// of the push being handled, which `socket-ref` hands out.
+    fn call_for_push<R>(
+        &mut self,
+        key: ChannelKey,
+        push_ref: Option<&str>,
+        f: impl FnOnce(&ChannelVersion, CallContext, &SocketView) -> (CallContext, Result<R, Fault>),
+    ) -> Option<R> {
         self.upgrade_if_needed(key)?;
         let channel = self.channels.get_mut(&key)?;
         let scope = ChannelScope {
-            socket: self.key,
-            channel: key,
-            topic: channel.topic.clone(),
             timers: channel.timers.keys().copied().collect(),
+            push_ref: push_ref.map(str::to_owned),
+            http_in_flight: channel.http_in_flight.len(),
+            ..ChannelScope::new(self.key, key, channel.topic.clone())
         };
         let ctx = CallContext::new(
             self.app.clone(),
@@ -454,10 +482,9 @@ impl Connection {
         }
         let from = channel.version.id().to_owned();
         let scope = ChannelScope {
-            socket: self.key,
-            channel: key,
-            topic: channel.topic.clone(),
             timers: channel.timers.keys().copied().collect(),
+            http_in_flight: channel.http_in_flight.len(),
+            ..ChannelScope::new(self.key, key, channel.topic.clone())
         };
         let ctx = self.context(&channel.plugin, &channel.config, scope);
         let (ctx, intercepts) = current.intercepts(ctx);
@@ -514,6 +541,10 @@ impl Connection {
                         }
                     }
                 }
+                Effect::Reply { reference, ok, body } => {
+                    self.reply_channel(key, &reference, body.reply(if ok { "ok" } else { "error" }));
+                }
+                Effect::Http { id, request, permit } => self.start_http(key, id, *request, permit),
             }
         }
     }
@@ -565,6 +596,32 @@ impl Connection {
             let _ = tx.send(SocketEvent::Timer(Box::new(super::TimerFired { channel: key, id, message }))).await;
         });
         channel.timers.insert(id, task.abort_handle());
+    }
+
+    /// Run an HTTP request on its own task; its outcome comes back through
+    /// the mailbox ([`SocketEvent::Http`]). The task holds the app's place
+    /// for it until it ends, even if the channel leaves first.
+    fn start_http(&mut self, key: ChannelKey, id: u64, request: crate::http::Request, permit: crate::http::Permit) {
+        let Some(channel) = self.channels.get_mut(&key) else {
+            return;
+        };
+        channel.http_in_flight.insert(id);
+        let app = self.app.clone();
+        crate::app::Figures::count(&app.figures.http_requests, 1);
+        let outcome = app.http.run(id, request);
+        let tx = self.mailbox.tx.clone();
+        tokio::spawn(async move {
+            let (message, failed) = outcome.await;
+            drop(permit);
+            if failed {
+                crate::app::Figures::count(&app.figures.http_failures, 1);
+            }
+            let done = SocketEvent::Http(Box::new(super::HttpDone { channel: key, id, message }));
+            if tx.send(done).await.is_err() {
+                // The socket is gone, and its channels with it.
+                crate::app::Figures::count(&app.figures.http_dropped, 1);
+            }
+        });
     }
 
     fn subscribe_extra(&mut self, key: ChannelKey, topic: String) {
@@ -643,12 +700,7 @@ impl Connection {
         self.app.figures.channel_left();
         channel.plugin.channel_left();
         if let Some(reason) = terminate_reason {
-            let scope = ChannelScope {
-                socket: self.key,
-                channel: key,
-                topic: channel.topic.clone(),
-                timers: HashSet::new(),
-            };
+            let scope = ChannelScope::new(self.key, key, channel.topic.clone());
             let ctx = self.context(&channel.plugin, &channel.config, scope);
             let (ctx, result) = channel.plugin.current().terminate(ctx, reason, &channel.view);
             if let Err(fault) = result {
@@ -715,13 +767,14 @@ impl Connection {
 
     /// A reply on a joined channel carries the channel's join reference,
     /// whatever join reference the push carried (as Phoenix does).
-    fn reply_channel(&mut self, key: ChannelKey, reference: &RawValue, payload: Payload<'_>) {
+    /// `reference` is the push's, raw JSON.
+    fn reply_channel(&mut self, key: ChannelKey, reference: &str, payload: Payload<'_>) {
         let Some(channel) = self.channels.get(&key) else {
             return;
         };
         let message = Outbound {
             join_ref: &channel.join_ref,
-            reference: reference.get(),
+            reference,
             topic: &channel.topic_json,
             event: "phx_reply",
             payload,

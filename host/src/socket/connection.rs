@@ -305,6 +305,7 @@ impl Connection {
         match event {
             SocketEvent::Delivery(delivery) => self.deliver(delivery),
             SocketEvent::Timer(fired) => self.timer_fired(fired.channel, fired.id, &fired.message),
+            SocketEvent::Http(done) => self.http_done(done.channel, done.id, &done.message),
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod channel;
 mod connection;
+pub mod reference;
 mod transport;
 
 use std::sync::Arc;
@@ -47,6 +48,16 @@ pub enum SocketEvent {
     /// Boxed: every socket's mailbox allocates room for a block of events
     /// up front, so the common event (a delivery) sets the size.
     Timer(Box<TimerFired>),
+    /// Boxed for the same reason.
+    Http(Box<HttpDone>),
+}
+
+/// A channel's HTTP request ended; `message` is its `handle-info` message.
+#[derive(Debug)]
+pub struct HttpDone {
+    pub channel: ChannelKey,
+    pub id: u64,
+    pub message: String,
 }
 
 /// A channel's timer went off.

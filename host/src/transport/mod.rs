@@ -95,6 +95,9 @@ async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net:
             }
         }
     }
+    if crate::api::serves(&path) {
+        return crate::api::handle(&server.apps, request).await;
+    }
     if server.websocket_echo_path.as_deref() == Some(path.as_str()) {
         return echo::upgrade(server, request, peer);
     }

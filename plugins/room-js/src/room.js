@@ -16,8 +16,8 @@
 // Like every plume plugin it is stateless: the user comes from the assigns
 // the socket plugin set, and nothing is kept between calls.
 
-import { broadcast } from 'plume:plugin/channel@0.2.0';
-import { log } from 'plume:plugin/log@0.2.0';
+import { broadcast } from 'plume:plugin/channel@0.3.0';
+import { log } from 'plume:plugin/log@0.3.0';
 import { echo, parse, toPayload } from './payload.js';
 
 function join(topic, _payload, _socket) {

@@ -53,4 +53,8 @@ impl Broker for Tap {
     fn subscriber_count(&self, topic: &str) -> usize {
         self.inner.subscriber_count(topic)
     }
+
+    fn topics(&self, prefix: &str, limit: usize) -> Vec<(String, usize)> {
+        self.inner.topics(prefix, limit)
+    }
 }

@@ -80,6 +80,7 @@
 //! shows on the terminal.
 
 mod broadcasts;
+mod http;
 mod pattern;
 mod plugins;
 mod socket;
@@ -94,7 +95,10 @@ use plume::protocol::Body;
 use plume::pubsub::{Broadcast, SocketKey};
 use tokio::sync::watch;
 
+pub use http::HttpRequest;
 pub use pattern::matches;
+/// How a plugin's HTTP request failed, for [`Harness::fail_http`].
+pub use plume::http::FailureKind as HttpFailure;
 pub use serde_json::{Value, json};
 pub use socket::{Channel, Message, Ref, Socket};
 
@@ -114,6 +118,8 @@ pub(crate) struct Inner {
     clock: Rc<VirtualClock>,
     shutdown: watch::Sender<bool>,
     published: broadcasts::Log,
+    /// Where the plugins' HTTP requests wait for the test's answers.
+    backend: Arc<http::Backend>,
 }
 
 impl Inner {
@@ -185,9 +191,20 @@ pub struct HarnessBuilder {
     routes: Vec<RouteSpec>,
     socket: Option<String>,
     secret: Option<String>,
+    http_allow: Vec<String>,
 }
 
 impl HarnessBuilder {
+    /// Grant the app's plugins the `http` capability for these origins
+    /// (`http_allow` in plume.toml, e.g. `["http://backend.test"]`). Their
+    /// requests never reach a network: the test answers them
+    /// ([`Harness::respond`]), fails them ([`Harness::fail_http`]) or lets
+    /// them time out ([`Harness::advance`]).
+    pub fn http_allow(mut self, origins: &[&str]) -> Self {
+        self.http_allow.extend(origins.iter().map(|origin| (*origin).to_owned()));
+        self
+    }
+
     /// Serve `NAME:*` with the channel plugin of package `NAME`, with an
     /// empty configuration.
     pub fn channel(self, plugin: &str) -> Self {
@@ -249,8 +266,10 @@ impl HarnessBuilder {
             inner: app.broker.clone(),
             log: published.clone(),
         };
+        let backend = Arc::new(http::Backend::default());
         let app = Arc::new(App {
             broker: Arc::new(tap),
+            http: app.http.with_fetcher(backend.clone()),
             ..app
         });
 
@@ -271,6 +290,7 @@ impl HarnessBuilder {
                 clock,
                 shutdown,
                 published,
+                backend,
             }),
         })
     }
@@ -284,6 +304,9 @@ impl HarnessBuilder {
         }
         if let Some(secret) = &self.secret {
             app.insert("secret_key_base".into(), secret.clone().into());
+        }
+        if !self.http_allow.is_empty() {
+            app.insert("http_allow".into(), self.http_allow.clone().into());
         }
         let mut plugins = toml::Table::new();
         for (name, file) in names.iter().zip(files) {
@@ -347,6 +370,7 @@ impl Harness {
             routes: Vec::new(),
             socket: None,
             secret: None,
+            http_allow: Vec::new(),
         }
     }
 
@@ -426,6 +450,74 @@ impl Harness {
     /// is what plugins read from `clock::now_ms`.
     pub fn now_ms(&self) -> u64 {
         plume::clock::TimeSource::unix_ms(&*self.inner.clock)
+    }
+
+    /// The plugins' HTTP requests waiting for an answer, in the order they
+    /// were made. A request leaves the list when it is answered, failed or
+    /// timed out.
+    pub fn http_requests(&self) -> Vec<HttpRequest> {
+        self.inner.settle();
+        self.inner.backend.waiting()
+    }
+
+    /// Assert that a `method` request to `url` is waiting for an answer
+    /// (the first, if several); returns it, to answer with
+    /// [`respond`](Self::respond).
+    ///
+    /// ```no_run
+    /// # use plume_test::{Harness, json};
+    /// let harness = Harness::builder()
+    ///     .route("calculator:*", "calculator", json!({"backend_url": "http://backend.test"}))
+    ///     .http_allow(&["http://backend.test"])
+    ///     .build();
+    /// # let socket = harness.connect(json!({})).unwrap();
+    /// # let (_, calc) = socket.subscribe_and_join("calculator:1", json!({})).unwrap();
+    /// calc.push("complex_calculation", json!({"n": 3}));
+    /// let request = harness.expect_http("POST", "http://backend.test/complex_calculation");
+    /// assert_eq!(request.json(), json!({"n": 3}));
+    /// harness.respond(&request, 200, json!({"answer": 42}));
+    /// calc.assert_push("calculation_complete", json!({"result": {"answer": 42}}));
+    /// ```
+    #[track_caller]
+    pub fn expect_http(&self, method: &str, url: &str) -> HttpRequest {
+        let waiting = self.http_requests();
+        match waiting.into_iter().find(|r| r.method.eq_ignore_ascii_case(method) && r.url == url) {
+            Some(request) => request,
+            None => panic!(
+                "expect_http: no {method} {url} is waiting for an answer. Waiting:\n{}",
+                self.inner.backend.report()
+            ),
+        }
+    }
+
+    /// Answer `request` with `status` and a JSON `body`
+    /// (`content-type: application/json`); the outcome reaches the plugin's
+    /// `handle_info` before this returns.
+    #[track_caller]
+    pub fn respond(&self, request: &HttpRequest, status: u16, body: Value) {
+        let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        self.respond_with(request, status, headers, body.to_string().into_bytes());
+    }
+
+    /// Answer `request` with `status`, `headers` and `body` as given.
+    #[track_caller]
+    pub fn respond_with(&self, request: &HttpRequest, status: u16, headers: Vec<(String, String)>, body: Vec<u8>) {
+        self.answer(request, Ok(plume::http::Response { status, headers, body }));
+    }
+
+    /// Fail `request` as the network would (`HttpFailure::Refused`,
+    /// `Tls`, ...); `reason` is the text the plugin gets.
+    #[track_caller]
+    pub fn fail_http(&self, request: &HttpRequest, kind: HttpFailure, reason: &str) {
+        self.answer(request, Err(plume::http::Failure::new(kind, reason)));
+    }
+
+    #[track_caller]
+    fn answer(&self, request: &HttpRequest, result: Result<plume::http::Response, plume::http::Failure>) {
+        if !self.inner.backend.answer(request, result) {
+            panic!("{request} is no longer waiting for an answer (answered, or timed out)");
+        }
+        self.inner.settle();
     }
 
     /// The app itself, for what the harness has no method for (live

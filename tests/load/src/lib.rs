@@ -13,6 +13,7 @@
 //! result carries both processes' CPU time ([`process`]) beside its figures
 //! ([`latency`], [`report`]).
 
+pub mod backend;
 pub mod chart;
 pub mod client;
 pub mod compare;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use plume_load::backend::{self, BackendArgs};
 use plume_load::chart::{self, ChartArgs};
 use plume_load::client::Target;
 use plume_load::compare::{self, CompareArgs};
@@ -49,6 +50,8 @@ enum Command {
     Compare(CompareArgs),
     /// Start plume with two tenants: A runs hostile plugins and a broadcast storm while B pings; B's p99 quiet and during the storm.
     Soak(SoakArgs),
+    /// Start plume with an API key and a slow backend on loopback: server API publish rates (single, batched) against plugin broadcasts, and ping p99 while 1,000 plugin HTTP requests are in flight.
+    Backend(BackendArgs),
     /// Draw a PNG of fan-out latency (p50, p99) against delivery rate from what `compare ... fanout --sweep` printed.
     Chart(ChartArgs),
 }
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Compare(args) => compare::run(&args, &runtime),
         Command::Soak(args) => soak::run(&args, &runtime),
+        Command::Backend(args) => backend::run(&args, &runtime),
         Command::Chart(args) => chart::run(&args),
     }
 }

@@ -1,4 +1,5 @@
-//! `channel`: pushes, broadcasts, extra subscriptions and disconnects.
+//! `channel`: pushes, broadcasts, extra subscriptions, disconnects and
+//! late replies.
 
 use std::sync::Arc;
 
@@ -6,7 +7,8 @@ use super::HostState;
 use crate::protocol::Body;
 use crate::pubsub::Broadcast;
 use crate::runtime::bindings::imports::channel::{ChannelError, Host};
-use crate::runtime::bindings::imports::types::Payload;
+use crate::runtime::bindings::imports::types::{Payload, Reply, ReplyStatus};
+use crate::socket::reference::SocketRef;
 use crate::runtime::context::{CallContext, Effect, check_json};
 
 /// Longest topic name accepted, in bytes.
@@ -32,7 +34,7 @@ fn check_payload(call: &mut CallContext, payload: Payload) -> Result<Body, Chann
 
 /// `Ok` when the app granted `capability`.
 fn granted(call: &CallContext, capability: crate::app::Capability) -> Result<(), ChannelError> {
-    call.app.capabilities.check(capability).map_err(ChannelError::Limit)
+    call.app.capabilities.check(capability).map_err(ChannelError::NotGranted)
 }
 
 fn check_topic(topic: &str) -> Result<(), ChannelError> {
@@ -67,7 +69,7 @@ impl HostState {
             None => (None, None),
         };
         let message = Broadcast::new(topic, event, payload, from);
-        let here = call.app.broadcast(message, skip).map_err(|error| ChannelError::Limit(error.to_string()))?;
+        let here = call.app.broadcast(message, skip).map_err(|error| ChannelError::Unavailable(error.to_string()))?;
         if let (Some(_), Some(message)) = (skip, here) {
             call.effects.push(Effect::Deliver(message));
         }
@@ -129,6 +131,38 @@ impl Host for HostState {
         Ok(())
     }
 
+    fn socket_ref(&mut self) -> Option<String> {
+        let call = self.call();
+        let scope = call.scope.as_ref()?;
+        let socket_ref = SocketRef {
+            socket: scope.socket,
+            channel: scope.channel,
+            reference: scope.push_ref.clone()?,
+        };
+        Some(socket_ref.encode(&call.app.id))
+    }
+
+    fn reply(&mut self, socket_ref: String, reply: Reply) -> Result<(), ChannelError> {
+        let call = self.call();
+        let Some(scope) = &call.scope else {
+            return Err(ChannelError::NotInChannel);
+        };
+        let target = SocketRef::decode(&socket_ref, &call.app.id).map_err(ChannelError::InvalidRef)?;
+        if (target.socket, target.channel) != (scope.socket, scope.channel) {
+            return Err(ChannelError::StaleRef(
+                "this ref is of a push to a join that has ended (the client left or rejoined) or to another channel; a push is answered by the join that received it".into(),
+            ));
+        }
+        let ok = matches!(reply.status, ReplyStatus::Ok);
+        let body = check_payload(call, reply.payload)?;
+        call.effects.push(Effect::Reply {
+            reference: target.reference,
+            ok,
+            body,
+        });
+        Ok(())
+    }
+
     fn disconnect(&mut self, socket_id: String) -> Result<(), ChannelError> {
         check_topic(&socket_id)?;
         let call = self.call();
@@ -138,6 +172,6 @@ impl Host for HostState {
             .broker
             .publish(message, None)
             .map(drop)
-            .map_err(|error| ChannelError::Limit(error.to_string()))
+            .map_err(|error| ChannelError::Unavailable(error.to_string()))
     }
 }

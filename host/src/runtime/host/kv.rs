@@ -34,7 +34,7 @@ impl HostState {
         let app = &self.call().app;
         app.capabilities
             .check(crate::app::Capability::Kv)
-            .map_err(KvError::Unavailable)?;
+            .map_err(KvError::NotGranted)?;
         Ok(&app.kv)
     }
 

@@ -7,6 +7,7 @@
 mod channel;
 mod clock;
 mod figures;
+mod http;
 mod kv;
 mod log;
 mod plugin_config;

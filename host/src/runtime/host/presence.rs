@@ -25,7 +25,7 @@ fn granted(call: &crate::runtime::context::CallContext) -> Result<(), PresenceEr
     call.app
         .capabilities
         .check(crate::app::Capability::Presence)
-        .map_err(PresenceError::Limit)
+        .map_err(PresenceError::NotGranted)
 }
 
 impl HostState {

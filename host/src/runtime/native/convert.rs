@@ -125,6 +125,10 @@ impl From<host_imports::channel::ChannelError> for guest_imports::channel::Chann
             Host::InvalidJson(text) => Self::InvalidJson(text),
             Host::InvalidTopic(text) => Self::InvalidTopic(text),
             Host::Limit(text) => Self::Limit(text),
+            Host::NotGranted(text) => Self::NotGranted(text),
+            Host::Unavailable(text) => Self::Unavailable(text),
+            Host::InvalidRef(text) => Self::InvalidRef(text),
+            Host::StaleRef(text) => Self::StaleRef(text),
         }
     }
 }
@@ -149,6 +153,8 @@ impl From<host_imports::presence::PresenceError> for guest_imports::presence::Pr
             Host::InvalidJson(text) => Self::InvalidJson(text),
             Host::NotTracked => Self::NotTracked,
             Host::Limit(text) => Self::Limit(text),
+            Host::NotGranted(text) => Self::NotGranted(text),
+            Host::Unavailable(text) => Self::Unavailable(text),
         }
     }
 }
@@ -161,6 +167,44 @@ impl From<host_imports::kv::KvError> for guest_imports::kv::KvError {
             Host::NotANumber => Self::NotANumber,
             Host::Quota(text) => Self::Quota(text),
             Host::Unavailable(text) => Self::Unavailable(text),
+            Host::NotGranted(text) => Self::NotGranted(text),
+        }
+    }
+}
+
+impl From<host_imports::http::HttpError> for guest_imports::http::HttpError {
+    fn from(error: host_imports::http::HttpError) -> Self {
+        use host_imports::http::HttpError as Host;
+        match error {
+            Host::NotGranted(text) => Self::NotGranted(text),
+            Host::NotAllowed(text) => Self::NotAllowed(text),
+            Host::Limit(text) => Self::Limit(text),
+            Host::Invalid(text) => Self::Invalid(text),
+            Host::NotInChannel => Self::NotInChannel,
+        }
+    }
+}
+
+impl From<&guest_imports::http::Request> for host_imports::http::Request {
+    fn from(request: &guest_imports::http::Request) -> Self {
+        Self {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+            timeout_ms: request.timeout_ms,
+        }
+    }
+}
+
+impl From<&guest_types::Reply> for host_types::Reply {
+    fn from(reply: &guest_types::Reply) -> Self {
+        Self {
+            status: match reply.status {
+                guest_types::ReplyStatus::Ok => host_types::ReplyStatus::Ok,
+                guest_types::ReplyStatus::Error => host_types::ReplyStatus::Error,
+            },
+            payload: (&reply.payload).into(),
         }
     }
 }
@@ -317,6 +361,8 @@ mod tests {
         use host_imports::channel::ChannelError as Host;
         assert!(matches!(Guest::from(Host::InvalidTopic("long".into())), Guest::InvalidTopic(text) if text == "long"));
         assert!(matches!(Guest::from(Host::Limit("rate".into())), Guest::Limit(text) if text == "rate"));
+        assert!(matches!(Guest::from(Host::NotGranted("kv".into())), Guest::NotGranted(text) if text == "kv"));
+        assert!(matches!(Guest::from(Host::StaleRef("gone".into())), Guest::StaleRef(text) if text == "gone"));
         assert!(matches!(
             guest_imports::kv::KvError::from(host_imports::kv::KvError::NotANumber),
             guest_imports::kv::KvError::NotANumber

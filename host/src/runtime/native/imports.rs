@@ -8,7 +8,7 @@ use plume_sdk::__bindings::host::types::Payload;
 use plume_sdk::native::NativeHost;
 
 use crate::runtime::bindings::imports::{
-    channel, clock, figures, kv, log, plugin_config, presence, random, timers, token,
+    channel, clock, figures, http, kv, log, plugin_config, presence, random, timers, token,
 };
 use crate::runtime::host::HostState;
 
@@ -41,6 +41,14 @@ impl NativeHost for HostState {
 
     fn channel_disconnect(&mut self, socket_id: &str) -> ChannelResult {
         channel::Host::disconnect(self, socket_id.to_owned()).map_err(Into::into)
+    }
+
+    fn channel_socket_ref(&mut self) -> Option<String> {
+        channel::Host::socket_ref(self)
+    }
+
+    fn channel_reply(&mut self, socket_ref: &str, reply: &guest::types::Reply) -> ChannelResult {
+        channel::Host::reply(self, socket_ref.to_owned(), reply.into()).map_err(Into::into)
     }
 
     fn timers_send_after(&mut self, delay_ms: u64, message: &str) -> Result<u64, guest::timers::TimerError> {
@@ -108,6 +116,10 @@ impl NativeHost for HostState {
     fn kv_list_by_prefix(&mut self, prefix: &str, limit: u32) -> Result<Vec<(String, guest::kv::Entry)>, guest::kv::KvError> {
         let entries = kv::Host::list_by_prefix(self, prefix.to_owned(), limit)?;
         Ok(entries.into_iter().map(|(key, entry)| (key, entry.into())).collect())
+    }
+
+    fn http_send(&mut self, request: &guest::http::Request) -> Result<u64, guest::http::HttpError> {
+        http::Host::send(self, request.into()).map_err(Into::into)
     }
 
     fn token_sign(&mut self, salt: &str, data: &str, max_age_seconds: Option<u64>) -> Result<String, guest::token::TokenError> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use plume_sdk::{
     Channel, HandleIn, HandleInfo, HandleOut, Join, Payload, Reply, Socket, Stop, Value, channel,
-    clock, config, figures, json, kv, log, presence, random, timers, token,
+    clock, config, figures, http, json, kv, log, presence, random, timers, token,
 };
 
 pub struct Probe;
@@ -110,6 +110,37 @@ impl Channel for Probe {
                 Err(error) => Reply::error(json!({ "error": error.to_string() })).into(),
             },
             "kv" => kv_op(&p),
+            // Late replies: the push's socket ref, answered from handle_info.
+            "socket_ref" => ok_or_error(channel::socket_ref().ok_or("no socket ref")),
+            "reply_later" => {
+                let Some(socket_ref) = channel::socket_ref() else {
+                    return Reply::error(json!({"error": "no socket ref"})).into();
+                };
+                let delay = Duration::from_millis(field(&p, "delay_ms").as_u64().unwrap_or(0));
+                match timers::send_after(delay, &json!({"late_reply": socket_ref, "response": field(&p, "response")})) {
+                    Ok(_) => HandleIn::NoReply,
+                    Err(error) => Reply::error(json!({ "error": error.to_string() })).into(),
+                }
+            }
+            "reply_with" => ok_or_error(channel::reply(
+                &channel::SocketRef(text(&p, "ref").to_owned()),
+                Reply::ok(json!({"late": true})),
+            )),
+            "http" => {
+                let mut request = http::request(text(&p, "method"), text(&p, "url"));
+                if let Some(headers) = field(&p, "headers").as_object() {
+                    for (name, value) in headers {
+                        request = request.header(name, value.as_str().unwrap_or_default());
+                    }
+                }
+                if let Some(body) = field(&p, "body").as_str() {
+                    request = request.body(body);
+                }
+                if let Some(ms) = field(&p, "timeout_ms").as_u64() {
+                    request = request.timeout(Duration::from_millis(ms));
+                }
+                ok_or_error(request.send().map(|id| id.0))
+            }
             "token_sign" => ok_or_error(token::sign(text(&p, "salt"), field(&p, "data"), None)),
             "token_verify" => ok_or_error(token::verify::<Value>(
                 text(&p, "salt"),
@@ -232,6 +263,13 @@ impl Channel for Probe {
 
     fn handle_info(message: Payload, _socket: &mut Socket) -> HandleInfo {
         let message = message.value().unwrap_or(Value::Null);
+        if let Some(socket_ref) = message.get("late_reply").and_then(Value::as_str) {
+            let reply = Reply::ok(message.get("response").cloned().unwrap_or(Value::Null));
+            if let Err(error) = channel::reply(&channel::SocketRef(socket_ref.to_owned()), reply) {
+                let _ = channel::push("late_reply_failed", &json!({"error": error.to_string()}));
+            }
+            return HandleInfo::NoReply;
+        }
         let _ = channel::push("info", &message);
         HandleInfo::NoReply
     }
