@@ -55,7 +55,7 @@ pub fn compile_cache(loaded: &Loaded) -> Option<crate::runtime::CompileCache> {
 /// Build every app (tenant) a configuration describes, compiling their
 /// plugins. The apps share the key-value engine, each in its own namespace.
 pub fn build_apps(loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Vec<Arc<App>>> {
-    let engine = kv::open(&loaded.config.kv.engine(&loaded.base)).with_context(|| format!("{}: [kv]", loaded.file))?;
+    let engine = kv::open(&loaded.kv_engine()?).with_context(|| format!("{}: [kv]", loaded.file))?;
     let tenants = loaded.tenants();
     tenants
         .iter()

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod node;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
