@@ -247,12 +247,15 @@ pub async fn serve_on(
     }
 
     // One engine holds every tenant's namespace: one sweep covers them all.
+    // A sweep waits on the engine (a disk, a Redis over the network), so it
+    // runs on a blocking thread, not on a worker that serves sockets.
     let kv = apps[0].kv.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tick.tick().await;
-            kv.sweep();
+            let kv = kv.clone();
+            let _ = tokio::task::spawn_blocking(move || kv.sweep()).await;
         }
     });
     let accept = tokio::spawn(transport::accept_loop(listener, server.clone()));

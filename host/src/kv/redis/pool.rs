@@ -88,7 +88,7 @@ impl Pool {
         let shown = redacted(url);
         let client = Client::open(url).map_err(|e| {
             KvError::Unavailable(format!(
-                "redis at {shown}: {e} (the URL looks like redis://host:6379, redis://:password@host:6379/0 or rediss://host:6380)"
+                "redis at {shown}: {e} (the URL looks like redis://host:6379 or redis://:password@host:6379/0; TLS, rediss://, is not supported)"
             ))
         })?;
         Ok(Pool {
