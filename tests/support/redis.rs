@@ -1,10 +1,11 @@
 //! A real `redis-server` for a test: its own process on a free port, in its
 //! own temporary directory, with persistence off (`--save ''`,
-//! `--appendonly no`), stopped when dropped. No system service is used.
+//! `--appendonly no`), stopped when dropped; and a real Redis Cluster of
+//! three such servers. No system service is used.
 //!
 //! The end-to-end tests reach this file as `support::redis`; the key-value
-//! engine's unit tests include it too (`host/src/kv/mod.rs`), so both start
-//! Redis the same way. It uses only the standard library for that reason.
+//! engine's unit tests and its bench include it too (`host/src/kv/mod.rs`,
+//! `host/benches/kv.rs`), so all of them start Redis the same way.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,25 +21,37 @@ pub struct RedisServer {
     child: Child,
     port: u16,
     dir: PathBuf,
+    /// Arguments beyond the defaults (cluster mode).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Start a Redis on a free port. Panics, with the reason, when
     /// `redis-server` is missing or does not come up: the test cannot run.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(Vec::new, free_port)
+    }
+
+    /// Start a server with `extra()` arguments on a port `port()` picks.
+    fn start_with(extra: impl Fn() -> Vec<String>, port: impl Fn() -> u16) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("plume-redis-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).expect("a temporary directory for redis-server");
         // Another process may take the free port between the probe and
         // redis-server's bind: try a few ports.
         let mut last = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            match spawn(port, &dir) {
-                Ok(child) => return RedisServer { child, port, dir },
+            let (port, extra) = (port(), extra());
+            match spawn(port, &dir, &extra) {
+                Ok(child) => return RedisServer { child, port, dir, extra },
                 Err(why) => last = why,
             }
         }
         panic!("redis-server did not start: {last}");
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -64,7 +77,7 @@ impl RedisServer {
         let started = Instant::now();
         // The port is free again once the killed server's socket is closed.
         loop {
-            match spawn(self.port, &self.dir) {
+            match spawn(self.port, &self.dir, &self.extra) {
                 Ok(child) => {
                     self.child = child;
                     return;
@@ -84,6 +97,84 @@ impl Drop for RedisServer {
     }
 }
 
+/// A Redis Cluster of three masters (no replicas) on loopback, the slots
+/// split evenly, ready when `start` returns.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(
+                    || {
+                        ["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{}.conf", unique())]
+                            .map(String::from)
+                            .to_vec()
+                    },
+                    free_cluster_port,
+                )
+            })
+            .collect();
+        let mut connections: Vec<::redis::Connection> = nodes.iter().map(|node| node.connection()).collect();
+        let slots = [(0, 5460), (5461, 10922), (10923, 16383)];
+        for (connection, (first, last)) in connections.iter_mut().zip(slots) {
+            let assigned: Vec<u16> = (first..=last).collect();
+            ::redis::cmd("CLUSTER").arg("ADDSLOTS").arg(assigned).exec(connection).expect("CLUSTER ADDSLOTS");
+        }
+        for node in &nodes[1..] {
+            ::redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(node.port)
+                .exec(&mut connections[0])
+                .expect("CLUSTER MEET");
+        }
+        let started = Instant::now();
+        while !connections.iter_mut().all(|connection| {
+            ::redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query::<String>(connection)
+                .is_ok_and(|info| info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3"))
+        }) {
+            assert!(started.elapsed() < START_PATIENCE, "the cluster did not form within {START_PATIENCE:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RedisCluster { nodes }
+    }
+
+    /// `redis+cluster://127.0.0.1:<port>,...`, every node.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// The nodes, for tests that move slots between them.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+}
+
+impl RedisServer {
+    /// A plain connection to this one server.
+    pub fn connection(&self) -> ::redis::Connection {
+        ::redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("a connection to the test's redis-server")
+    }
+}
+
+/// A free port whose cluster bus port (10000 above) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn unique() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -97,11 +188,12 @@ fn free_port() -> u16 {
 }
 
 /// Start `redis-server` on `port` and wait until it answers there.
-fn spawn(port: u16, dir: &std::path::Path) -> Result<Child, String> {
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Result<Child, String> {
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -54,9 +54,10 @@
 //! `maxmemory-policy noeviction`: an evicting Redis drops keys silently, and
 //! a store must not. Plume warns at start-up when the policy evicts. Keep
 //! persistence on (AOF) if the state must outlive a Redis restart. The
-//! engine speaks to one Redis server (standalone, or the primary behind a
-//! proxy); Redis Cluster is not supported yet, although the layout is ready
-//! for it.
+//! engine speaks to one Redis server (`redis://`), or to a Redis Cluster
+//! (`redis+cluster://host:port,host:port`), where each namespace lives in
+//! the slot of its tag: namespaces spread over the masters, and one
+//! namespace's load stays on one master (see [`pool`] for slot moves).
 
 mod pool;
 
@@ -64,7 +65,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ::redis::{Connection, FromRedisValue, Script};
+use ::redis::{FromRedisValue, Script};
 
 use self::pool::{Pool, Retry};
 use super::{Entry, KvEngine, KvError, Usage};
@@ -147,24 +148,23 @@ impl RedisEngine {
             scripts: Scripts::new(),
             registered: Mutex::default(),
         };
-        let info: String = engine.pool.run(Retry::Idempotent, |c| ::redis::cmd("INFO").query(c))?;
-        let version = info_field(&info, "redis_version").unwrap_or("unknown");
-        if !at_least(version, MIN_VERSION) {
-            return Err(KvError::Unavailable(format!(
-                "redis at {}: the key-value store needs Redis {}.{} or later, this is {version}",
-                engine.pool.url(),
-                MIN_VERSION.0,
-                MIN_VERSION.1
-            )));
-        }
-        if let Some(policy) = info_field(&info, "maxmemory_policy")
-            && policy != "noeviction"
-        {
-            tracing::warn!(
-                url = engine.pool.url(),
-                policy,
-                "Redis may evict keys (maxmemory-policy is not noeviction): the key-value store can lose data; give it a Redis with maxmemory-policy noeviction"
-            );
+        for (server, info) in engine.pool.infos()? {
+            let version = info_field(&info, "redis_version").unwrap_or("unknown");
+            if !at_least(version, MIN_VERSION) {
+                return Err(KvError::Unavailable(format!(
+                    "redis at {server}: the key-value store needs Redis {}.{} or later, this is {version}",
+                    MIN_VERSION.0, MIN_VERSION.1
+                )));
+            }
+            if let Some(policy) = info_field(&info, "maxmemory_policy")
+                && policy != "noeviction"
+            {
+                tracing::warn!(
+                    %server,
+                    policy,
+                    "Redis may evict keys (maxmemory-policy is not noeviction): the key-value store can lose data; give it a Redis with maxmemory-policy noeviction"
+                );
+            }
         }
         engine.pool.run(Retry::Idempotent, |c| {
             engine.scripts.all().iter().try_for_each(|script| script.load(c).map(drop))
@@ -188,7 +188,7 @@ impl RedisEngine {
         for arg in args {
             invocation.arg(*arg);
         }
-        self.pool.run(retry, |c: &mut Connection| invocation.invoke(c))
+        self.pool.run(retry, |c| invocation.invoke(c))
     }
 
     /// Name `ns` in [`NAMESPACES`], once per process.
@@ -569,5 +569,118 @@ mod tests {
         assert!(!at_least("6.0.16", MIN_VERSION));
         assert!(!at_least("unknown", MIN_VERSION));
         assert_eq!(info_field("# Server\r\nredis_version:7.0.15\r\n", "redis_version"), Some("7.0.15"));
+    }
+
+    /// The same engine on a Redis Cluster of three masters.
+    mod cluster {
+        use super::*;
+        use crate::kv::test_redis::RedisCluster;
+
+        /// Empty every master, and open a new engine on the cluster.
+        fn emptied(cluster: &RedisCluster) -> RedisEngine {
+            for node in cluster.nodes() {
+                ::redis::cmd("FLUSHALL").exec(&mut node.connection()).expect("FLUSHALL");
+            }
+            RedisEngine::open(&cluster.url()).expect("the engine opens on the cluster")
+        }
+
+        #[test]
+        fn the_conformance_suite_passes_on_a_redis_cluster() {
+            let cluster = RedisCluster::start();
+            let checks: [fn(&dyn KvEngine); 9] = [
+                conformance::compare_and_swap_accepts_only_the_current_version,
+                conformance::a_recreated_key_never_reuses_a_version,
+                conformance::namespaces_are_separate,
+                conformance::ttl_hides_and_sweep_removes,
+                conformance::increment_counts_from_zero_and_rejects_text,
+                conformance::increment_reads_an_integer_as_rust_parses_it,
+                conformance::a_write_sets_or_clears_the_ttl_and_a_zero_ttl_expires_at_once,
+                conformance::list_by_prefix_is_ordered_limited_and_stays_in_its_namespace,
+                conformance::usage_counts_the_live_keys_and_their_bytes,
+            ];
+            for check in checks {
+                check(&emptied(&cluster));
+            }
+            conformance::quotas_refuse_writes_past_the_limits_of_each_namespace(Arc::new(emptied(&cluster)));
+        }
+
+        #[test]
+        fn namespaces_spread_over_the_masters() {
+            let cluster = RedisCluster::start();
+            let engine = emptied(&cluster);
+            for ns in ["a", "b", "c", "d", "e", "f"] {
+                engine.set(ns, "k", "v".into(), None).unwrap();
+            }
+            let holding = cluster
+                .nodes()
+                .iter()
+                .filter(|node| ::redis::cmd("DBSIZE").query::<u64>(&mut node.connection()).unwrap() > 1)
+                .count();
+            assert!(holding >= 2, "six namespaces on one master");
+        }
+
+        /// Move `slot` to node `to`, keys and all, as `redis-cli --cluster
+        /// reshard` does.
+        fn move_slot(cluster: &RedisCluster, slot: u16, to: usize) {
+            let nodes = cluster.nodes();
+            let mut connections: Vec<::redis::Connection> = nodes.iter().map(|node| node.connection()).collect();
+            let ids: Vec<String> = connections
+                .iter_mut()
+                .map(|c| ::redis::cmd("CLUSTER").arg("MYID").query(c).unwrap())
+                .collect();
+            let from = (0..nodes.len())
+                .find(|&n| {
+                    ::redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot).query::<u64>(&mut connections[n]).unwrap() > 0
+                })
+                .expect("the slot holds keys");
+            let setslot = |c: &mut ::redis::Connection, how: &str, id: &str| {
+                ::redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(how).arg(id).exec(c).unwrap();
+            };
+            setslot(&mut connections[to], "IMPORTING", &ids[from]);
+            setslot(&mut connections[from], "MIGRATING", &ids[to]);
+            let keys: Vec<String> = ::redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(1000)
+                .query(&mut connections[from])
+                .unwrap();
+            ::redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(nodes[to].port())
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .exec(&mut connections[from])
+                .unwrap();
+            for c in &mut connections {
+                setslot(c, "NODE", &ids[to]);
+            }
+        }
+
+        #[test]
+        fn a_namespace_whose_slot_moves_is_followed_and_no_write_goes_twice() {
+            let cluster = RedisCluster::start();
+            let engine = emptied(&cluster);
+            engine.set("a", "k", "1".into(), None).unwrap();
+            assert_eq!(engine.increment("a", "n", 1, None), Ok(1));
+            let [values, ..] = namespace_keys("a");
+            let slot: u16 = ::redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&values)
+                .query(&mut cluster.nodes()[0].connection())
+                .unwrap();
+            let owner = cluster
+                .nodes()
+                .iter()
+                .position(|node| ::redis::cmd("HLEN").arg(&values).query::<u64>(&mut node.connection()).is_ok())
+                .expect("an owner");
+            move_slot(&cluster, slot, (owner + 1) % 3);
+            assert_eq!(engine.get("a", "k").unwrap().map(|e| e.value), Some("1".into()), "a read follows the slot");
+            move_slot(&cluster, slot, (owner + 2) % 3);
+            assert_eq!(engine.increment("a", "n", 1, None), Ok(2), "a write follows it, once");
+            assert_eq!(engine.get("a", "n").unwrap().map(|e| e.value), Some("2".into()));
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Connections to the Redis server, shared by the threads that call the
-//! engine.
+//! Connections to the Redis server (or Redis Cluster), shared by the
+//! threads that call the engine.
 //!
 //! The engine is synchronous (plugin calls run on tokio worker threads and
 //! wait for their store), so each call borrows one blocking connection for
@@ -17,11 +17,21 @@
 //! once for a short while ([`Outage`]), with the reason, instead of each
 //! waiting [`CONNECT_TIMEOUT`]: the next attempt comes after a delay that
 //! doubles up to [`MAX_BACKOFF`].
+//!
+//! A Redis Cluster (`redis+cluster://host:port,host:port`) is reached
+//! through redis-rs's cluster connection, which routes each script to the
+//! node owning its namespace's slot. Its own retries are off: it would send
+//! a command again after a timeout, and a write must not go twice. A
+//! `MOVED` answer (the slot has moved; nothing ran) is the one failure sent
+//! again, on a fresh connection that reads the new slot map. While a
+//! namespace's slot is being migrated, its scripts fail (`ASK`, `TRYAGAIN`:
+//! its keys may be split between two nodes) until the migration ends.
 
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
 use crate::kv::KvError;
 
@@ -61,17 +71,40 @@ pub(super) enum Retry {
     Never,
 }
 
-/// The connections to one Redis.
+/// The URL scheme of a Redis Cluster: its nodes, comma-separated.
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The connections to one Redis, or one Redis Cluster.
 pub(super) struct Pool {
-    client: Client,
+    target: Target,
     /// The URL with any password hidden, for every message.
     url: String,
     idle: Mutex<Vec<Idle>>,
     outage: Mutex<Option<Outage>>,
 }
 
+enum Target {
+    Server(Client),
+    Cluster(ClusterClient),
+}
+
+/// An open connection: to the server, or to every master of the cluster.
+enum Link {
+    Server(Connection),
+    Cluster(ClusterConnection),
+}
+
+impl Link {
+    fn commands(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Link::Server(connection) => connection,
+            Link::Cluster(connection) => connection,
+        }
+    }
+}
+
 struct Idle {
-    connection: Connection,
+    link: Link,
     since: Instant,
 }
 
@@ -86,75 +119,97 @@ impl Pool {
     /// A pool for `url`; no connection is opened yet.
     pub(super) fn new(url: &str) -> Result<Pool, KvError> {
         let shown = redacted(url);
-        let client = Client::open(url).map_err(|e| {
+        let target = match cluster_nodes(url) {
+            Some(nodes) => ClusterClient::builder(nodes)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(IO_TIMEOUT)
+                .retries(0)
+                .build()
+                .map(Target::Cluster),
+            None => Client::open(url).map(Target::Server),
+        }
+        .map_err(|e| {
             KvError::Unavailable(format!(
-                "redis at {shown}: {e} (the URL looks like redis://host:6379 or redis://:password@host:6379/0; TLS, rediss://, is not supported)"
+                "redis at {shown}: {e} (the URL looks like redis://host:6379, redis://:password@host:6379/0, or redis+cluster://host:7000,host:7001 for a Redis Cluster; TLS, rediss://, is not supported)"
             ))
         })?;
         Ok(Pool {
-            client,
+            target,
             url: shown,
             idle: Mutex::default(),
             outage: Mutex::default(),
         })
     }
 
-    /// The URL, password hidden.
-    pub(super) fn url(&self) -> &str {
-        &self.url
+    /// The INFO text of every server: the one server, or each master of
+    /// the cluster, each with its name.
+    pub(super) fn infos(&self) -> Result<Vec<(String, String)>, KvError> {
+        self.run_link(Retry::Idempotent, |link| match link {
+            Link::Server(connection) => Ok(vec![(self.url.clone(), redis::cmd("INFO").query(connection)?)]),
+            Link::Cluster(connection) => redis::cmd("INFO").query(connection),
+        })
     }
 
     /// Run `call` on a connection. A failure is `KvError::Unavailable`
     /// naming the URL; an idempotent call that failed on a connection that
-    /// had been idle is tried once more on a fresh one.
-    pub(super) fn run<T>(&self, retry: Retry, call: impl Fn(&mut Connection) -> RedisResult<T>) -> Result<T, KvError> {
-        let (mut connection, reused) = self.take(retry)?;
-        match call(&mut connection) {
+    /// had been idle is tried once more on a fresh one, and so is any call
+    /// a cluster node answered with `MOVED`.
+    pub(super) fn run<T>(&self, retry: Retry, call: impl Fn(&mut dyn ConnectionLike) -> RedisResult<T>) -> Result<T, KvError> {
+        self.run_link(retry, |link| call(link.commands()))
+    }
+
+    fn run_link<T>(&self, retry: Retry, call: impl Fn(&mut Link) -> RedisResult<T>) -> Result<T, KvError> {
+        let (mut link, reused) = self.take(retry)?;
+        let error = match call(&mut link) {
             Ok(value) => {
-                self.give_back(connection);
-                Ok(value)
+                self.give_back(link);
+                return Ok(value);
             }
-            Err(error) if replied(&error) => {
-                // The server answered with an error: the connection is in
-                // step and stays in use.
-                self.give_back(connection);
-                Err(self.unavailable(&error))
-            }
-            Err(error) => {
-                drop(connection);
-                self.idle.lock().clear();
-                if reused && retry == Retry::Idempotent {
-                    let mut fresh = self.connect()?;
-                    let value = call(&mut fresh).map_err(|error| self.unavailable(&error))?;
-                    self.give_back(fresh);
-                    return Ok(value);
-                }
-                Err(self.unavailable(&error))
-            }
+            Err(error) => error,
+        };
+        let again = if error.kind() == ErrorKind::Server(ServerErrorKind::Moved) {
+            // Nothing ran; every idle connection has the old slot map.
+            true
+        } else if replied(&error) {
+            // The server answered with an error: the connection is in
+            // step and stays in use.
+            self.give_back(link);
+            return Err(self.unavailable(&error));
+        } else {
+            reused && retry == Retry::Idempotent
+        };
+        drop(link);
+        self.idle.lock().clear();
+        if !again {
+            return Err(self.unavailable(&error));
         }
+        let mut fresh = self.connect()?;
+        let value = call(&mut fresh).map_err(|error| self.unavailable(&error))?;
+        self.give_back(fresh);
+        Ok(value)
     }
 
     /// An idle connection, or a new one; says whether it was idle.
-    fn take(&self, retry: Retry) -> Result<(Connection, bool), KvError> {
+    fn take(&self, retry: Retry) -> Result<(Link, bool), KvError> {
         loop {
             let Some(idle) = self.idle.lock().pop() else {
                 return Ok((self.connect()?, false));
             };
-            let mut connection = idle.connection;
-            if retry == Retry::Never && idle.since.elapsed() > IDLE_CHECK && !connection.check_connection() {
+            let mut link = idle.link;
+            if retry == Retry::Never && idle.since.elapsed() > IDLE_CHECK && !link.commands().check_connection() {
                 // Redis closed it; the others waited as long or longer.
                 self.idle.lock().clear();
                 continue;
             }
-            return Ok((connection, true));
+            return Ok((link, true));
         }
     }
 
-    fn give_back(&self, connection: Connection) {
+    fn give_back(&self, mut link: Link) {
         let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE && connection.is_open() {
+        if idle.len() < MAX_IDLE && link.commands().is_open() {
             idle.push(Idle {
-                connection,
+                link,
                 since: Instant::now(),
             });
         }
@@ -162,7 +217,7 @@ impl Pool {
 
     /// Open a connection with timeouts, unless Redis was unreachable a
     /// moment ago.
-    fn connect(&self) -> Result<Connection, KvError> {
+    fn connect(&self) -> Result<Link, KvError> {
         if let Some(outage) = &*self.outage.lock()
             && Instant::now() < outage.retry_at
         {
@@ -171,12 +226,12 @@ impl Pool {
                 self.url, outage.error
             )));
         }
-        match self.open_connection() {
-            Ok(connection) => {
+        match self.open_link() {
+            Ok(link) => {
                 if self.outage.lock().take().is_some() {
                     tracing::info!(url = %self.url, "the key-value store reaches Redis again");
                 }
-                Ok(connection)
+                Ok(link)
             }
             Err(error) => {
                 let mut outage = self.outage.lock();
@@ -196,11 +251,16 @@ impl Pool {
         }
     }
 
-    fn open_connection(&self) -> RedisResult<Connection> {
-        let connection = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-        connection.set_read_timeout(Some(IO_TIMEOUT))?;
-        connection.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(connection)
+    fn open_link(&self) -> RedisResult<Link> {
+        match &self.target {
+            Target::Server(client) => {
+                let connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+                connection.set_read_timeout(Some(IO_TIMEOUT))?;
+                connection.set_write_timeout(Some(IO_TIMEOUT))?;
+                Ok(Link::Server(connection))
+            }
+            Target::Cluster(client) => Ok(Link::Cluster(client.get_connection()?)),
+        }
     }
 
     fn unavailable(&self, error: &RedisError) -> KvError {
@@ -213,6 +273,23 @@ impl Pool {
 /// could not be read.
 fn replied(error: &RedisError) -> bool {
     matches!(error.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
+}
+
+/// The node URLs of a `redis+cluster://[user:password@]host:port,host:port`
+/// URL (each `redis://[user:password@]host:port`), or `None` for any other.
+fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let rest = url.strip_prefix(CLUSTER_SCHEME)?;
+    let (user_info, hosts) = match rest.rsplit_once('@') {
+        Some((user_info, hosts)) => (format!("{user_info}@"), hosts),
+        None => (String::new(), rest),
+    };
+    Some(
+        hosts
+            .trim_end_matches('/')
+            .split(',')
+            .map(|host| format!("redis://{user_info}{}", host.trim()))
+            .collect(),
+    )
 }
 
 /// `url` with its password replaced by `***`, for messages and logs.
@@ -243,5 +320,19 @@ mod tests {
         assert_eq!(redacted("redis://plume@db"), "redis://plume@db");
         assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redacted("not a url"), "not a url");
+        assert_eq!(redacted("redis+cluster://:s3cret@a:7000,b:7001"), "redis+cluster://:***@a:7000,b:7001");
+    }
+
+    #[test]
+    fn a_cluster_url_names_each_node() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://a:7000, b:7001/"),
+            Some(vec!["redis://a:7000".into(), "redis://b:7001".into()])
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://plume:pw@a:7000,b:7001"),
+            Some(vec!["redis://plume:pw@a:7000".into(), "redis://plume:pw@b:7001".into()])
+        );
+        assert_eq!(cluster_nodes("redis://a:6379"), None);
     }
 }
