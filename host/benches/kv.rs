@@ -3,7 +3,8 @@
 //! in-memory engine, one caller at a time.
 //!
 //! Run: `cargo bench -p plume --bench kv` (starts its own `redis-server` on
-//! a free port, persistence off, as the tests do).
+//! a free port, persistence off, as the tests do, then a three-master
+//! Redis Cluster).
 //!
 //! The memory engine is the baseline: a lock and a map, the floor of what
 //! any engine costs. On Redis each operation is one EVALSHA round trip over
@@ -61,6 +62,8 @@ fn engines(c: &mut Criterion) {
         b.iter(|| redis::cmd("PING").query::<String>(&mut connection).expect("PONG"))
     });
     operations(c, "redis", Arc::new(RedisEngine::open(&redis.url()).expect("the engine opens")));
+    let cluster = redis_server::RedisCluster::start();
+    operations(c, "redis-cluster", Arc::new(RedisEngine::open(&cluster.url()).expect("the engine opens")));
 }
 
 criterion_group!(benches, engines);

@@ -150,3 +150,23 @@ pub(super) fn quotas_refuse_writes_past_the_limits_of_each_namespace(engine: Arc
     std::thread::sleep(Duration::from_millis(5));
     a.set("k5", "5".into(), None).expect("an expired key makes room");
 }
+
+pub(super) fn list_by_prefix_takes_the_prefix_literally_in_byte_order(kv: &dyn KvEngine) {
+    let keys = ["x\u{10FFFF}", "+x", "-x", "[x", "(x", "x", "é", "xa"];
+    for key in keys {
+        kv.set("a", key, "v".into(), None).unwrap();
+    }
+    let listed = |prefix, limit| {
+        kv.list_by_prefix("a", prefix, limit)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed("[", 10), ["[x"]);
+    assert_eq!(listed("(", 10), ["(x"]);
+    assert_eq!(listed("-", 10), ["-x"]);
+    assert_eq!(listed("x", 10), ["x", "xa", "x\u{10FFFF}"]);
+    assert_eq!(listed("", 10), ["(x", "+x", "-x", "[x", "x", "xa", "x\u{10FFFF}", "é"]);
+    assert_eq!(listed("", 0), Vec::<String>::new());
+}

@@ -232,6 +232,11 @@ mod tests {
     }
 
     #[test]
+    fn list_by_prefix_takes_the_prefix_literally_in_byte_order() {
+        conformance::list_by_prefix_takes_the_prefix_literally_in_byte_order(&MemoryEngine::default());
+    }
+
+    #[test]
     fn usage_counts_the_live_keys_and_their_bytes() {
         conformance::usage_counts_the_live_keys_and_their_bytes(&MemoryEngine::default());
     }

@@ -421,6 +421,12 @@ mod tests {
     }
 
     #[test]
+    fn list_by_prefix_takes_the_prefix_literally_in_byte_order() {
+        let file = TempFile::new("list_literal");
+        conformance::list_by_prefix_takes_the_prefix_literally_in_byte_order(&file.open());
+    }
+
+    #[test]
     fn usage_counts_the_live_keys_and_their_bytes() {
         let file = TempFile::new("usage_counts");
         conformance::usage_counts_the_live_keys_and_their_bytes(&file.open());

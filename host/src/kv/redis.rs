@@ -8,15 +8,16 @@
 //! Redis Cluster the whole namespace sits in one slot and one script can
 //! touch all of them:
 //!
-//! | key                     | type | holds                                        |
-//! |-------------------------|------|----------------------------------------------|
-//! | `plume:kv:{ns}:values`   | HASH | key → value                                  |
-//! | `plume:kv:{ns}:versions` | HASH | key → version                                |
-//! | `plume:kv:{ns}:index`    | ZSET | every key at score 0, for `list_by_prefix`   |
-//! | `plume:kv:{ns}:expiries` | ZSET | key → expires-at (Unix ms, Redis's clock)    |
-//! | `plume:kv:{ns}:counters` | HASH | `seq` (last version), `keys`, `bytes`        |
+//! | key                      | type | holds                                      |
+//! |--------------------------|------|--------------------------------------------|
+//! | `plume:kv:{ns}:values`   | HASH | key → value                                |
+//! | `plume:kv:{ns}:versions` | HASH | key → version                              |
+//! | `plume:kv:{ns}:index`    | ZSET | every key at score 0, for `list_by_prefix` |
+//! | `plume:kv:{ns}:expiries` | ZSET | key → expires-at (Unix ms, Redis's clock)  |
+//! | `plume:kv:{ns}:counters` | HASH | `seq` (last version), `keys`, `bytes`      |
 //!
-//! and `plume:kv:namespaces` (a SET) names the namespaces, for [`sweep`].
+//! and `plume:kv:namespaces` (a SET) names the namespaces, for the sweep
+//! ([`KvEngine::sweep`]).
 //! In the namespace, `}` and `%` are written `%7D` and `%25` (and the empty
 //! name `%`), so that no namespace name can end the tag early, leave it
 //! empty, or collide with another.
@@ -41,7 +42,8 @@
 //!   so nodes with drifting clocks agree.
 //! - **Usage is counted, not scanned**: every script keeps `keys` and
 //!   `bytes` of the namespace in step, so the quota check before a write
-//!   costs one small script, however large the namespace.
+//!   (the key's size, then the namespace's counts) costs two small scripts,
+//!   however large the namespace.
 //! - **Connections** ([`pool`]): blocking, one per concurrent call, with
 //!   timeouts; a failure is [`KvError::Unavailable`] naming the URL, never a
 //!   panic, and the next call reconnects. A write that fails after it was
@@ -403,6 +405,11 @@ mod tests {
     }
 
     #[test]
+    fn list_by_prefix_takes_the_prefix_literally_in_byte_order() {
+        conformance::list_by_prefix_takes_the_prefix_literally_in_byte_order(&fresh().1);
+    }
+
+    #[test]
     fn usage_counts_the_live_keys_and_their_bytes() {
         conformance::usage_counts_the_live_keys_and_their_bytes(&fresh().1);
     }
@@ -587,7 +594,7 @@ mod tests {
         #[test]
         fn the_conformance_suite_passes_on_a_redis_cluster() {
             let cluster = RedisCluster::start();
-            let checks: [fn(&dyn KvEngine); 9] = [
+            let checks: [fn(&dyn KvEngine); 10] = [
                 conformance::compare_and_swap_accepts_only_the_current_version,
                 conformance::a_recreated_key_never_reuses_a_version,
                 conformance::namespaces_are_separate,
@@ -596,6 +603,7 @@ mod tests {
                 conformance::increment_reads_an_integer_as_rust_parses_it,
                 conformance::a_write_sets_or_clears_the_ttl_and_a_zero_ttl_expires_at_once,
                 conformance::list_by_prefix_is_ordered_limited_and_stays_in_its_namespace,
+                conformance::list_by_prefix_takes_the_prefix_literally_in_byte_order,
                 conformance::usage_counts_the_live_keys_and_their_bytes,
             ];
             for check in checks {

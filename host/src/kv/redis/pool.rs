@@ -268,11 +268,14 @@ impl Pool {
     }
 }
 
-/// Whether the error is the server's answer (the connection is still in
-/// step), rather than a broken or timed-out connection or a reply that
-/// could not be read.
+/// Whether the whole answer was read (the server's error, or a reply of
+/// another shape than expected): the connection is still in step. Anything
+/// else is a broken or timed-out connection, or a reply cut short.
 fn replied(error: &RedisError) -> bool {
-    matches!(error.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
+    matches!(
+        error.kind(),
+        ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType
+    )
 }
 
 /// The node URLs of a `redis+cluster://[user:password@]host:port,host:port`
