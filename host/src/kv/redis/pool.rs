@@ -91,14 +91,14 @@ enum Target {
 /// An open connection: to the server, or to every master of the cluster.
 enum Link {
     Server(Connection),
-    Cluster(ClusterConnection),
+    Cluster(Box<ClusterConnection>),
 }
 
 impl Link {
     fn commands(&mut self) -> &mut dyn ConnectionLike {
         match self {
             Link::Server(connection) => connection,
-            Link::Cluster(connection) => connection,
+            Link::Cluster(connection) => &mut **connection,
         }
     }
 }
@@ -146,7 +146,7 @@ impl Pool {
     pub(super) fn infos(&self) -> Result<Vec<(String, String)>, KvError> {
         self.run_link(Retry::Idempotent, |link| match link {
             Link::Server(connection) => Ok(vec![(self.url.clone(), redis::cmd("INFO").query(connection)?)]),
-            Link::Cluster(connection) => redis::cmd("INFO").query(connection),
+            Link::Cluster(connection) => redis::cmd("INFO").query(&mut **connection),
         })
     }
 
@@ -259,7 +259,7 @@ impl Pool {
                 connection.set_write_timeout(Some(IO_TIMEOUT))?;
                 Ok(Link::Server(connection))
             }
-            Target::Cluster(client) => Ok(Link::Cluster(client.get_connection()?)),
+            Target::Cluster(client) => Ok(Link::Cluster(Box::new(client.get_connection()?))),
         }
     }
 
