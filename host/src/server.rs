@@ -58,7 +58,20 @@ pub fn compile_cache(loaded: &Loaded) -> Option<crate::runtime::CompileCache> {
 /// plugins. The apps share the key-value engine, each in its own namespace;
 /// in a cluster, each app's broker and presence span the nodes.
 pub fn build_apps(loaded: &Loaded, runtime: &Runtime, cluster: Option<&Arc<Cluster>>) -> anyhow::Result<Vec<Arc<App>>> {
-    let engine = kv::open(&loaded.config.kv.engine(&loaded.base)).with_context(|| format!("{}: [kv]", loaded.file))?;
+    let mut engine = loaded.kv_engine()?;
+    // The default engine of a cluster on a Redis Cluster reaches it through
+    // the cluster client, seeded with the cluster's URL.
+    if let (kv::Engine::Redis(url), Some(cluster)) = (&mut engine, cluster)
+        && !loaded.kv_engine_named()
+        && cluster.names().layout == crate::cluster::names::Layout::Sharded
+        && let Some(rest) = url.strip_prefix("redis://")
+    {
+        *url = format!("redis+cluster://{rest}");
+    }
+    if let (kv::Engine::Redis(_), Some(_), false) = (&engine, cluster, loaded.kv_engine_named()) {
+        eprintln!("plume: key-value store: the redis engine on the cluster's Redis (set [kv] engine to keep another)");
+    }
+    let engine = kv::open(&engine).with_context(|| format!("{}: [kv]", loaded.file))?;
     let tenants = loaded.tenants();
     tenants
         .iter()
@@ -309,14 +322,17 @@ pub async fn serve_on(
     }
 
     // One engine holds every tenant's namespace: one sweep covers them all.
-    // Histories are per app.
+    // Histories are per app. A sweep waits on the engine (a disk, a Redis
+    // over the network), so it runs on a blocking thread, not on a worker
+    // that serves sockets.
     let kv = apps[0].kv.clone();
     let histories: Vec<Arc<App>> = apps.clone();
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tick.tick().await;
-            kv.sweep();
+            let kv = kv.clone();
+            let _ = tokio::task::spawn_blocking(move || kv.sweep()).await;
             for app in &histories {
                 app.history.sweep();
             }

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod node;
 pub mod redis;
+pub mod redis_server;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -311,16 +311,21 @@ impl ClusterSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KvSection {
-    pub engine: KvEngineName,
-    /// The redb file, relative to the config file; unused by `memory`.
+    /// Unset: `memory`, or `redis` on the cluster's Redis in a cluster.
+    pub engine: Option<Spanned<KvEngineName>>,
+    /// The redb file, relative to the config file; used by `redb` only.
     pub path: PathBuf,
+    /// The Redis of the `redis` engine, such as `redis://127.0.0.1:6379`;
+    /// unset, [`REDIS_URL_VAR`] names it (see [`Loaded::kv_redis_url`]).
+    pub url: Option<String>,
 }
 
 impl Default for KvSection {
     fn default() -> Self {
         KvSection {
-            engine: KvEngineName::Memory,
+            engine: None,
             path: "plume.redb".into(),
+            url: None,
         }
     }
 }
@@ -333,16 +338,61 @@ pub enum KvEngineName {
     Memory,
     /// An embedded on-disk database: survives restarts.
     Redb,
+    /// A Redis server: shared by every plume node pointed at it.
+    Redis,
 }
 
-impl KvSection {
-    /// The engine to open; a relative `path` starts at `base`, the config
-    /// file's folder.
-    pub fn engine(&self, base: &Path) -> crate::kv::Engine {
-        match self.engine {
+/// The environment variable naming the Redis when `plume.toml` does not
+/// (the cluster's, which the `redis` key-value engine uses too).
+pub const REDIS_URL_VAR: &str = REDIS_URL_ENV;
+
+impl Loaded {
+    /// The key-value engine to open. A relative redb `path` starts at the
+    /// config file's folder; the `redis` engine needs a URL
+    /// ([`Loaded::kv_redis_url`]). With no engine named, a cluster's nodes
+    /// share the `redis` engine on the cluster's Redis (a store local to
+    /// one node cannot be shared state), and a single node keeps `memory`.
+    pub fn kv_engine(&self) -> Result<crate::kv::Engine, ConfigError> {
+        let kv = &self.config.kv;
+        let Some(engine) = &kv.engine else {
+            return Ok(match self.cluster_redis_url() {
+                Some(cluster) => crate::kv::Engine::Redis(kv.url.clone().unwrap_or(cluster)),
+                None => crate::kv::Engine::Memory,
+            });
+        };
+        Ok(match engine.get_ref() {
             KvEngineName::Memory => crate::kv::Engine::Memory,
-            KvEngineName::Redb => crate::kv::Engine::Redb(base.join(&self.path)),
-        }
+            KvEngineName::Redb => crate::kv::Engine::Redb(self.base.join(&kv.path)),
+            KvEngineName::Redis => crate::kv::Engine::Redis(self.kv_redis_url().ok_or_else(|| {
+                self.error_at(
+                    engine.span().start,
+                    format!(
+                        "kv.engine: the `redis` engine needs a Redis to use: set `url = \"redis://host:6379\"` under [kv], or the {REDIS_URL_VAR} environment variable"
+                    ),
+                )
+            })?),
+        })
+    }
+
+    /// The Redis the `redis` engine uses: `[kv] url`, else the
+    /// [`REDIS_URL_VAR`] environment variable (when not empty). The one
+    /// place that decides it.
+    pub fn kv_redis_url(&self) -> Option<String> {
+        self.config
+            .kv
+            .url
+            .clone()
+            .or_else(|| std::env::var(REDIS_URL_VAR).ok().filter(|url| !url.is_empty()))
+    }
+
+    /// The cluster's Redis, when this node is in a cluster.
+    fn cluster_redis_url(&self) -> Option<String> {
+        self.config.cluster.settings().map(|settings| settings.redis_url)
+    }
+
+    /// Whether `[kv]` names its engine (else [`Loaded::kv_engine`] chose).
+    pub fn kv_engine_named(&self) -> bool {
+        self.config.kv.engine.is_some()
     }
 }
 
@@ -550,20 +600,20 @@ mod tests {
     #[test]
     fn the_kv_engine_defaults_to_memory() {
         let loaded = parse("", "plume.toml", Path::new("/srv")).expect("empty config is valid");
-        assert_eq!(loaded.config.kv.engine(&loaded.base), crate::kv::Engine::Memory);
+        assert_eq!(loaded.kv_engine().expect("an engine"), crate::kv::Engine::Memory);
     }
 
     #[test]
     fn a_redb_path_is_relative_to_the_config_file() {
         let loaded = parse("[kv]\nengine = \"redb\"\n", "plume.toml", Path::new("/srv")).expect("valid");
         assert_eq!(
-            loaded.config.kv.engine(&loaded.base),
+            loaded.kv_engine().expect("an engine"),
             crate::kv::Engine::Redb("/srv/plume.redb".into())
         );
         let loaded = parse("[kv]\nengine = \"redb\"\npath = \"/var/lib/plume/kv.redb\"\n", "plume.toml", Path::new("/srv"))
             .expect("valid");
         assert_eq!(
-            loaded.config.kv.engine(&loaded.base),
+            loaded.kv_engine().expect("an engine"),
             crate::kv::Engine::Redb("/var/lib/plume/kv.redb".into())
         );
     }
@@ -572,7 +622,32 @@ mod tests {
     fn an_unknown_kv_engine_names_the_choices() {
         let e = parse("[kv]\nengine = \"sqlite\"\n", "plume.toml", Path::new(".")).unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(e.message.contains("memory") && e.message.contains("redb"), "{}", e.message);
+        assert!(e.message.contains("memory") && e.message.contains("redb") && e.message.contains("redis"), "{}", e.message);
+    }
+
+    #[test]
+    fn in_a_cluster_the_kv_engine_defaults_to_the_clusters_redis() {
+        let loaded = parse("[cluster]\nredis_url = \"redis://10.0.0.7:6379\"\n", "plume.toml", Path::new("/srv")).expect("valid");
+        assert!(!loaded.kv_engine_named());
+        assert_eq!(loaded.kv_engine().expect("an engine"), crate::kv::Engine::Redis("redis://10.0.0.7:6379".into()));
+        // A named engine stays, and `[kv] url` picks another Redis.
+        let named = "[cluster]\nredis_url = \"redis://10.0.0.7:6379\"\n[kv]\nengine = \"memory\"\n";
+        assert_eq!(parse(named, "plume.toml", Path::new("/srv")).expect("valid").kv_engine().expect("an engine"), crate::kv::Engine::Memory);
+        let own = "[cluster]\nredis_url = \"redis://10.0.0.7:6379\"\n[kv]\nurl = \"redis://10.0.0.8:6379\"\n";
+        assert_eq!(
+            parse(own, "plume.toml", Path::new("/srv")).expect("valid").kv_engine().expect("an engine"),
+            crate::kv::Engine::Redis("redis://10.0.0.8:6379".into())
+        );
+    }
+
+    #[test]
+    fn the_redis_engine_uses_the_url_under_kv() {
+        let loaded = parse("[kv]\nengine = \"redis\"\nurl = \"redis://10.0.0.5:6380/2\"\n", "plume.toml", Path::new("/srv"))
+            .expect("valid");
+        assert_eq!(
+            loaded.kv_engine().expect("an engine"),
+            crate::kv::Engine::Redis("redis://10.0.0.5:6380/2".into())
+        );
     }
 
     #[test]

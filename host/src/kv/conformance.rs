@@ -1,9 +1,10 @@
 //! The semantics every key-value engine must have, as tests each engine
 //! runs against itself: one specification, checked on every engine.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{KvEngine, KvError};
+use super::{Kv, KvEngine, KvError, Quota, Usage};
 
 pub(super) fn compare_and_swap_accepts_only_the_current_version(kv: &dyn KvEngine) {
     assert_eq!(kv.compare_and_swap("a", "k", Some(1), "x".into(), None), Ok(None));
@@ -67,4 +68,105 @@ pub(super) fn list_by_prefix_is_ordered_limited_and_stays_in_its_namespace(kv: &
     };
     assert_eq!(keys(2), ["m:1", "m:2"]);
     assert_eq!(keys(10), ["m:1", "m:2", "m:3"]);
+}
+
+pub(super) fn increment_reads_an_integer_as_rust_parses_it(kv: &dyn KvEngine) {
+    let cases = [
+        (" 7 ", Ok(8)),
+        ("+7", Ok(8)),
+        ("007", Ok(8)),
+        ("-0", Ok(1)),
+        ("-8", Ok(-7)),
+        ("\u{a0}7\u{3000}", Ok(8)),
+        ("\u{2003}\u{85}7\u{2029}", Ok(8)),
+        ("\t7\n", Ok(8)),
+        ("-9223372036854775808", Ok(i64::MIN + 1)),
+        ("9223372036854775808", Err(KvError::NotANumber)),
+        ("7.0", Err(KvError::NotANumber)),
+        ("", Err(KvError::NotANumber)),
+        ("-", Err(KvError::NotANumber)),
+        ("+-7", Err(KvError::NotANumber)),
+        ("7 7", Err(KvError::NotANumber)),
+        ("\u{663}", Err(KvError::NotANumber)),
+    ];
+    for (stored, sum) in cases {
+        kv.set("a", "n", stored.into(), None).unwrap();
+        assert_eq!(kv.increment("a", "n", 1, None), sum, "{stored:?} + 1");
+    }
+    assert_eq!(kv.increment("a", "fresh", i64::MIN, None), Ok(i64::MIN));
+    assert!(matches!(kv.increment("a", "fresh", -1, None), Err(KvError::Quota(_))));
+    assert_eq!(kv.get("a", "fresh").unwrap().map(|e| e.value), Some(i64::MIN.to_string()), "a refused sum changes nothing");
+}
+
+pub(super) fn a_write_sets_or_clears_the_ttl_and_a_zero_ttl_expires_at_once(kv: &dyn KvEngine) {
+    kv.set("a", "zero", "1".into(), Some(Duration::ZERO)).unwrap();
+    assert_eq!(kv.get("a", "zero"), Ok(None));
+    kv.set("a", "n", "1".into(), None).unwrap();
+    assert_eq!(kv.increment("a", "n", 1, Some(Duration::from_millis(1))), Ok(2));
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(kv.get("a", "n"), Ok(None), "increment's ttl applies");
+    assert_eq!(kv.increment("a", "n", 1, None), Ok(1), "an expired key counts as absent");
+    assert!(!kv.delete("a", "zero").unwrap(), "an expired key is not deleted: it was not there");
+}
+
+pub(super) fn usage_counts_the_live_keys_and_their_bytes(kv: &dyn KvEngine) {
+    assert_eq!(kv.usage("a"), Ok(Usage::default()));
+    kv.set("a", "k1", "abc".into(), None).unwrap();
+    kv.set("a", "k2", "x".into(), Some(Duration::from_millis(1))).unwrap();
+    kv.set("a", "k1", "abcdef".into(), None).unwrap();
+    kv.set("b", "other", "app".into(), None).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(kv.usage("a"), Ok(Usage { keys: 1, bytes: 8 }));
+    kv.increment("a", "n", 42, None).unwrap();
+    assert_eq!(kv.usage("a"), Ok(Usage { keys: 2, bytes: 11 }));
+    assert!(kv.delete("a", "k1").unwrap());
+    assert!(kv.delete("a", "n").unwrap());
+    assert_eq!(kv.usage("a"), Ok(Usage::default()));
+    assert_eq!(kv.usage("b"), Ok(Usage { keys: 1, bytes: 8 }));
+}
+
+pub(super) fn quotas_refuse_writes_past_the_limits_of_each_namespace(engine: Arc<dyn KvEngine>) {
+    let quota = Quota {
+        max_keys: 2,
+        max_bytes: 20,
+    };
+    let a = Kv::new(engine.clone(), "a").with_quota(quota);
+    let b = Kv::new(engine, "b").with_quota(quota);
+    a.set("k1", "1".into(), None).unwrap();
+    a.set("k2", "2".into(), None).unwrap();
+    assert!(matches!(a.set("k3", "3".into(), None), Err(KvError::Quota(why)) if why.contains("max_kv_keys")));
+    assert!(matches!(a.increment("k3", 1, None), Err(KvError::Quota(_))));
+    b.set("k3", "3".into(), None).expect("another namespace has its own quota");
+    a.set("k1", "rewritten".into(), None).expect("overwriting adds no key");
+    assert!(matches!(
+        a.compare_and_swap("k2", None, "x".repeat(20), None),
+        Err(KvError::Quota(why)) if why.contains("max_kv_bytes")
+    ));
+    assert!(a.delete("k2").unwrap());
+    a.set("k3", "3".into(), None).expect("a deleted key makes room");
+    a.set("k4", "4".into(), Some(Duration::from_millis(1))).unwrap_err();
+    assert!(a.delete("k3").unwrap());
+    a.set("k4", "4".into(), Some(Duration::from_millis(1))).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    a.set("k5", "5".into(), None).expect("an expired key makes room");
+}
+
+pub(super) fn list_by_prefix_takes_the_prefix_literally_in_byte_order(kv: &dyn KvEngine) {
+    let keys = ["x\u{10FFFF}", "+x", "-x", "[x", "(x", "x", "é", "xa"];
+    for key in keys {
+        kv.set("a", key, "v".into(), None).unwrap();
+    }
+    let listed = |prefix, limit| {
+        kv.list_by_prefix("a", prefix, limit)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed("[", 10), ["[x"]);
+    assert_eq!(listed("(", 10), ["(x"]);
+    assert_eq!(listed("-", 10), ["-x"]);
+    assert_eq!(listed("x", 10), ["x", "xa", "x\u{10FFFF}"]);
+    assert_eq!(listed("", 10), ["(x", "+x", "-x", "[x", "x", "xa", "x\u{10FFFF}", "é"]);
+    assert_eq!(listed("", 0), Vec::<String>::new());
 }

@@ -220,4 +220,29 @@ mod tests {
     fn list_by_prefix_is_ordered_limited_and_stays_in_its_namespace() {
         conformance::list_by_prefix_is_ordered_limited_and_stays_in_its_namespace(&MemoryEngine::default());
     }
+
+    #[test]
+    fn increment_reads_an_integer_as_rust_parses_it() {
+        conformance::increment_reads_an_integer_as_rust_parses_it(&MemoryEngine::default());
+    }
+
+    #[test]
+    fn a_write_sets_or_clears_the_ttl_and_a_zero_ttl_expires_at_once() {
+        conformance::a_write_sets_or_clears_the_ttl_and_a_zero_ttl_expires_at_once(&MemoryEngine::default());
+    }
+
+    #[test]
+    fn list_by_prefix_takes_the_prefix_literally_in_byte_order() {
+        conformance::list_by_prefix_takes_the_prefix_literally_in_byte_order(&MemoryEngine::default());
+    }
+
+    #[test]
+    fn usage_counts_the_live_keys_and_their_bytes() {
+        conformance::usage_counts_the_live_keys_and_their_bytes(&MemoryEngine::default());
+    }
+
+    #[test]
+    fn quotas_refuse_writes_past_the_limits_of_each_namespace() {
+        conformance::quotas_refuse_writes_past_the_limits_of_each_namespace(std::sync::Arc::new(MemoryEngine::default()));
+    }
 }

@@ -8,13 +8,19 @@
 //!
 //! Each app has its own namespace ([`Kv`]); an engine ([`KvEngine`]) holds
 //! every namespace. The in-memory engine is the default; the redb engine
-//! keeps the store in a file so it outlives a restart (`[kv]` in plume.toml
-//! chooses, see [`open`]).
+//! keeps the store in a file so it outlives a restart; the Redis engine
+//! keeps it in a Redis server, where several plume nodes share it (`[kv]` in
+//! plume.toml chooses, see [`open`]).
 
 #[cfg(test)]
 mod conformance;
 mod memory;
 mod redb;
+mod redis;
+/// The tests' `redis-server`, shared with the end-to-end tests.
+#[cfg(test)]
+#[path = "../../../tests/support/redis_server.rs"]
+mod test_redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +28,7 @@ use std::time::Duration;
 
 pub use self::memory::MemoryEngine;
 pub use self::redb::RedbEngine;
+pub use self::redis::RedisEngine;
 
 /// A stored value and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,9 +120,10 @@ pub enum Engine {
     Memory,
     /// In a redb file at this path: every acknowledged write is on disk.
     Redb(PathBuf),
+    /// In the Redis server at this URL, shared by every node using it.
+    Redis(String),
 }
 
-/// Open the engine `engine` names.
 /// `increment`'s arithmetic, the same for every engine: the stored value
 /// (none counts as 0) as an integer, plus `delta`.
 pub(crate) fn incremented(stored: Option<&str>, delta: i64) -> Result<i64, KvError> {
@@ -123,14 +131,21 @@ pub(crate) fn incremented(stored: Option<&str>, delta: i64) -> Result<i64, KvErr
         Some(value) => value.trim().parse::<i64>().map_err(|_| KvError::NotANumber)?,
         None => 0,
     };
-    old.checked_add(delta)
-        .ok_or_else(|| KvError::Quota("the sum does not fit in 64 bits".into()))
+    old.checked_add(delta).ok_or_else(sum_overflow)
 }
 
+/// `increment`'s error when the sum does not fit in an `i64`.
+pub(crate) fn sum_overflow() -> KvError {
+    KvError::Quota("the sum does not fit in 64 bits".into())
+}
+
+/// Open the engine `engine` names. Fails with what to do when the file or
+/// the server cannot hold the store.
 pub fn open(engine: &Engine) -> Result<Arc<dyn KvEngine>, KvError> {
     Ok(match engine {
         Engine::Memory => Arc::new(MemoryEngine::default()),
         Engine::Redb(path) => Arc::new(RedbEngine::open(path)?),
+        Engine::Redis(url) => Arc::new(RedisEngine::open(url)?),
     })
 }
 

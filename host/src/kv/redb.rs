@@ -409,6 +409,36 @@ mod tests {
     }
 
     #[test]
+    fn increment_reads_an_integer_as_rust_parses_it() {
+        let file = TempFile::new("increment_re");
+        conformance::increment_reads_an_integer_as_rust_parses_it(&file.open());
+    }
+
+    #[test]
+    fn a_write_sets_or_clears_the_ttl_and_a_zero_ttl_expires_at_once() {
+        let file = TempFile::new("a_write_sets");
+        conformance::a_write_sets_or_clears_the_ttl_and_a_zero_ttl_expires_at_once(&file.open());
+    }
+
+    #[test]
+    fn list_by_prefix_takes_the_prefix_literally_in_byte_order() {
+        let file = TempFile::new("list_literal");
+        conformance::list_by_prefix_takes_the_prefix_literally_in_byte_order(&file.open());
+    }
+
+    #[test]
+    fn usage_counts_the_live_keys_and_their_bytes() {
+        let file = TempFile::new("usage_counts");
+        conformance::usage_counts_the_live_keys_and_their_bytes(&file.open());
+    }
+
+    #[test]
+    fn quotas_refuse_writes_past_the_limits_of_each_namespace() {
+        let file = TempFile::new("quotas_refus");
+        conformance::quotas_refuse_writes_past_the_limits_of_each_namespace(std::sync::Arc::new(file.open()));
+    }
+
+    #[test]
     fn a_second_open_of_the_same_file_is_refused_with_a_hint() {
         let file = TempFile::new("locked");
         let _kv = file.open();
