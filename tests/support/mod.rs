@@ -294,6 +294,15 @@ impl Client {
         self.ws.send(Message::Text(text.into())).await.expect("send");
     }
 
+    /// Send several text frames in one write, as a client that batches
+    /// its outgoing messages does: the server reads them together.
+    pub async fn send_batch(&mut self, frames: &[&str]) {
+        for frame in frames {
+            self.ws.feed(Message::Text((*frame).into())).await.expect("queue a frame");
+        }
+        self.ws.flush().await.expect("send");
+    }
+
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         self.ws.send(Message::Binary(bytes.into())).await.expect("send");
     }

@@ -41,6 +41,19 @@ pub(super) struct Channel {
     extra_topics: HashSet<String>,
 }
 
+impl Channel {
+    /// Whether a message's `join_ref` names this channel: the same
+    /// reference (as JSON: `"1"` is not `1`), or any when the channel was
+    /// joined without one.
+    fn joined_as(&self, join_ref: &RawValue) -> bool {
+        if self.join_ref == protocol::NULL || self.join_ref == join_ref.get() {
+            return true;
+        }
+        let parse = |raw: &str| serde_json::from_str::<serde_json::Value>(raw).ok();
+        parse(&self.join_ref).is_some_and(|ours| parse(join_ref.get()) == Some(ours))
+    }
+}
+
 fn status(status: ReplyStatus) -> &'static str {
     match status {
         ReplyStatus::Ok => "ok",
@@ -150,10 +163,23 @@ impl Connection {
         }
     }
 
+    /// `phx_leave`, answered as Phoenix.Socket answers it:
+    /// - no channel on the topic (never joined, a refused join, left
+    ///   already): an ok reply with the leave's own references, and nothing
+    ///   to close;
+    /// - the topic's channel, named by its join_ref (or joined without one,
+    ///   as old V1 clients do): an ok reply, then `phx_close`;
+    /// - a channel of a later join: the leave is ignored. It was sent for an
+    ///   earlier channel on the topic, which the rejoin already closed (the
+    ///   client has its `phx_close`), and must not end the new one.
     pub(super) fn leave(&mut self, topic: &str, message: &Inbound<'_>) {
         let Some(&key) = self.topics.get(topic) else {
-            return self.unmatched(message);
+            return self.reply_raw(message, "ok", "{}");
         };
+        if !self.channels.get(&key).is_some_and(|channel| channel.joined_as(message.join_ref)) {
+            tracing::debug!(socket = self.key, topic, join_ref = message.join_ref.get(), "ignored a leave for an earlier join of the topic");
+            return;
+        }
         self.reply_channel(key, message.reference, Payload::Reply { status: "ok", response: "{}" });
         if let Some(channel) = self.remove_channel(key, "leave") {
             self.send_control(&channel, "phx_close");
