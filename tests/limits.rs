@@ -286,7 +286,7 @@ async fn kv_keys_over_max_kv_keys_are_refused_with_a_quota_error() {
     let mut c = server.client(1).await;
     let j = c.join_ok_probe("probe:kv").await;
     let (written, error) = fill_kv(&mut c, &j, "1").await;
-    assert!(written >= 1 && written <= 5, "{written} keys fit");
+    assert!((1..=5).contains(&written), "{written} keys fit");
     assert!(error.contains("quota") && error.contains("max_kv_keys"), "{error}");
     // Overwriting a key adds none; deleting one makes room.
     let reply = call(&mut c, &j, "probe:kv", "kv", json!({"op": "set", "key": "k0", "value": "2"})).await;
@@ -302,7 +302,7 @@ async fn kv_bytes_over_max_kv_bytes_are_refused_with_a_quota_error() {
     let mut c = server.client(1).await;
     let j = c.join_ok_probe("probe:kv").await;
     let (written, error) = fill_kv(&mut c, &j, &"x".repeat(300)).await;
-    assert!(written >= 1 && written <= 6, "{written} values of 300 bytes fit in 2000");
+    assert!((1..=6).contains(&written), "{written} values of 300 bytes fit in 2000");
     assert!(error.contains("quota") && error.contains("max_kv_bytes"), "{error}");
     let reply = call(&mut c, &j, "probe:kv", "kv", json!({"op": "cas", "key": "k0", "value": "x".repeat(3000)})).await;
     assert!(reply["response"]["error"].as_str().unwrap_or_default().contains("max_kv_bytes"), "{reply}");

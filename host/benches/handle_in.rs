@@ -74,10 +74,10 @@ fn native(c: &mut Criterion) {
                     GuestPayload::Json(black_box(payload).to_owned()),
                     socket,
                 );
-                if let Action::Reply(reply) = &handled.action {
-                    if let GuestPayload::Json(json) = &reply.payload {
-                        serde_json::from_str::<serde::de::IgnoredAny>(json).expect("JSON reply");
-                    }
+                if let Action::Reply(reply) = &handled.action
+                    && let GuestPayload::Json(json) = &reply.payload
+                {
+                    serde_json::from_str::<serde::de::IgnoredAny>(json).expect("JSON reply");
                 }
                 black_box(handled)
             })

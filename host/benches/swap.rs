@@ -188,6 +188,7 @@ async fn main() {
         during.extend(d);
     }
     let _ = server.kill();
+    let _ = server.wait();
     let _ = std::fs::remove_dir_all(&scratch);
 
     let compiled = summary("compiled swap (file landed -> first reply from the new version)", &mut compiled);

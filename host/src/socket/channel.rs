@@ -389,10 +389,10 @@ impl Connection {
                 Effect::SendSelf(message) => self.pending.push_back(Pending::Info(key, message)),
                 Effect::Subscribe(topic) => self.subscribe_extra(key, topic),
                 Effect::Unsubscribe(topic) => {
-                    if let Some(channel) = self.channels.get_mut(&key) {
-                        if channel.extra_topics.remove(&topic) {
-                            self.app.broker.unsubscribe(&topic, self.key, key);
-                        }
+                    if let Some(channel) = self.channels.get_mut(&key)
+                        && channel.extra_topics.remove(&topic)
+                    {
+                        self.app.broker.unsubscribe(&topic, self.key, key);
                     }
                 }
             }

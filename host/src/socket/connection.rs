@@ -237,7 +237,7 @@ impl Connection {
                     }
                 }
                 event = events.recv() => {
-                    let Some(event) = event else { return None };
+                    let event = event?;
                     self.on_event(event);
                     for _ in 1..EVENTS_PER_WAKE {
                         match events.try_recv() {

@@ -166,7 +166,7 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
     }
     let admission = match super::connect::admit(app, peer) {
         Ok(admission) => admission,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (params, vsn) = super::connect::query_params(request.uri().query());
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
@@ -257,10 +257,8 @@ async fn poll(session: &Session, token: &str) -> Response<Body> {
 fn line_frame(line: &str) -> Message {
     use base64::Engine as _;
     let json = line.trim_start().starts_with(['[', '{']);
-    if !json {
-        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line.trim()) {
-            return Message::Binary(bytes.into());
-        }
+    if !json && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line.trim()) {
+        return Message::Binary(bytes.into());
     }
     Message::Text(line.into())
 }

@@ -126,7 +126,7 @@ impl AsyncWrite for UpgradedIo {
 /// The prefix phoenix.js puts before the `authToken` in the subprotocol list.
 const AUTH_TOKEN_PREFIX: &str = "base64url.bearer.phx.";
 
-fn header_str<'h>(headers: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -152,8 +152,9 @@ fn subprotocols(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// The client's `Sec-WebSocket-Key` when `headers` ask for a WebSocket
-/// (RFC 6455 §4.2.1), or the 400 response that says what was missing.
-pub(super) fn handshake_key(headers: &HeaderMap) -> Result<String, Response<Body>> {
+/// (RFC 6455 §4.2.1), or the 400 response that says what was missing
+/// (boxed: a response is large, and most handshakes are fine).
+pub(super) fn handshake_key(headers: &HeaderMap) -> Result<String, Box<Response<Body>>> {
     match header_str(headers, header::SEC_WEBSOCKET_KEY) {
         Some(key)
             if has_token(headers, header::CONNECTION, "upgrade")
@@ -162,10 +163,10 @@ pub(super) fn handshake_key(headers: &HeaderMap) -> Result<String, Response<Body
         {
             Ok(key.to_owned())
         }
-        _ => Err(text(
+        _ => Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "expected a WebSocket upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13)\n",
-        )),
+        ))),
     }
 }
 
@@ -223,7 +224,7 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, request: Request<Inc
     let headers = request.headers();
     let key = match handshake_key(headers) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
 
     if !super::connect::origin_allowed(app, headers, peer) {
@@ -231,7 +232,7 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, request: Request<Inc
     }
     let admission = match super::connect::admit(app, peer) {
         Ok(admission) => admission,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (params, vsn) = super::connect::query_params(request.uri().query());
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {
