@@ -76,6 +76,7 @@ fn plume_new_refuses_bad_names_existing_folders_and_broken_configs() {
     assert!(!broken.status.success());
     let stderr = text(&broken.stderr);
     assert!(stderr.contains("broken.toml:3") && stderr.contains("bnd"), "{stderr}");
+    assert_eq!(stderr.matches("broken.toml:3").count(), 1, "the error is printed once:\n{stderr}");
     assert!(!scratch.join("plugins/fresh").exists(), "nothing is written when the config is broken");
     let _ = std::fs::remove_dir_all(&scratch);
 }

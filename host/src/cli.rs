@@ -36,10 +36,7 @@ impl ServeArgs {
 pub fn load_config(path: Option<&std::path::Path>, plugin_dir: Option<PathBuf>, build: bool) -> anyhow::Result<config::Loaded> {
     Ok(match path {
         Some(path) => config::load(path)?,
-        None => {
-            let dir = crate::server::demo_plugin_dir(plugin_dir.as_deref(), build)?;
-            config::parse(config::DEMO, "the built-in demo configuration", &dir)?
-        }
+        None => config::demo(&crate::server::demo_plugin_dir(plugin_dir.as_deref(), build)?)?,
     })
 }
 

@@ -43,6 +43,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a fresh secret_key_base (64 random characters) for
+    /// SECRET_KEY_BASE or the configuration.
+    Secret,
     /// Sign and verify Phoenix.Token tokens.
     Token {
         #[command(subcommand)]
@@ -79,10 +82,23 @@ enum TokenCommand {
     },
 }
 
+/// The secret `plume token` uses: `--secret`, else `SECRET_KEY_BASE`, else
+/// (said on stderr, since only the demo app accepts it) the development one.
 fn secret(explicit: Option<String>) -> String {
     explicit
         .or_else(|| std::env::var("SECRET_KEY_BASE").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| config::DEV_SECRET.to_owned())
+        .unwrap_or_else(|| {
+            eprintln!("plume: note: SECRET_KEY_BASE is unset: using the development secret, which only the demo app accepts");
+            config::DEV_SECRET.to_owned()
+        })
+}
+
+/// A new secret_key_base: 48 random bytes in base64, 64 characters (what
+/// `openssl rand -base64 48` prints).
+fn new_secret() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 48] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// `plume new`: scaffold, then say what to run next.
@@ -106,6 +122,9 @@ fn new_plugin(name: &str, socket: bool, config: Option<PathBuf>) -> anyhow::Resu
     eprintln!("next:");
     eprintln!("  cargo test --release -p {name}                      # its tests, on the real runtime");
     let shown = done.config.strip_prefix(&cwd).unwrap_or(&done.config);
+    if std::env::var_os("SECRET_KEY_BASE").is_none() {
+        eprintln!("  export SECRET_KEY_BASE=$(cargo run -q --release -- secret)   # an app served with --config needs its own secret");
+    }
     eprintln!("  cargo run --release -- dev --config {}   # build, serve, and hot-swap on save", shown.display());
     Ok(())
 }
@@ -154,6 +173,10 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::New { name, socket, config } => new_plugin(&name, socket, config),
+        Command::Secret => {
+            println!("{}", new_secret());
+            Ok(())
+        }
         Command::Token { command } => match command {
             TokenCommand::Sign {
                 salt,

@@ -19,17 +19,6 @@ use crate::runtime::{Runtime, Settings};
 use crate::token::Tokens;
 use crate::transport::{self, Server};
 
-/// A tenant's secret and where it came from, for the start-up report.
-fn secret(tenant: &config::Tenant<'_>) -> (String, &'static str) {
-    if let Some(secret) = &tenant.secret_key_base {
-        return (secret.clone(), "plume.toml");
-    }
-    match std::env::var("SECRET_KEY_BASE") {
-        Ok(secret) if !secret.is_empty() => (secret, "SECRET_KEY_BASE"),
-        _ => (config::DEV_SECRET.to_owned(), "development default"),
-    }
-}
-
 fn origin(loaded: crate::runtime::Loaded) -> &'static str {
     match loaded.origin {
         crate::runtime::Origin::Compiled => "compiled",
@@ -131,11 +120,11 @@ fn build_tenant(
         })
         .collect::<Result<Vec<_>, config::ConfigError>>()?;
 
-    let (secret, source) = secret(tenant);
-    if source == "development default" {
-        tracing::warn!(tenant = %tenant.id, "no secret_key_base configured and SECRET_KEY_BASE is unset: using the development secret. Set SECRET_KEY_BASE (64 bytes or more) in production.");
-    } else if secret.len() < 64 {
-        tracing::warn!(tenant = %tenant.id, source, "the secret_key_base is shorter than 64 bytes; Phoenix requires at least 64");
+    let secret = loaded.secret(tenant)?;
+    if secret.origin == config::SecretOrigin::Development {
+        tracing::warn!(tenant = %tenant.id, "SECRET_KEY_BASE is unset: {} signs tokens with the public development secret (only the demo app may; an app served with --config needs a secret of its own)", tenant.describe());
+    } else if secret.key.len() < config::MIN_SECRET_BYTES {
+        tracing::warn!(tenant = %tenant.id, origin = %secret.origin, "the secret is shorter than {} bytes; Phoenix requires at least that", config::MIN_SECRET_BYTES);
     }
     let limits = tenant.limits.to_app_limits();
     let socket_paths: Vec<String> = tenant
@@ -158,7 +147,7 @@ fn build_tenant(
         presence: crate::presence::Presence::new(
             (tenant.limits.presence_coalesce_ms > 0).then(|| Duration::from_millis(tenant.limits.presence_coalesce_ms)),
         ),
-        tokens: Tokens::new(secret.as_bytes()),
+        tokens: Tokens::new(secret.key.as_bytes()),
         figures: Default::default(),
         rates: crate::app::Rates::new(&limits),
         limits,

@@ -26,8 +26,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for one expected frame.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// The secret the demo server signs with when none is configured.
-pub const SECRET: &str = plume::config::DEV_SECRET;
+/// The `SECRET_KEY_BASE` of every server the harness starts (an app
+/// served with `--config` refuses to start without one), and of every token
+/// it signs.
+pub const SECRET: &str = "plume-test-suite-secret-key-base-0123456789abcdef0123456789abcdef0123";
 
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -156,6 +158,10 @@ impl Server {
     /// Run a prepared `plume` command and wait up to `patience` for it to
     /// listen.
     pub fn spawn_command(mut command: Command, dir: Option<TempDir>, patience: Duration) -> Result<Server, String> {
+        // The suite's secret, unless the test chose (or removed) one.
+        if !command.get_envs().any(|(name, _)| name == "SECRET_KEY_BASE") {
+            command.env("SECRET_KEY_BASE", SECRET);
+        }
         let mut child = command
             .env("PLUME_LOG", "info")
             .stdout(Stdio::piped())

@@ -10,16 +10,20 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod keys;
+mod secret;
 mod tenant;
 
+pub use secret::{MIN_SECRET_BYTES, Secret, SecretError, SecretOrigin, SecretRule};
 pub use tenant::{LimitOverrides, SocketPaths, Tenant, TenantSection};
 
 /// The demo app's configuration: `plume serve` with no `--config`.
 /// Plugin paths are relative to the built plugins' directory.
 pub const DEMO: &str = include_str!("demo.toml");
 
-/// The development secret used when neither the config nor
-/// `SECRET_KEY_BASE` gives one. Never use it in production.
+/// The development secret the demo app uses when `SECRET_KEY_BASE` gives
+/// none. It is public: an app served from a configuration file refuses it
+/// (see [`SecretRule`]).
 pub const DEV_SECRET: &str =
     "plume-test-secret-key-base-0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -106,8 +110,9 @@ pub struct AppSection {
     pub id: String,
     /// Where the socket is mounted: WebSocket at `<socket_path>/websocket`.
     pub socket_path: String,
-    /// The Phoenix `secret_key_base` for tokens. Falls back to the
-    /// `SECRET_KEY_BASE` environment variable, then to a development secret.
+    /// The Phoenix `secret_key_base` for tokens (64 bytes or more). Falls
+    /// back to the `SECRET_KEY_BASE` environment variable; without either,
+    /// only the demo app starts, on the development secret.
     pub secret_key_base: Option<String>,
     /// The plugin that authenticates connections; none accepts everyone.
     pub socket_plugin: Option<Spanned<String>>,
@@ -302,6 +307,8 @@ pub struct Loaded {
     pub config: Config,
     pub base: PathBuf,
     pub file: String,
+    /// Whether its apps may run on the development secret.
+    pub secrets: SecretRule,
     text: String,
 }
 
@@ -344,19 +351,32 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Loaded, ConfigError>
         let line = e
             .span()
             .map_or(1, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = match keys::where_it_belongs(e.message()) {
+            Some(hint) => format!("{}; {hint}", e.message()),
+            None => e.message().to_owned(),
+        };
         ConfigError {
             file: file.to_owned(),
             line,
-            message: e.message().to_owned(),
+            message,
         }
     })?;
     let loaded = Loaded {
         config,
         base: base.to_owned(),
         file: file.to_owned(),
+        secrets: SecretRule::Required,
         text: text.to_owned(),
     };
     loaded.validate()?;
+    Ok(loaded)
+}
+
+/// The demo app ([`DEMO`]) over the built plugins in `plugin_dir`: the one
+/// configuration that may run on the development secret.
+pub fn demo(plugin_dir: &Path) -> Result<Loaded, ConfigError> {
+    let mut loaded = parse(DEMO, "the built-in demo configuration", plugin_dir)?;
+    loaded.secrets = SecretRule::DevelopmentAllowed;
     Ok(loaded)
 }
 
@@ -393,6 +413,15 @@ mod tests {
         assert_eq!(e.file, "plume.toml");
         assert_eq!(e.line, 3);
         assert!(e.message.contains("bnd"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_key_in_the_wrong_section_names_the_section_it_belongs_to() {
+        let e = parse("[server]\nmax_connections = 5\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("belongs under [limits]"), "{}", e.message);
+        let e = parse("[app]\nbind = \"0.0.0.0:4000\"\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert!(e.message.contains("`bind` belongs under [server]"), "{}", e.message);
     }
 
     #[test]

@@ -126,6 +126,16 @@ impl Tenant<'_> {
         }
     }
 
+    /// The tenant as messages name it: "the app `demo`" (the single-app
+    /// form) or "tenant `acme`".
+    pub fn describe(&self) -> String {
+        if self.table_key.is_empty() {
+            format!("the app `{}`", self.id)
+        } else {
+            format!("tenant `{}`", self.id)
+        }
+    }
+
     /// How `plugins.<name>` is written for this tenant.
     pub fn plugin_key(&self, name: &str) -> String {
         format!("{}plugins.{name}", self.table_key)

@@ -115,6 +115,10 @@ pub enum Fault {
 /// Why a component could not be loaded. The message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error(
+        "there is no plugin file at {0}: build the plugins first with `plume build` (`cargo run --release -- build` in plume's source tree), or fix the path"
+    )]
+    Missing(String),
     #[error("cannot read {path}")]
     Read {
         path: String,
@@ -255,9 +259,12 @@ impl Runtime {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing(path.display().to_string()),
+        _ => LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        },
     })
 }
 

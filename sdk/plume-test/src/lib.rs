@@ -239,8 +239,11 @@ impl HarnessBuilder {
         let files = plugins::build(&names)?;
         let text = self.config_text(&names, &files)?;
         let workspace = plugins::workspace()?;
-        let loaded = plume::config::parse(&text, "the plume-test harness configuration", &workspace)
+        let mut loaded = plume::config::parse(&text, "the plume-test harness configuration", &workspace)
             .map_err(|e| e.to_string())?;
+        // A harness is no deployment: without a secret_key_base it signs
+        // with the development secret, as the demo app does.
+        loaded.secrets = plume::config::SecretRule::DevelopmentAllowed;
         let runtime = wasm_runtime()?;
         let app = plume::server::build_app(&loaded, &runtime).map_err(|e| format!("{e:#}"))?;
         let app = Arc::try_unwrap(app).map_err(|_| "the app is shared before the harness could wrap its broker".to_owned())?;
