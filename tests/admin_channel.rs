@@ -1,4 +1,4 @@
-//! AdminChannel, topics `admin:*` (shared/spec/demo-app.md), over real sockets.
+//! AdminChannel, topics `admin:*` (docs/demo-app.md), over real sockets.
 
 mod support;
 

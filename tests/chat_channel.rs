@@ -1,5 +1,5 @@
 //! ChatChannel, topics `chat:*`, and its interceptors
-//! (shared/spec/demo-app.md), over real sockets.
+//! (docs/demo-app.md), over real sockets.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! DonationChannel, topics `donations:*` (shared/spec/demo-app.md), over
+//! DonationChannel, topics `donations:*` (docs/demo-app.md), over
 //! real sockets.
 //!
 //! Joining a campaign tracks the user in presence once the server has it;

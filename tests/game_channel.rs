@@ -1,4 +1,4 @@
-//! GameChannel, topics `game:*` (shared/spec/demo-app.md), over real sockets.
+//! GameChannel, topics `game:*` (docs/demo-app.md), over real sockets.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! ReportChannel, topics `report:*` (shared/spec/demo-app.md), over real
+//! ReportChannel, topics `report:*` (docs/demo-app.md), over real
 //! sockets.
 
 mod support;

@@ -1,4 +1,4 @@
-//! RoomChannel, topics `room:*` (shared/spec/demo-app.md), over real sockets.
+//! RoomChannel, topics `room:*` (docs/demo-app.md), over real sockets.
 //!
 //! Every test runs twice, with the same assertions: against the demo app's
 //! RoomChannel (Rust, `plugins/room`) as `rust::<test>`, and against the

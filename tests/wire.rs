@@ -1,5 +1,5 @@
 //! The "Wire details" of docs/demo-app.md, frame for frame as a real
-//! Phoenix 1.7 server sends them (shared/phoenix-vectors/frames.txt), and
+//! Phoenix 1.7 server sends them (recorded from Phoenix 1.7.21), and
 //! plume's stricter handling of bad input.
 
 mod support;
