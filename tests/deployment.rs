@@ -4,38 +4,11 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use support::{Server, TempDir};
-
-/// Run `command` until it exits, or kill it after `patience`; returns its
-/// status (`None` if it was still running) and its stderr.
-fn run_briefly(mut command: Command, patience: Duration) -> (Option<ExitStatus>, String) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn plume");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if started.elapsed() > patience {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
-    (status, stderr)
-}
+use support::{Server, TempDir, run_briefly};
 
 fn plume() -> Command {
     Command::new(env!("CARGO_BIN_EXE_plume"))

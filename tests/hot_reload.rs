@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -71,16 +71,10 @@ async fn ping_until(client: &mut Client, join_ref: &str, topic: &str, version: u
 }
 
 fn status(server: &Server) -> Value {
-    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
-    stream
-        .write_all(b"GET /_plume/plugins HTTP/1.1\r\nHost: plume\r\nConnection: close\r\n\r\n")
-        .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    let (head, body) = server.admin_get("/_plume/plugins", None);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
-    serde_json::from_str(body).expect("JSON body")
+    serde_json::from_str(&body).expect("JSON body")
 }
 
 fn counter_status(server: &Server) -> Value {

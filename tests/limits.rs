@@ -1,9 +1,10 @@
-//! Limits, origin checks and the per-app figures at `/metrics`.
+//! Limits, origin checks, the per-app figures at `/metrics` (on the admin
+//! listener), and the guards against slow and greedy clients: the header
+//! read timeout and the per-address connection cap.
 
 mod support;
 
-use std::io::{Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{Client, Refused, Server};
@@ -102,13 +103,7 @@ async fn a_client_that_stops_reading_is_closed_with_1008_and_the_server_stays_bo
 }
 
 fn metrics(server: &Server) -> String {
-    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: plume\r\nConnection: close\r\n\r\n")
-        .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    server.admin_page("/metrics")
 }
 
 fn value(metrics: &str, name: &str) -> u64 {
@@ -333,4 +328,105 @@ async fn a_tenants_memory_limit_applies_to_its_instances() {
     c.push(&j, "probe:m", "grow", json!({})).await;
     assert_eq!(c.recv().await[3], "phx_error");
     assert!(server.wait_for_log(&format!("memory limit of {} bytes", 20 * 1024 * 1024)), "{}", server.log());
+}
+
+/// The probe app with `lines` under `[server]`.
+fn with_server(lines: &str) -> String {
+    format!("[server]\n{lines}\n{}", support::PROBE_CONFIG)
+}
+
+/// Half-open connections: each sends half a request head and never the
+/// rest, as a slowloris client does.
+const HALF_OPEN: usize = 1000;
+
+#[tokio::test]
+async fn half_open_connections_are_closed_at_the_header_read_timeout_while_clients_chat() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let timeout = Duration::from_millis(2000);
+    let server = Server::start_config(&with_server(&format!("header_read_timeout_ms = {}", timeout.as_millis()))).expect("starts");
+    let mut ann = server.client(1).await;
+    let ann_ref = ann.join_ok("room:slow").await;
+
+    let mut readers = Vec::with_capacity(HALF_OPEN);
+    for _ in 0..HALF_OPEN {
+        let mut stream = tokio::net::TcpStream::connect(&server.addr).await.expect("connect");
+        stream
+            .write_all(b"GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: plume\r\nUpgrade: websocket\r\n")
+            .await
+            .expect("half a request");
+        let opened = Instant::now();
+        // The server closes it: EOF, or a reset if it answered first.
+        readers.push(tokio::spawn(async move {
+            let mut sink = [0u8; 256];
+            loop {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => return opened.elapsed(),
+                    Ok(_) => {}
+                }
+            }
+        }));
+    }
+
+    // While they hang, a client connects and chats with one already there.
+    let mut bob = server.client(2).await;
+    let bob_ref = bob.join_ok("room:slow").await;
+    bob.push(&bob_ref, "room:slow", "new_msg", json!({"body": "still here"})).await;
+    assert_eq!(ann.recv().await[4], json!({"body": "still here", "user_id": 2}));
+
+    let mut closed_after = Vec::with_capacity(HALF_OPEN);
+    for reader in readers {
+        let elapsed = tokio::time::timeout(timeout + Duration::from_secs(15), reader)
+            .await
+            .expect("every half-open connection is closed")
+            .expect("reader");
+        closed_after.push(elapsed);
+    }
+    closed_after.sort();
+    let (first, last) = (closed_after[0], closed_after[HALF_OPEN - 1]);
+    assert!(first >= timeout - Duration::from_millis(200), "none is closed before the timeout: first after {first:?}");
+    assert!(last <= timeout + Duration::from_secs(10), "all are closed soon after the timeout: last after {last:?}");
+
+    // The upgraded sockets outlived the header timeout.
+    let reference = ann.push(&ann_ref, "room:slow", "ping", json!({"n": 1})).await;
+    let reply = ann.recv().await;
+    assert_eq!((&reply[1], &reply[4]), (&json!(reference), &json!({"response": {"n": 1}, "status": "ok"})));
+    bob.push(&bob_ref, "room:slow", "new_msg", json!({"body": "after"})).await;
+    assert_eq!(ann.recv().await[4], json!({"body": "after", "user_id": 2}));
+}
+
+#[tokio::test]
+async fn a_client_address_holds_at_most_max_connections_per_ip_unless_trusted() {
+    let server = Server::start_config(&with_server("max_connections_per_ip = 3\ntrusted_proxies = []")).expect("starts");
+    let mut held = Vec::new();
+    for user in 0..3 {
+        held.push(server.client(user).await);
+    }
+    match Client::connect(&server.ws_url(&format!("token={}&vsn=2.0.0", support::user_token(9)))).await {
+        // The 503 is written at once, before the request is read, and the
+        // connection closed: a client may read the 503 or see the reset.
+        Err(Refused::Status(503) | Refused::Other(_)) => {}
+        Err(other) => panic!("the fourth connection must be refused, got {other:?}"),
+        Ok(_) => panic!("the fourth connection from one address must be refused"),
+    }
+    assert!(server.wait_for_log("refused: the address is at its connection limit (max_connections_per_ip)"), "{}", server.log());
+
+    // A closed connection gives its place back.
+    held.pop();
+    let started = Instant::now();
+    let mut again = loop {
+        match Client::connect(&server.ws_url(&format!("token={}&vsn=2.0.0", support::user_token(9)))).await {
+            Ok(client) => break client,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(error) => panic!("the place never came back: {error:?}"),
+        }
+    };
+    again.join_ok("room:lobby").await;
+
+    // Loopback is trusted by default: load tests connect from there.
+    let trusted = Server::start_config(&with_server("max_connections_per_ip = 3")).expect("starts");
+    let mut clients = Vec::new();
+    for user in 0..10 {
+        clients.push(trusted.client(user).await);
+    }
+    clients[9].join_ok("room:lobby").await;
 }

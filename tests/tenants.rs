@@ -48,14 +48,7 @@ pub fn two_tenants(alpha: &str, beta: &str) -> String {
 }
 
 fn metrics(server: &Server) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: plume\r\nConnection: close\r\n\r\n")
-        .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
+    server.admin_page("/metrics")
 }
 
 async fn connect(server: &Server, path: &str, token: &str) -> Result<Client, Refused> {

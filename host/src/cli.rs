@@ -14,6 +14,10 @@ pub struct ServeArgs {
     /// Listen here instead of the configured address (e.g. 127.0.0.1:0).
     #[arg(long)]
     pub bind: Option<String>,
+    /// Serve the admin pages (/metrics, /_plume/plugins) here instead of
+    /// [server] admin_bind (default: loopback, the client port plus one).
+    #[arg(long)]
+    pub admin_bind: Option<String>,
     /// Where the demo app's plugins are (default: this source tree's
     /// target/plugins/wasm32-wasip2/plugin, built first).
     #[arg(long)]
@@ -28,7 +32,9 @@ impl ServeArgs {
     /// The configuration these flags name: the file, or the built-in demo
     /// app over the plugin directory (built first unless `--no-build`).
     pub fn load(&self) -> anyhow::Result<config::Loaded> {
-        load_config(self.config.as_deref(), self.plugin_dir.clone(), !self.no_build)
+        let mut loaded = load_config(self.config.as_deref(), self.plugin_dir.clone(), !self.no_build)?;
+        override_admin_bind(&mut loaded, self.admin_bind.as_deref());
+        Ok(loaded)
     }
 }
 
@@ -38,6 +44,13 @@ pub fn load_config(path: Option<&std::path::Path>, plugin_dir: Option<PathBuf>, 
         Some(path) => config::load(path)?,
         None => config::demo(&crate::server::demo_plugin_dir(plugin_dir.as_deref(), build)?)?,
     })
+}
+
+/// `--admin-bind`, over the configuration's `admin_bind`.
+pub fn override_admin_bind(loaded: &mut config::Loaded, admin_bind: Option<&str>) {
+    if let Some(admin_bind) = admin_bind {
+        loaded.config.server.admin_bind = Some(admin_bind.to_owned());
+    }
 }
 
 /// Log to stderr at the level `PLUME_LOG` names (`info` by default), in

@@ -6,8 +6,10 @@
 //! plugins through the [`runtime`]; plugins act through host imports on the
 //! [`pubsub`] broker, the [`kv`] store and [`token`]s, and broadcasts flow
 //! back to subscribing socket tasks. [`app`] ties one tenant's pieces
-//! together; [`server`] starts and stops it all.
+//! together; [`server`] starts and stops it all, and [`admin`] serves what
+//! operators read on a listener of its own.
 
+pub mod admin;
 pub mod app;
 pub mod build;
 pub mod cli;

@@ -26,6 +26,10 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long)]
         bind: Option<String>,
+        /// Serve the admin pages here (default: loopback, the client port
+        /// plus one).
+        #[arg(long)]
+        admin_bind: Option<String>,
     },
     /// Build every plugin under plugins/ for wasm32-wasip2.
     Build,
@@ -154,13 +158,14 @@ fn run() -> anyhow::Result<()> {
             let page = if args.config.is_none() { DemoPage::prepare(!args.no_build) } else { None };
             runtime()?.block_on(plume::server::serve(loaded, args.bind, None, page))
         }
-        Command::Dev { config, bind } => {
+        Command::Dev { config, bind, admin_bind } => {
             let cwd = std::env::current_dir()?;
             let workspace = plume::build::find_workspace(&cwd)
                 .context("plume dev runs inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
             plume::build::build_plugins(&workspace)?;
             let demo = config.is_none();
-            let loaded = plume::cli::load_config(config.as_deref(), Some(plume::build::plugin_dir(&workspace)), false)?;
+            let mut loaded = plume::cli::load_config(config.as_deref(), Some(plume::build::plugin_dir(&workspace)), false)?;
+            plume::cli::override_admin_bind(&mut loaded, admin_bind.as_deref());
             let page = if demo { DemoPage::prepare(true) } else { None };
             runtime()?.block_on(plume::server::serve(loaded, bind, Some(workspace), page))
         }

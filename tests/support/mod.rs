@@ -95,6 +95,8 @@ config = { greeting = "hello", update_ms = 50 }
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// Where its admin pages (`/metrics`, `/_plume/plugins`) are.
+    pub admin_addr: String,
     log: Arc<Mutex<Vec<String>>>,
     _dir: Option<TempDir>,
 }
@@ -123,7 +125,7 @@ impl Server {
     pub fn start() -> Server {
         let dir = plugin_dir().to_owned();
         Server::spawn(
-            &["serve", "--bind", "127.0.0.1:0", "--no-build", "--plugin-dir"],
+            &["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--no-build", "--plugin-dir"],
             Some(dir.as_os_str()),
             None,
         )
@@ -143,7 +145,11 @@ impl Server {
         let path = dir.0.join("plume.toml");
         let text = config.replace("{plugins}", &plugin_dir().display().to_string());
         std::fs::write(&path, text).expect("write config");
-        Server::spawn(&["serve", "--bind", "127.0.0.1:0", "--config"], Some(path.as_os_str()), Some(dir))
+        Server::spawn(
+            &["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--config"],
+            Some(path.as_os_str()),
+            Some(dir),
+        )
     }
 
     fn spawn(args: &[&str], last: Option<&std::ffi::OsStr>, dir: Option<TempDir>) -> Result<Server, String> {
@@ -179,17 +185,24 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let address_after = |line: &str, marker: &str| {
+                line.split(marker).nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
+            };
+            // The admin line comes first; the listening line says all is up.
+            let mut admin = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
-                    let _ = tx.send(addr);
+                if let Some(addr) = address_after(&line, "admin pages at http://") {
+                    admin = addr;
+                } else if let Some(addr) = address_after(&line, "listening on http://") {
+                    let _ = tx.send((addr, admin.clone()));
                 }
             }
         });
         match rx.recv_timeout(patience) {
-            Ok(addr) => Ok(Server {
+            Ok((addr, admin_addr)) => Ok(Server {
                 child,
                 addr,
+                admin_addr,
                 log,
                 _dir: dir,
             }),
@@ -216,6 +229,19 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// `GET path` on the admin listener, with `token` as its bearer token
+    /// when given: the status line and headers, and the body.
+    pub fn admin_get(&self, path: &str, token: Option<&str>) -> (String, String) {
+        http_get(&self.admin_addr, path, token)
+    }
+
+    /// An admin page's body, asserting it was served (200).
+    pub fn admin_page(&self, path: &str) -> String {
+        let (head, body) = self.admin_get(path, None);
+        assert!(head.starts_with("HTTP/1.1 200"), "GET {path} on the admin listener: {head}\n{body}");
+        body
     }
 
     pub fn ws_url(&self, query: &str) -> String {
@@ -260,6 +286,45 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Run `command` until it exits, or kill it after `patience`; returns its
+/// status (`None` if it was still running) and its stderr.
+pub fn run_briefly(mut command: Command, patience: Duration) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn plume");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if started.elapsed() > patience {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    (status, stderr)
+}
+
+/// `GET path` from `addr` over a fresh connection, with a bearer token when
+/// given: the response head (status line and headers) and its body.
+pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let authorization = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: plume\r\n{authorization}Connection: close\r\n\r\n").expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_owned(), body.to_owned())
 }
 
 /// A raw WebSocket client that speaks Phoenix frames.

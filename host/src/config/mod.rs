@@ -52,23 +52,76 @@ pub struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
-    /// Address to listen on.
+    /// Address to listen on for clients.
     pub bind: String,
+    /// Where the admin pages (`/metrics`, `/_plume/plugins`) are served;
+    /// by default loopback, on the client port plus one (`127.0.0.1:4001`
+    /// for `127.0.0.1:4000`; a port the OS picks when `bind`'s is 0).
+    pub admin_bind: Option<String>,
+    /// The bearer token the admin pages ask for (else `PLUME_ADMIN_TOKEN`);
+    /// required when `admin_bind` is not on loopback.
+    pub admin_token: Option<String>,
     /// How long shutdown waits for sockets to close, in milliseconds.
     pub shutdown_timeout_ms: u64,
     /// A path (such as `/_plume/echo`) where a plain WebSocket echoes every
     /// message back, on plume's production WebSocket stack, for conformance
     /// suites such as Autobahn. Off by default: it is a test fixture.
     pub websocket_echo_path: Option<String>,
+    /// How long a client may take to send a whole request head (also how
+    /// long a keep-alive connection may sit idle between requests), in
+    /// milliseconds; slower connections are closed.
+    pub header_read_timeout_ms: u64,
+    /// TCP connections one client address (an IPv6 client: its /64) may
+    /// hold open at once; the next is answered 503 and closed.
+    pub max_connections_per_ip: u32,
+    /// Addresses and networks (`"10.0.0.1"`, `"10.0.0.0/8"`) not counted
+    /// by `max_connections_per_ip`: load balancers and reverse proxies.
+    /// Loopback by default; a list replaces the default.
+    pub trusted_proxies: Vec<Spanned<String>>,
 }
+
+/// The default `header_read_timeout_ms`: ten seconds, as Bandit's
+/// `read_timeout` defaults to fifteen and nginx's `client_header_timeout`
+/// to sixty; a browser sends its request head in one packet.
+const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+
+/// The default `max_connections_per_ip`. A browser opens a socket or two
+/// per tab; a thousand covers an office or a carrier NAT of busy users,
+/// while one address alone cannot take more than a twentieth of a 20,000
+/// open-files limit. Loopback (a reverse proxy on the same host, load
+/// tests) is not counted at all by default.
+const MAX_CONNECTIONS_PER_IP: u32 = 1000;
 
 impl Default for Server {
     fn default() -> Self {
         Server {
             bind: "127.0.0.1:4000".into(),
+            admin_bind: None,
+            admin_token: None,
             shutdown_timeout_ms: 5000,
             websocket_echo_path: None,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            trusted_proxies: crate::transport::peers::LOOPBACK
+                .iter()
+                .map(|network| Spanned::new(0..0, (*network).to_owned()))
+                .collect(),
         }
+    }
+}
+
+impl Server {
+    /// `trusted_proxies`, parsed (checked when the file was read).
+    pub fn trusted_networks(&self) -> Vec<crate::transport::peers::Network> {
+        self.trusted_proxies.iter().filter_map(|network| network.get_ref().parse().ok()).collect()
+    }
+
+    /// The admin token: `admin_token`, else `PLUME_ADMIN_TOKEN`.
+    pub fn admin_token(&self) -> Option<String> {
+        self.admin_token
+            .clone()
+            .or_else(|| std::env::var("PLUME_ADMIN_TOKEN").ok())
+            .filter(|token| !token.is_empty())
     }
 }
 
@@ -331,6 +384,7 @@ impl Loaded {
     /// unique.
     fn validate(&self) -> Result<(), ConfigError> {
         self.validate_tenants()?;
+        self.validate_server()?;
         if let Some(path) = &self.config.server.websocket_echo_path
             && !path.starts_with('/')
         {
@@ -339,6 +393,32 @@ impl Loaded {
                 line: 1,
                 message: format!("server.websocket_echo_path: `{path}` must start with `/`, e.g. \"/_plume/echo\""),
             });
+        }
+        Ok(())
+    }
+}
+
+impl Loaded {
+    /// `[server]`'s keys that serde cannot check alone.
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let server = &self.config.server;
+        for network in &server.trusted_proxies {
+            if let Err(error) = network.get_ref().parse::<crate::transport::peers::Network>() {
+                return Err(self.error_at(network.span().start, format!("server.trusted_proxies: {error}")));
+            }
+        }
+        let at_least_one = [
+            ("header_read_timeout_ms", server.header_read_timeout_ms),
+            ("max_connections_per_ip", u64::from(server.max_connections_per_ip)),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
+            return Err(self.error_at(self.text.find(key).unwrap_or(0), format!("server.{key}: must be at least 1")));
+        }
+        if server.admin_token.as_deref() == Some("") {
+            return Err(self.error_at(
+                self.text.find("admin_token").unwrap_or(0),
+                "server.admin_token: an empty token protects nothing; remove the key, or set a long random one (plume secret makes one)",
+            ));
         }
         Ok(())
     }

@@ -23,12 +23,12 @@ use hyper::{Request, Response, StatusCode};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::peers::ClientStream;
 use super::{Body, Server, text};
 use crate::app::App;
 use crate::protocol::Serializer;
@@ -46,21 +46,21 @@ pub(super) type WebSocket = WebSocketStream<UpgradedIo>;
 /// hyper hands an upgraded connection over with the rest of its HTTP read
 /// buffer, and that buffer (8 KiB) stays allocated for as long as the
 /// connection lives, even when nothing is left in it: half of what an idle
-/// socket cost. When the connection is a plain TCP stream with nothing
+/// socket cost. When the connection is a client's TCP stream with nothing
 /// read ahead (the normal case: a client waits for the 101 before sending
 /// frames), plume takes the stream back and lets the buffer go.
 pub(super) enum UpgradedIo {
-    Tcp(TcpStream),
+    Tcp(ClientStream),
     /// Bytes the client sent right behind its handshake, read ahead by
     /// hyper: they are read first.
-    ReadAhead(bytes::Bytes, TcpStream),
+    ReadAhead(bytes::Bytes, ClientStream),
     /// Another kind of connection: hyper's own wrapper.
     Upgraded(TokioIo<Upgraded>),
 }
 
 impl UpgradedIo {
     fn new(upgraded: Upgraded) -> UpgradedIo {
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+        match upgraded.downcast::<TokioIo<ClientStream>>() {
             Ok(parts) if parts.read_buf.is_empty() => UpgradedIo::Tcp(parts.io.into_inner()),
             // Keep only the bytes read ahead, not the whole buffer.
             Ok(parts) => UpgradedIo::ReadAhead(bytes::Bytes::copy_from_slice(&parts.read_buf), parts.io.into_inner()),
