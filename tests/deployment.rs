@@ -130,3 +130,29 @@ fn a_key_under_the_wrong_section_is_sent_to_its_own() {
     assert!(stderr.contains(&format!("{}:2:", config.display())), "{stderr}");
     assert!(stderr.contains("`max_connections` belongs under [limits]"), "{stderr}");
 }
+
+#[test]
+fn deadline_ms_is_documented_as_wall_clock_time_everywhere() {
+    let root = support::workspace();
+    for file in ["README.md", "sdk/GUIDE.md", "host/src/config/mod.rs", "host/src/config/tenant.rs"] {
+        let text = std::fs::read_to_string(root.join(file)).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.contains("deadline_ms") {
+                continue;
+            }
+            // The line and the comment lines just above it (a field's doc).
+            let context = lines[i.saturating_sub(2)..=i].join("\n");
+            let said = context.to_lowercase();
+            assert!(
+                !said.contains("cpu time") || said.contains("not cpu time"),
+                "{file}:{}: deadline_ms is wall-clock time, not CPU time:\n{context}",
+                i + 1
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("read");
+    let row = readme.lines().find(|line| line.contains("| `deadline_ms` |")).expect("the README's deadline_ms row");
+    assert!(row.contains("Wall-clock time"), "{row}");
+    assert!(readme.contains("deadline_ms = 50              # wall-clock time per call"), "the tenants example");
+}

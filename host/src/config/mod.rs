@@ -128,7 +128,8 @@ impl Server {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Runtime {
-    /// CPU time one plugin call may take.
+    /// Wall-clock time one plugin call may take, in milliseconds, from its
+    /// start (not CPU time: waiting for a core counts too).
     pub deadline_ms: u64,
     /// Linear memory one plugin instance may use.
     pub memory_limit_mb: u64,

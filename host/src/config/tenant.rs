@@ -58,7 +58,7 @@ impl SocketPaths {
 macro_rules! overrides {
     ($($field:ident: $ty:ty),* $(,)?) => {
         /// `[tenants.limits]`: any `[limits]` key, plus the runtime limits
-        /// `deadline_ms` and `memory_limit_mb`.
+        /// `deadline_ms` (wall-clock time per call) and `memory_limit_mb`.
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct LimitOverrides {

@@ -113,7 +113,7 @@ const HANDOFF_GRACE: Duration = Duration::from_micros(200);
 /// tick after it: a plugin that runs to its deadline gets at most half a
 /// core,
 /// and the sockets of every other tenant keep the rest. The pause counts
-/// against the call's deadline.
+/// against the call's deadline, which is wall-clock time.
 const LONG_CALL_PAUSE_TICKS: u64 = 1;
 
 /// Let the async runtime carry on without this thread, which is stuck in a
@@ -149,7 +149,6 @@ fn look_at_long_call(state: &mut HostState) {
         Some(before) if now.busy_since(&before) => {
             priority::demote();
             std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS as u32);
-            state.ticks_left = state.ticks_left.saturating_sub(LONG_CALL_PAUSE_TICKS);
             // The next look measures from after the pause.
             state.last_look = Some(Sample::now());
             return;
@@ -195,23 +194,25 @@ impl<W: World> Pool<W> {
     fn fresh(&self) -> Result<Instance<W>, Fault> {
         let mut store = Store::new(&self.engine, HostState::new(self.settings.memory_limit));
         store.limiter(|state| &mut state.limiter);
-        // The deadline is counted in slices: at the end of the first, a
-        // long call hands off its worker; at the end of the last, it traps.
+        // The host looks at a call at every epoch tick once its first
+        // slice is over: a long call hands off its worker, and a call past
+        // its deadline traps. The deadline is read off the wall clock, not
+        // counted in ticks: a tick comes late on a busy machine (and a
+        // sleep overruns its tick by the timer's slack on any), and
+        // counting them stretched a 100 ms deadline past 200 ms under load.
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
-            if state.ticks_left == 0 {
+            if Instant::now() >= state.deadline_at {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
             let straddling = state.last_look.is_none() && state.call_started.elapsed() < STRADDLING;
             if !straddling {
                 look_at_long_call(state);
-                if state.ticks_left == 0 {
+                if Instant::now() >= state.deadline_at {
                     return Err(wasmtime::Error::new(Trap::Interrupt));
                 }
             }
-            let slice = state.ticks_left.min(SLICE_TICKS);
-            state.ticks_left -= slice;
-            Ok(wasmtime::UpdateDeadline::Continue(slice))
+            Ok(wasmtime::UpdateDeadline::Continue(SLICE_TICKS))
         });
         self.start_clock(&mut store);
         let _restore = super::priority::RestoreOnDrop;
@@ -220,15 +221,13 @@ impl<W: World> Pool<W> {
         Ok(Instance { store, bindings })
     }
 
-    /// Give a store the call's whole deadline, first slice first.
+    /// Start a call's time: its deadline from now, first slice first.
     fn start_clock(&self, store: &mut Store<HostState>) {
-        let total = self.settings.deadline_ticks();
-        let first = total.min(FIRST_SLICE_TICKS);
         let state = store.data_mut();
-        state.ticks_left = total - first;
         state.last_look = None;
         state.call_started = Instant::now();
-        store.set_epoch_deadline(first);
+        state.deadline_at = state.call_started + self.settings.deadline;
+        store.set_epoch_deadline(FIRST_SLICE_TICKS);
     }
 
     /// Create one instance now, so that a broken component is reported at

@@ -29,8 +29,9 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) call: Option<CallContext>,
-    /// Epoch ticks the call in progress has left after the current slice.
-    pub(crate) ticks_left: u64,
+    /// When the call in progress runs out of time: its start plus its
+    /// deadline, by the wall clock.
+    pub(crate) deadline_at: std::time::Instant,
     /// When the host last looked at the call in progress, if it has run
     /// past its first slice: see `pool`.
     pub(crate) last_look: Option<super::priority::Sample>,
@@ -47,7 +48,7 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_limit),
             call: None,
-            ticks_left: 0,
+            deadline_at: std::time::Instant::now(),
             last_look: None,
             call_started: std::time::Instant::now(),
         }
