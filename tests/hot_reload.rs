@@ -184,6 +184,33 @@ async fn a_failing_upgrade_errors_only_that_channel() {
 }
 
 #[tokio::test]
+async fn a_channel_that_leaves_after_a_swap_is_upgraded_before_its_terminate_runs() {
+    let dir = TempDir::new("reload-terminate");
+    let (server, file) = start(&dir);
+    let mut leaver = server.client(1).await;
+    let leaver_ref = leaver.join_ok("counter:t").await;
+    for _ in 0..3 {
+        leaver.push(&leaver_ref, "counter:t", "incr", json!({})).await;
+        leaver.recv().await;
+    }
+    let mut watcher = server.client(2).await;
+    let watcher_ref = watcher.join_ok("counter:t").await;
+    rename_over(&file, &wasm("reload_v2"));
+    // The watcher's own channel moves to version 2; the leaver's has made
+    // no call since the swap, so it still holds version 1's assigns.
+    let from = ping_until(&mut watcher, &watcher_ref, "counter:t", 2).await["upgraded_from"].clone();
+    assert!(from.is_string(), "version 2 says what it upgraded from: {from}");
+
+    leaver.send(json!([leaver_ref, "9", "counter:t", "phx_leave", {}])).await;
+    assert_eq!(leaver.recv().await[3], "phx_reply");
+    assert_eq!(
+        watcher.recv().await,
+        json!([null, null, "counter:t", "terminated", {"version": 2, "reason": "leave", "count": 3, "upgraded_from": from}]),
+        "terminate runs on version 2 after its upgrade"
+    );
+}
+
+#[tokio::test]
 async fn twenty_swaps_under_closed_loop_pings_lose_nothing() {
     let dir = TempDir::new("reload-load");
     let (server, file) = start(&dir);

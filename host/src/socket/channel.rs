@@ -35,6 +35,9 @@ pub(super) struct Channel {
     /// The version this channel last ran on; a newer current version runs
     /// `upgrade` on the channel first.
     version: Arc<ChannelVersion>,
+    /// The current version's `upgrade` refused this channel (or crashed):
+    /// it is not tried again for the channel's `terminate`.
+    upgrade_failed: bool,
     config: Arc<str>,
     intercepts: Arc<HashSet<String>>,
     timers: HashMap<TimerId, AbortHandle>,
@@ -136,6 +139,7 @@ impl Connection {
                     view,
                     plugin: plugin.clone(),
                     version,
+                    upgrade_failed: false,
                     config,
                     intercepts,
                     timers: HashMap::new(),
@@ -363,8 +367,64 @@ impl Connection {
             Ok((Err(reason), _)) => Fault::Trap(format!("upgrade from {from} refused: {reason}")),
             Err(fault) => fault,
         };
+        if let Some(channel) = self.channels.get_mut(&key) {
+            channel.upgrade_failed = true;
+        }
         self.crash(key, &outcome);
         None
+    }
+
+    /// The version a leaving channel's `terminate` runs on, with the
+    /// channel's assigns as that version knows them: the current version,
+    /// after its `upgrade` when the channel last ran on an older one (a
+    /// channel that leaves without another call since a swap would
+    /// otherwise show the new code state it never migrated). When that
+    /// upgrade fails, the version the channel ran on terminates it, with
+    /// the assigns it wrote.
+    fn terminating_version(&mut self, key: ChannelKey, channel: &mut Channel) -> Arc<ChannelVersion> {
+        if channel.upgrade_failed {
+            return channel.version.clone();
+        }
+        let current = channel.plugin.current();
+        if Arc::ptr_eq(&current, &channel.version) {
+            return current;
+        }
+        let from = channel.version.id().to_owned();
+        let scope = ChannelScope {
+            socket: self.key,
+            channel: key,
+            topic: channel.topic.clone(),
+            timers: HashSet::new(),
+        };
+        let ctx = self.context(&channel.plugin, &channel.config, scope);
+        let (ctx, upgraded) = current.upgrade(ctx, &from, &channel.view.assigns);
+        self.deliver_broadcasts(ctx);
+        match upgraded {
+            Ok(Ok(assigns)) => {
+                if let Some(assigns) = assigns {
+                    channel.view.assigns = assigns;
+                }
+                current
+            }
+            Ok(Err(reason)) => {
+                tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, from, reason, "upgrade refused a leaving channel; its terminate runs on the version it had");
+                channel.version.clone()
+            }
+            Err(fault) => {
+                tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, from, %fault, "upgrade failed on a leaving channel; its terminate runs on the version it had");
+                channel.version.clone()
+            }
+        }
+    }
+
+    /// The broadcasts a call made, when nothing else it did can apply: the
+    /// channel is leaving, and may no longer push or set timers.
+    fn deliver_broadcasts(&mut self, ctx: CallContext) {
+        for effect in ctx.effects {
+            if let Effect::Deliver(message) = effect {
+                self.deliver_own(message);
+            }
+        }
     }
 
     fn set_assigns(&mut self, key: ChannelKey, assigns: Option<String>) {
@@ -505,7 +565,7 @@ impl Connection {
     }
 
     fn detach_channel(&mut self, key: ChannelKey, terminate_reason: Option<&str>) -> Option<Channel> {
-        let channel = self.channels.remove(&key)?;
+        let mut channel = self.channels.remove(&key)?;
         self.topics.remove(&channel.topic);
         self.app.broker.unsubscribe(&channel.topic, self.key, key);
         for topic in &channel.extra_topics {
@@ -527,18 +587,15 @@ impl Connection {
                 topic: channel.topic.clone(),
                 timers: HashSet::new(),
             };
+            let version = self.terminating_version(key, &mut channel);
             let ctx = self.context(&channel.plugin, &channel.config, scope);
-            let (ctx, result) = channel.plugin.current().terminate(ctx, reason, &channel.view);
+            let (ctx, result) = version.terminate(ctx, reason, &channel.view);
             if let Err(fault) = result {
                 tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, %fault, "terminate failed");
             }
             // A terminating channel may still broadcast and write; it can no
             // longer push or set timers, having left.
-            for effect in ctx.effects {
-                if let Effect::Deliver(message) = effect {
-                    self.deliver_own(message);
-                }
-            }
+            self.deliver_broadcasts(ctx);
         }
         // Its presences go after its terminate ran (Phoenix order: a
         // `user_left` broadcast from terminate precedes the `leaves` diff).
