@@ -339,3 +339,41 @@ async fn assigns_live_in_the_host_between_calls() {
     let (_, score) = call(&mut a, &join_ref, "probe:as", "assigns", json!({"key": "score"})).await;
     assert_eq!(score, 41);
 }
+
+/// An app whose socket plugin takes its rules from `socket_config`.
+const CONFIGURED_SOCKET: &str = r#"
+[app]
+socket_plugin = "gate"
+socket_config = { key = "let-me-in", id_prefix = "gated" }
+
+[plugins.gate]
+path = "{plugins}/configured_socket.wasm"
+
+[plugins.probe]
+path = "{plugins}/probe.wasm"
+
+[[routes]]
+topic = "probe:*"
+plugin = "probe"
+"#;
+
+#[tokio::test]
+async fn a_socket_plugin_reads_its_socket_config_in_connect_and_id() {
+    let server = Server::start_config(CONFIGURED_SOCKET).expect("starts");
+    let refused = Client::connect(&server.ws_url("key=guess&user=7&vsn=2.0.0")).await;
+    assert!(matches!(refused, Err(support::Refused::Status(403))), "connect checks the configured key");
+
+    let mut gated = Client::connect(&server.ws_url("key=let-me-in&user=7&vsn=2.0.0")).await.expect("the configured key opens");
+    let jg = gated.join_ok_probe("probe:cfg").await;
+    let (status, config) = call(&mut gated, &jg, "probe:cfg", "assigns", json!({"key": "socket_config"})).await;
+    assert_eq!((status.as_str(), config), ("ok", json!({"key": "let-me-in", "id_prefix": "gated"})), "connect saw the whole socket_config");
+    let (_, route_config) = call(&mut gated, &jg, "probe:cfg", "config", json!({})).await;
+    assert_eq!(route_config, json!({"result": {}}), "a channel plugin still gets its route's config");
+
+    // The socket's id came from the configuration too: `id` read it.
+    let mut admin = Client::connect(&server.ws_url("key=let-me-in&user=1&vsn=2.0.0")).await.expect("connects");
+    let ja = admin.join_ok_probe("probe:admin").await;
+    let (status, _) = call(&mut admin, &ja, "probe:admin", "disconnect", json!({"socket_id": "gated:7"})).await;
+    assert_eq!(status, "ok");
+    assert_eq!(gated.expect_close().await, Some(CloseCode::Error));
+}

@@ -137,6 +137,10 @@ fn build_tenant(
         socket_path: socket_paths.first().cloned().unwrap_or_default(),
         socket_paths,
         socket_plugin,
+        socket_config: tenant
+            .socket_config
+            .map_or_else(|| "{}".to_owned(), |table| config::table_to_json(table.get_ref()))
+            .into(),
         routes,
         origins: tenant.check_origin.policy(),
         broker: Arc::new(LocalBroker::default()),

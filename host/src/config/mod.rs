@@ -170,6 +170,10 @@ pub struct AppSection {
     pub secret_key_base: Option<String>,
     /// The plugin that authenticates connections; none accepts everyone.
     pub socket_plugin: Option<Spanned<String>>,
+    /// Any table: the socket plugin's configuration, which its `connect`
+    /// and `id` read as JSON through `plugin-config` (`{}` when absent),
+    /// as a route's `config` is its channel plugin's.
+    pub socket_config: Option<Spanned<toml::Table>>,
     /// `false` (any page may connect), `true` (only pages of the host the
     /// client connected to), or a list like `["https://example.com",
     /// "//*.example.org"]`. A client that sends no `Origin` is allowed.
@@ -211,6 +215,7 @@ impl Default for AppSection {
             socket_path: "/socket".into(),
             secret_key_base: None,
             socket_plugin: None,
+            socket_config: None,
             check_origin: CheckOrigin::default(),
             capabilities: None,
         }
@@ -503,6 +508,13 @@ mod tests {
         assert!(e.message.contains("belongs under [limits]"), "{}", e.message);
         let e = parse("[app]\nbind = \"0.0.0.0:4000\"\n", "plume.toml", Path::new(".")).unwrap_err();
         assert!(e.message.contains("`bind` belongs under [server]"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_socket_config_without_a_socket_plugin_is_refused_with_its_line() {
+        let e = parse("[app]\nid = \"x\"\nsocket_config = { key = \"k\" }\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("app.socket_config") && e.message.contains("socket_plugin"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct TenantSection {
     pub socket_path: Spanned<SocketPaths>,
     pub secret_key_base: Option<String>,
     pub socket_plugin: Option<Spanned<String>>,
+    /// The socket plugin's configuration (see [`AppSection::socket_config`]).
+    pub socket_config: Option<Spanned<toml::Table>>,
     #[serde(default)]
     pub check_origin: CheckOrigin,
     /// What its plugins may use beyond their own channel; all when absent.
@@ -109,6 +111,7 @@ pub struct Tenant<'a> {
     pub socket_paths: Vec<String>,
     pub secret_key_base: Option<String>,
     pub socket_plugin: Option<&'a Spanned<String>>,
+    pub socket_config: Option<&'a Spanned<toml::Table>>,
     pub check_origin: &'a CheckOrigin,
     pub capabilities: Option<&'a [Capability]>,
     pub limits: Limits,
@@ -170,6 +173,7 @@ impl Loaded {
                 socket_paths: vec![app.socket_path.clone()],
                 secret_key_base: app.secret_key_base.clone(),
                 socket_plugin: app.socket_plugin.as_ref(),
+                socket_config: app.socket_config.as_ref(),
                 check_origin: &app.check_origin,
                 capabilities: app.capabilities.as_deref(),
                 limits: config.limits.clone(),
@@ -192,6 +196,7 @@ impl Loaded {
                     socket_paths: t.socket_path.get_ref().to_vec(),
                     secret_key_base: t.secret_key_base.clone(),
                     socket_plugin: t.socket_plugin.as_ref(),
+                    socket_config: t.socket_config.as_ref(),
                     check_origin: &t.check_origin,
                     capabilities: t.capabilities.as_deref(),
                     runtime: runtime_settings(self, &limits, Some(&t.limits)),
@@ -276,6 +281,12 @@ impl Loaded {
         };
         if let Some(name) = tenant.socket_plugin {
             check(name, &format!("{}socket_plugin", tenant.app_key))?;
+        }
+        if let (Some(config), None) = (tenant.socket_config, tenant.socket_plugin) {
+            return Err(self.error_at(
+                config.span().start,
+                format!("{}socket_config: there is no socket_plugin to configure; name one (socket_plugin = \"...\") or remove socket_config", tenant.app_key),
+            ));
         }
         for (i, route) in tenant.routes.iter().enumerate() {
             check(&route.plugin, &format!("{}routes[{i}].plugin", tenant.table_key))?;

@@ -73,7 +73,7 @@ pub fn accept(app: &Arc<App>, params: &str, info: &ConnectInfo) -> Result<(Strin
         return Ok(("{}".to_owned(), None));
     };
     let version = plugin.current();
-    let ctx = CallContext::new(app.clone(), plugin.name.clone(), "{}".into(), None);
+    let ctx = CallContext::new(app.clone(), plugin.name.clone(), app.socket_config.clone(), None);
     let (ctx, accepted) = version.connect(ctx, params, info);
     let assigns = accepted.map_err(Refused::Crashed)?.map_err(Refused::ByPlugin)?;
     let (_, id) = version.id_for(ctx, &assigns);
