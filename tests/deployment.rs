@@ -156,3 +156,47 @@ fn deadline_ms_is_documented_as_wall_clock_time_everywhere() {
     assert!(row.contains("Wall-clock time"), "{row}");
     assert!(readme.contains("deadline_ms = 50              # wall-clock time per call"), "the tenants example");
 }
+
+#[test]
+fn a_plume_copied_away_from_its_source_tree_serves_the_demo_page_from_itself() {
+    let dir = TempDir::new("standalone");
+    let binary = dir.0.join("plume");
+    std::fs::copy(env!("CARGO_BIN_EXE_plume"), &binary).expect("copy the binary");
+    let elsewhere = dir.0.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("a folder");
+    let plume_here = || {
+        let mut command = Command::new(&binary);
+        command.current_dir(&elsewhere).env_remove("PLUME_PLUGIN_DIR");
+        command
+    };
+
+    // Neither a configuration nor the demo plugins: one message, saying
+    // what to pass.
+    let mut bare = plume_here();
+    bare.args(["serve", "--bind", "127.0.0.1:0"]);
+    let (status, stderr) = run_briefly(bare, Duration::from_secs(60));
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert_eq!(stderr.matches("plume: error:").count(), 1, "{stderr}");
+    assert!(stderr.contains("--plugin-dir DIR") && stderr.contains("--config FILE"), "{stderr}");
+
+    // With the built demo plugins it serves the demo app, and the page and
+    // phoenix.js come from the binary.
+    let mut served = plume_here();
+    served
+        .args(["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--plugin-dir"])
+        .arg(support::plugin_dir());
+    let server = Server::spawn_command(served, None, Duration::from_secs(60)).expect("the copy serves the demo");
+    let (head, page) = support::http_get(&server.addr, "/", None);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(page.contains("/demo/app.js"), "the page: {page}");
+    let (head, script) = support::http_get(&server.addr, "/demo/phoenix.mjs", None);
+    assert!(head.starts_with("HTTP/1.1 200") && head.to_ascii_lowercase().contains("text/javascript"), "{head}");
+    assert!(script.contains("export") && script.contains("Socket"), "phoenix.js's ES module is served");
+    let (head, _) = support::http_get(&server.addr, "/demo/app.js", None);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async { server.client(42).await.join_ok("room:lobby").await });
+}

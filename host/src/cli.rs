@@ -22,8 +22,7 @@ pub struct ServeArgs {
     /// target/plugins/wasm32-wasip2/plugin, built first).
     #[arg(long)]
     pub plugin_dir: Option<PathBuf>,
-    /// Do not build the demo plugins, nor install the demo page's npm
-    /// packages, before serving.
+    /// Do not build the demo plugins before serving.
     #[arg(long)]
     pub no_build: bool,
 }

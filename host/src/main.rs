@@ -155,7 +155,7 @@ fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             let loaded = args.load()?;
-            let page = if args.config.is_none() { DemoPage::prepare(!args.no_build) } else { None };
+            let page = args.config.is_none().then_some(DemoPage);
             runtime()?.block_on(plume::server::serve(loaded, args.bind, None, page))
         }
         Command::Dev { config, bind, admin_bind } => {
@@ -166,7 +166,7 @@ fn run() -> anyhow::Result<()> {
             let demo = config.is_none();
             let mut loaded = plume::cli::load_config(config.as_deref(), Some(plume::build::plugin_dir(&workspace)), false)?;
             plume::cli::override_admin_bind(&mut loaded, admin_bind.as_deref());
-            let page = if demo { DemoPage::prepare(true) } else { None };
+            let page = demo.then_some(DemoPage);
             runtime()?.block_on(plume::server::serve(loaded, bind, Some(workspace), page))
         }
         Command::Build => {

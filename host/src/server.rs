@@ -374,7 +374,11 @@ pub fn demo_plugin_dir(explicit: Option<&Path>, build: bool) -> anyhow::Result<s
         Some(workspace) if build => crate::build::build_plugins(&workspace),
         Some(workspace) => Ok(crate::build::plugin_dir(&workspace)),
         None => anyhow::bail!(
-            "no plugin directory: run plume from its source tree, pass --plugin-dir, or give a --config"
+            "plume serve without --config serves the demo app, whose plugins are not in this binary and no \
+             plume source tree is around (here or beside the binary) to build them. Pass --plugin-dir DIR, a \
+             folder with the built demo plugins (user_socket.wasm, room.wasm, chat.wasm, ...: `plume build` in \
+             plume's source tree writes them to target/plugins/wasm32-wasip2/plugin), or --config FILE to serve \
+             your own app"
         ),
     }
 }
