@@ -214,20 +214,12 @@ pub async fn serve_on(
         .await
         .with_context(|| format!("cannot listen on {bind} (is another server using it? pass --bind)"))?;
     let address = listener.local_addr()?;
-    let admin_bind = admin_bind(loaded.config.server.admin_bind.as_deref(), &bind)?;
+    let admin_bind = crate::admin::address(loaded.config.server.admin_bind.as_deref(), &bind)?;
     let admin_listener = listen(&admin_bind).await.with_context(|| {
         format!("cannot listen for the admin pages on {admin_bind} (is another server using it? set [server] admin_bind or pass --admin-bind)")
     })?;
     let admin_address = admin_listener.local_addr()?;
-    let admin_token = loaded.config.server.admin_token();
-    if admin_token.is_none() && !admin_address.ip().is_loopback() {
-        anyhow::bail!(
-            "the admin listener would serve on {admin_address}, which is not loopback, without a token: its pages show \
-             file paths, plugin versions, tenants and traffic figures. Set PLUME_ADMIN_TOKEN (or admin_token under \
-             [server] in {}; `plume secret` makes one), or keep it on loopback (admin_bind = \"127.0.0.1:4001\")",
-            loaded.file
-        );
-    }
+    let admin = Arc::new(crate::admin::Admin::new(apps.clone(), &loaded, admin_address)?);
     let http = transport::listener::Http {
         header_read_timeout: Duration::from_millis(loaded.config.server.header_read_timeout_ms),
         peers: None,
@@ -253,10 +245,7 @@ pub async fn serve_on(
     }
     // Tests and scripts read the admin address from this line; it comes
     // before the listening line, which they wait for.
-    println!(
-        "plume: admin pages at http://{admin_address} (/metrics, /_plume/plugins; {})",
-        if admin_token.is_some() { "bearer token required" } else { "no token: loopback only" }
-    );
+    println!("plume: admin pages at http://{admin_address} ({})", admin.describe());
     // Tests and scripts wait for this exact line.
     println!("plume: listening on http://{address} (WebSocket at ws://{address}{}/websocket)", apps[0].socket_path);
     if server.demo_page.is_some() {
@@ -272,14 +261,7 @@ pub async fn serve_on(
             kv.sweep();
         }
     });
-    let admin = Arc::new(crate::admin::Admin {
-        apps: apps.clone(),
-        token: admin_token.as_deref().map(crate::admin::AdminToken::new),
-    });
-    let admin_accept = tokio::spawn(transport::listener::serve(admin_listener, shutdown_rx.clone(), http.clone(), move |request, peer| {
-        let admin = admin.clone();
-        async move { admin.route(request, peer).await }
-    }));
+    let admin_accept = tokio::spawn(admin.serve(admin_listener, shutdown_rx.clone(), http.clone()));
     let peers = transport::peers::PeerLimit::new(
         loaded.config.server.max_connections_per_ip,
         loaded.config.server.trusted_networks(),
@@ -298,26 +280,6 @@ pub async fn serve_on(
         eprintln!("plume: some sockets did not close within {timeout:?}; exiting anyway");
     }
     Ok(())
-}
-
-/// The admin listener's address: `configured` (`admin_bind` or
-/// `--admin-bind`), else loopback on the client port plus one, or on a port
-/// the OS picks when the client's is 0 (so that servers started on free
-/// ports, as tests start them, do not fight over one admin port).
-fn admin_bind(configured: Option<&str>, client_bind: &str) -> anyhow::Result<String> {
-    if let Some(configured) = configured {
-        return Ok(configured.to_owned());
-    }
-    let (host, port) = client_bind
-        .rsplit_once(':')
-        .with_context(|| format!("{client_bind} has no port"))?;
-    let port: u16 = port.parse().with_context(|| format!("{client_bind}: `{port}` is not a port"))?;
-    let loopback = if host.starts_with('[') { "[::1]" } else { "127.0.0.1" };
-    match port {
-        0 => Ok(format!("{loopback}:0")),
-        u16::MAX => anyhow::bail!("the client port is {port}, so the admin pages have no next port: set [server] admin_bind"),
-        port => Ok(format!("{loopback}:{}", port + 1)),
-    }
 }
 
 /// Connections waiting to be accepted. Tokio's default (128) overflows in
@@ -380,20 +342,5 @@ pub fn demo_plugin_dir(explicit: Option<&Path>, build: bool) -> anyhow::Result<s
              plume's source tree writes them to target/plugins/wasm32-wasip2/plugin), or --config FILE to serve \
              your own app"
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::admin_bind;
-
-    #[test]
-    fn the_admin_pages_default_to_loopback_on_the_next_port() {
-        assert_eq!(admin_bind(None, "127.0.0.1:4000").expect("valid"), "127.0.0.1:4001");
-        assert_eq!(admin_bind(None, "0.0.0.0:8080").expect("valid"), "127.0.0.1:8081", "loopback, whatever the client bind");
-        assert_eq!(admin_bind(None, "[::]:4000").expect("valid"), "[::1]:4001");
-        assert_eq!(admin_bind(None, "127.0.0.1:0").expect("valid"), "127.0.0.1:0", "a free port for a free port");
-        assert_eq!(admin_bind(Some("10.0.0.5:9100"), "127.0.0.1:4000").expect("valid"), "10.0.0.5:9100");
-        assert!(admin_bind(None, "127.0.0.1:65535").is_err());
     }
 }
