@@ -184,6 +184,7 @@ struct RouteSpec {
 pub struct HarnessBuilder {
     routes: Vec<RouteSpec>,
     socket: Option<String>,
+    socket_config: Option<Value>,
     secret: Option<String>,
 }
 
@@ -210,6 +211,14 @@ impl HarnessBuilder {
     /// Without one, every connection is accepted with empty assigns.
     pub fn socket(mut self, plugin: &str) -> Self {
         self.socket = Some(plugin.to_owned());
+        self
+    }
+
+    /// Give the socket plugin `config` (a JSON object), which its
+    /// `connect` and `id` read through `plume_sdk::config`, as a server
+    /// gives it `socket_config`.
+    pub fn socket_config(mut self, config: Value) -> Self {
+        self.socket_config = Some(config);
         self
     }
 
@@ -288,6 +297,14 @@ impl HarnessBuilder {
         if let Some(secret) = &self.secret {
             app.insert("secret_key_base".into(), secret.clone().into());
         }
+        if let Some(config) = &self.socket_config {
+            let config = toml::Value::try_from(config)
+                .map_err(|e| format!("the socket config is not representable in TOML (no nulls): {e}"))?;
+            if !config.is_table() {
+                return Err("the socket config must be a JSON object".into());
+            }
+            app.insert("socket_config".into(), config);
+        }
         let mut plugins = toml::Table::new();
         for (name, file) in names.iter().zip(files) {
             let mut section = toml::Table::new();
@@ -349,6 +366,7 @@ impl Harness {
         HarnessBuilder {
             routes: Vec::new(),
             socket: None,
+            socket_config: None,
             secret: None,
         }
     }
