@@ -80,9 +80,10 @@ pub struct Server {
     pub trusted_proxies: Vec<Spanned<String>>,
 }
 
-/// The default `header_read_timeout_ms`: ten seconds, as Bandit's
-/// `read_timeout` defaults to fifteen and nginx's `client_header_timeout`
-/// to sixty; a browser sends its request head in one packet.
+/// The default `header_read_timeout_ms`: ten seconds. A browser sends its
+/// request head in one packet, so a slow link needs far less; Cowboy's
+/// `request_timeout` is five seconds, nginx's `client_header_timeout` and
+/// Bandit's read timeout sixty.
 const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 
 /// The default `max_connections_per_ip`. A browser opens a socket or two
