@@ -243,11 +243,11 @@ pub async fn serve_on(
             eprintln!("plume: route {} -> plugin `{}`", route.pattern, route.plugin.name);
         }
     }
-    // Tests and scripts read the admin address from this line; it comes
-    // before the listening line, which they wait for.
-    println!("plume: admin pages at http://{admin_address} ({})", admin.describe());
-    // Tests and scripts wait for this exact line.
+    // Tests and scripts wait for this exact line, and read the admin
+    // address from the next (after it, so that a script taking the first
+    // "listening on" line gets the client address).
     println!("plume: listening on http://{address} (WebSocket at ws://{address}{}/websocket)", apps[0].socket_path);
+    println!("plume: admin listening on http://{admin_address} ({})", admin.describe());
     if server.demo_page.is_some() {
         eprintln!("plume: the demo chat page is at http://{address}/");
     }

@@ -188,13 +188,15 @@ impl Server {
             let address_after = |line: &str, marker: &str| {
                 line.split(marker).nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
             };
-            // The admin line comes first; the listening line says all is up.
-            let mut admin = String::new();
+            // The client's listening line, then the admin listener's.
+            let mut client = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = address_after(&line, "admin pages at http://") {
-                    admin = addr;
+                if let Some(admin) = address_after(&line, "admin listening on http://") {
+                    if let Some(client) = client.take() {
+                        let _ = tx.send((client, admin));
+                    }
                 } else if let Some(addr) = address_after(&line, "listening on http://") {
-                    let _ = tx.send((addr, admin.clone()));
+                    client = Some(addr);
                 }
             }
         });
