@@ -41,6 +41,7 @@ pub use cache::{CompileCache, Origin};
 pub use channel::ChannelVersion;
 pub use context::{CallContext, ChannelScope, Effect, TimerId};
 pub use native::NativeChannel;
+pub use priority::reset_new_thread;
 pub use socket::SocketVersion;
 
 use host::HostState;
@@ -57,8 +58,10 @@ const EPOCH_TICK: Duration = Duration::from_micros(500);
 /// Limits applied to every call and instance.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// Wall-clock time one call may take before it is interrupted (at least
-    /// this, at most one epoch tick more).
+    /// Wall-clock time one call may take before it is interrupted: at
+    /// least this, and at most one epoch tick more once the call's thread
+    /// runs (a demoted call gets normal priority back for that, see
+    /// `priority`).
     pub deadline: Duration,
     /// Linear memory one instance may grow to, in bytes.
     pub memory_limit: usize,
@@ -84,15 +87,6 @@ impl Default for Settings {
             max_idle_instances: 64,
             max_instances: 16,
         }
-    }
-}
-
-impl Settings {
-    /// Epoch ticks a call may run: one more than its deadline holds, since
-    /// the first tick may come at any moment of the call, so that every call
-    /// gets at least its whole deadline (and at most one tick more).
-    fn deadline_ticks(&self) -> u64 {
-        (self.deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
     }
 }
 
