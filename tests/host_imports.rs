@@ -34,7 +34,7 @@ async fn channel_push_reaches_only_this_client_with_its_join_ref() {
     let reference = a.push(&ja, "probe:a", "push", json!({"event": "note", "payload": {"x": 1}})).await;
     assert_eq!(a.recv().await, json!([ja, null, "probe:a", "note", {"x": 1}]));
     assert_eq!(a.recv().await, json!([ja, reference, "probe:a", "phx_reply", {"response": {"result": null}, "status": "ok"}]));
-    b.expect_silence(Duration::from_millis(300)).await;
+    b.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -53,7 +53,7 @@ async fn channel_broadcast_reaches_every_member_and_broadcast_from_skips_the_sen
     a.push(&ja, "probe:b", "broadcast_from", json!({"event": "others", "payload": {"n": 2}})).await;
     assert_eq!(a.recv().await[3], "phx_reply");
     assert_eq!(b.recv().await, json!([null, null, "probe:b", "others", {"n": 2}]));
-    a.expect_silence(Duration::from_millis(300)).await;
+    a.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -93,7 +93,7 @@ async fn channel_subscribe_delivers_another_topic_to_handle_info_until_unsubscri
     );
     assert_eq!(call(&mut a, &ja, "probe:d", "unsubscribe", json!({"topic": "news"})).await.0, "ok");
     call(&mut b, &jb, "probe:e", "broadcast_to", json!({"topic": "news", "event": "flash", "payload": {"n": 2}})).await;
-    a.expect_silence(Duration::from_millis(300)).await;
+    a.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -127,7 +127,7 @@ async fn timers_send_after_arrives_in_handle_info_and_cancel_stops_one() {
     let (_, again) = call(&mut a, &ja, "probe:t", "cancel", json!({"timer_id": cancelled["result"]})).await;
     assert_eq!(again, json!({"result": false}));
     assert_eq!(a.recv().await, json!([ja, null, "probe:t", "info", {"tick": "kept"}]));
-    a.expect_silence(Duration::from_millis(300)).await;
+    a.expect_quiet().await;
     let (_, fired) = call(&mut a, &ja, "probe:t", "cancel", json!({"timer_id": kept["result"]})).await;
     assert_eq!(fired, json!({"result": false}), "a fired timer cannot be cancelled");
 }

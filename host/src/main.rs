@@ -133,11 +133,19 @@ fn new_plugin(name: &str, socket: bool, config: Option<PathBuf>) -> anyhow::Resu
     Ok(())
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Run `serve` (or `dev`) on a fresh async runtime until it returns.
+fn run_server(serve: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(plume::runtime::reset_new_thread)
         .build()
-        .context("cannot start the async runtime")
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve);
+    // Shutdown has waited its `shutdown_timeout_ms`; a socket still in a
+    // plugin call then holds a thread until the call's deadline, which may
+    // be much later. Dropping the runtime would wait for it: leave it.
+    runtime.shutdown_background();
+    result
 }
 
 fn main() -> std::process::ExitCode {
@@ -156,7 +164,7 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let loaded = args.load()?;
             let page = args.config.is_none().then_some(DemoPage);
-            runtime()?.block_on(plume::server::serve(loaded, args.bind, None, page))
+            run_server(plume::server::serve(loaded, args.bind, None, page))
         }
         Command::Dev { config, bind, admin_bind } => {
             let cwd = std::env::current_dir()?;
@@ -167,7 +175,7 @@ fn run() -> anyhow::Result<()> {
             let mut loaded = plume::cli::load_config(config.as_deref(), Some(plume::build::plugin_dir(&workspace)), false)?;
             plume::cli::override_admin_bind(&mut loaded, admin_bind.as_deref());
             let page = demo.then_some(DemoPage);
-            runtime()?.block_on(plume::server::serve(loaded, bind, Some(workspace), page))
+            run_server(plume::server::serve(loaded, bind, Some(workspace), page))
         }
         Command::Build => {
             let cwd = std::env::current_dir()?;

@@ -231,7 +231,7 @@ pub async fn serve_on(
         apps: apps.clone(),
         shutdown: shutdown_rx.clone(),
         sockets_alive: alive_tx,
-        longpoll: Default::default(),
+        longpoll: crate::transport::Sessions::new(Duration::from_millis(loaded.config.server.longpoll_window_ms)),
         websocket_echo_path: loaded.config.server.websocket_echo_path.clone(),
         demo_page,
     });

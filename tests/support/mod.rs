@@ -7,7 +7,11 @@
 
 #![allow(dead_code)]
 
+mod barrier;
+pub mod busy;
+pub mod compile_cache;
 pub mod node;
+pub mod priority;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -91,6 +95,27 @@ plugin = "probe"
 config = { greeting = "hello", update_ms = 50 }
 "#;
 
+/// `text` with `from` replaced by `to`. Panics when `from` is not in it, so
+/// a test that edits a configuration never runs on the defaults because
+/// the text it meant to change has moved.
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the text to edit has no `{from}`:\n{text}");
+    text.replace(from, to)
+}
+
+/// [`PROBE_CONFIG`] with `sections` (such as `[limits]` keys) added before
+/// its `[app]` table.
+pub fn probe_config_with(sections: &str) -> String {
+    edit(PROBE_CONFIG, "\n[app]\n", &format!("\n{sections}\n\n[app]\n"))
+}
+
+/// The demo app (what `plume serve` runs with no configuration) as a
+/// configuration text, with `sections` (such as `[server]` keys) first.
+pub fn demo_config_with(sections: &str) -> String {
+    let demo = edit(plume::config::DEMO, "\npath = \"", "\npath = \"{plugins}/");
+    format!("{sections}\n\n{demo}")
+}
+
 /// A running plume server.
 pub struct Server {
     child: Child,
@@ -99,6 +124,8 @@ pub struct Server {
     pub admin_addr: String,
     log: Arc<Mutex<Vec<String>>>,
     _dir: Option<TempDir>,
+    /// The server's own working directory and compile cache.
+    _scratch: TempDir,
 }
 
 /// A directory removed when dropped.
@@ -141,15 +168,25 @@ impl Server {
     /// A server for a `plume.toml` text; `{plugins}` in it stands for the
     /// built plugins' directory.
     pub fn start_config(config: &str) -> Result<Server, String> {
+        Server::start_config_with(config, |_| {})
+    }
+
+    /// [`Server::start_config`], with `prepare` run on the command first.
+    pub fn start_config_with(config: &str, prepare: impl FnOnce(&mut Command)) -> Result<Server, String> {
         let dir = TempDir::new("config");
         let path = dir.0.join("plume.toml");
         let text = config.replace("{plugins}", &plugin_dir().display().to_string());
         std::fs::write(&path, text).expect("write config");
-        Server::spawn(
-            &["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--config"],
-            Some(path.as_os_str()),
-            Some(dir),
-        )
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plume"));
+        command.args(["serve", "--config"]).arg(&path);
+        prepare(&mut command);
+        if !command.get_args().any(|arg| arg == "--bind") {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
+        if !command.get_args().any(|arg| arg == "--admin-bind") {
+            command.args(["--admin-bind", "127.0.0.1:0"]);
+        }
+        Server::spawn_command(command, Some(dir), Duration::from_secs(60))
     }
 
     fn spawn(args: &[&str], last: Option<&std::ffi::OsStr>, dir: Option<TempDir>) -> Result<Server, String> {
@@ -162,11 +199,24 @@ impl Server {
     }
 
     /// Run a prepared `plume` command and wait up to `patience` for it to
-    /// listen.
+    /// listen. Unless the command says otherwise, the server runs in a
+    /// scratch directory of its own, with its own compile cache there
+    /// (seeded with the plugins already compiled, see [`compile_cache`]):
+    /// nothing a test's server writes reaches another server or
+    /// `~/.cache/plume`.
     pub fn spawn_command(mut command: Command, dir: Option<TempDir>, patience: Duration) -> Result<Server, String> {
         // The suite's secret, unless the test chose (or removed) one.
         if !command.get_envs().any(|(name, _)| name == "SECRET_KEY_BASE") {
             command.env("SECRET_KEY_BASE", SECRET);
+        }
+        let scratch = TempDir::new("server");
+        if command.get_current_dir().is_none() {
+            command.current_dir(&scratch.0);
+        }
+        if !command.get_envs().any(|(key, _)| key == "PLUME_CACHE_DIR") {
+            let cache = scratch.0.join("compile-cache");
+            compile_cache::seed(&cache);
+            command.env("PLUME_CACHE_DIR", cache);
         }
         let mut child = command
             .env("PLUME_LOG", "info")
@@ -207,6 +257,7 @@ impl Server {
                 admin_addr,
                 log,
                 _dir: dir,
+                _scratch: scratch,
             }),
             Err(_) => {
                 let _ = child.kill();
@@ -222,15 +273,18 @@ impl Server {
         self.log.lock().expect("log").join("\n")
     }
 
-    /// Wait until the log has a line containing `needle`.
+    /// Wait (up to [`WAIT`]) until the log has a line containing `needle`.
     pub fn wait_for_log(&self, needle: &str) -> bool {
-        for _ in 0..100 {
+        let until = std::time::Instant::now() + WAIT;
+        loop {
             if self.log().contains(needle) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        false
     }
 
     /// `GET path` on the admin listener, with `token` as its bearer token
@@ -263,6 +317,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("plume did not exit within 10 s of SIGTERM");
+    }
+
+    /// SIGKILL, as a crash or the OOM killer ends it, and wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The server's process id.
@@ -333,6 +393,8 @@ pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> (String, String)
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_ref: u64,
+    /// Whether the socket speaks the V1 serializer (no `vsn=2...`).
+    v1: bool,
 }
 
 /// How a connection attempt ended, when it was refused.
@@ -350,8 +412,12 @@ impl Client {
     pub async fn connect_request(
         request: tokio_tungstenite::tungstenite::handshake::client::Request,
     ) -> Result<Client, Refused> {
+        let v1 = !request
+            .uri()
+            .query()
+            .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("vsn=2.")));
         match tokio_tungstenite::connect_async(request).await {
-            Ok((ws, _)) => Ok(Client { ws, next_ref: 100 }),
+            Ok((ws, _)) => Ok(Client { ws, next_ref: 100, v1 }),
             Err(WsError::Http(response)) => Err(Refused::Status(response.status().as_u16())),
             Err(other) => Err(Refused::Other(other.to_string())),
         }
@@ -405,17 +471,28 @@ impl Client {
         }
     }
 
+    /// The next text frame, parsed; `None` when the connection ended or
+    /// broke, or nothing came within [`WAIT`] (for tests that end the
+    /// server under a client).
+    pub async fn try_recv(&mut self) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Send a frame; `false` when the connection is gone.
+    pub async fn try_send(&mut self, frame: Value) -> bool {
+        self.ws.send(Message::Text(frame.to_string().into())).await.is_ok()
+    }
+
     /// The next text frame, parsed.
     pub async fn recv(&mut self) -> Value {
         let text = self.recv_text().await;
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("frame {text} is not JSON: {e}"))
-    }
-
-    /// Assert nothing arrives for `wait`.
-    pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(frame) = tokio::time::timeout(wait, self.ws.next()).await {
-            panic!("expected no frame, got {frame:?}");
-        }
     }
 
     /// Wait for the server to close the connection; returns the close code.

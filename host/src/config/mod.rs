@@ -63,6 +63,10 @@ pub struct Server {
     pub admin_token: Option<String>,
     /// How long shutdown waits for sockets to close, in milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// How long an empty long-poll request waits for messages before it is
+    /// answered 204, in milliseconds (Phoenix's `window_ms`); a session
+    /// nobody polls for two windows ends.
+    pub longpoll_window_ms: u64,
     /// A path (such as `/_plume/echo`) where a plain WebSocket echoes every
     /// message back, on plume's production WebSocket stack, for conformance
     /// suites such as Autobahn. Off by default: it is a test fixture.
@@ -100,6 +104,7 @@ impl Default for Server {
             admin_bind: None,
             admin_token: None,
             shutdown_timeout_ms: 5000,
+            longpoll_window_ms: crate::transport::DEFAULT_LONGPOLL_WINDOW.as_millis() as u64,
             websocket_echo_path: None,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
             max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
@@ -401,6 +406,13 @@ impl Loaded {
                 message: format!("server.websocket_echo_path: `{path}` must start with `/`, e.g. \"/_plume/echo\""),
             });
         }
+        if self.config.server.longpoll_window_ms == 0 {
+            let offset = self.text.find("longpoll_window_ms").unwrap_or(0);
+            return Err(self.error_at(
+                offset,
+                "server.longpoll_window_ms must be at least 1: it is how long an empty poll waits (Phoenix's default is 10000)",
+            ));
+        }
         Ok(())
     }
 }
@@ -525,6 +537,17 @@ mod tests {
         assert_eq!(e.line, 6);
         assert!(e.message.contains("routes[0].plugin"), "{}", e.message);
         assert!(e.message.contains("room"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_longpoll_window_defaults_to_phoenixs_and_zero_is_refused_with_its_line() {
+        let loaded = parse("", "plume.toml", Path::new(".")).expect("empty config is valid");
+        assert_eq!(loaded.config.server.longpoll_window_ms, 10_000);
+        let loaded = parse("[server]\nlongpoll_window_ms = 250\n", "plume.toml", Path::new(".")).expect("valid");
+        assert_eq!(loaded.config.server.longpoll_window_ms, 250);
+        let e = parse("[server]\nbind = \"127.0.0.1:1\"\nlongpoll_window_ms = 0\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("longpoll_window_ms"), "{}", e.message);
     }
 
     #[test]

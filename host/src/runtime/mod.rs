@@ -41,6 +41,7 @@ pub use cache::{CompileCache, Origin};
 pub use channel::ChannelVersion;
 pub use context::{CallContext, ChannelScope, Effect, TimerId};
 pub use native::NativeChannel;
+pub use priority::reset_new_thread;
 pub use socket::SocketVersion;
 
 use host::HostState;
@@ -57,11 +58,10 @@ const EPOCH_TICK: Duration = Duration::from_micros(500);
 /// Limits applied to every call and instance.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// Wall-clock time one call may take, from its start, before it is
-    /// interrupted: checked at every epoch tick, so a call gets at least
-    /// this and is stopped at the first tick after (one tick more, plus
-    /// however late the epoch thread wakes on a busy machine). Not CPU
-    /// time: time a call spends waiting for a core counts too.
+    /// Wall-clock time one call may take before it is interrupted: at
+    /// least this, and at most one epoch tick more once the call's thread
+    /// runs (a demoted call gets normal priority back for that, see
+    /// `priority`).
     pub deadline: Duration,
     /// Linear memory one instance may grow to, in bytes.
     pub memory_limit: usize,

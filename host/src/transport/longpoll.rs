@@ -31,8 +31,9 @@ use crate::protocol::{Serializer, json_string};
 use crate::runtime::ConnectInfo;
 use crate::socket::{self, Accepted, Transport};
 
-/// How long an empty poll waits for frames (Phoenix's `window_ms`).
-pub const WINDOW: Duration = Duration::from_secs(10);
+/// How long an empty poll waits for frames by default: Phoenix's
+/// `window_ms` (`[server] longpoll_window_ms`).
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
 /// The salt session tokens are signed with.
 const SALT: &str = "plume longpoll";
@@ -41,9 +42,11 @@ const SALT: &str = "plume longpoll";
 const INBOUND_QUEUE: usize = 1024;
 
 /// The live long-poll sessions of a server.
-#[derive(Default)]
 pub struct Sessions {
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
+    /// How long an empty poll waits; a session nobody polls for two
+    /// windows ends.
+    window: Duration,
 }
 
 struct Session {
@@ -136,6 +139,14 @@ fn poll_body(status: u16, token: &str, messages: &[String]) -> Response<Body> {
 }
 
 impl Sessions {
+    /// No sessions yet; an empty poll waits `window`.
+    pub fn new(window: Duration) -> Sessions {
+        Sessions {
+            sessions: Mutex::default(),
+            window,
+        }
+    }
+
     /// The session a request's last `token` param names, if it is one.
     fn find(&self, app: &App, request: &Request<Incoming>) -> Option<(Arc<Session>, String)> {
         let token = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
@@ -151,7 +162,7 @@ impl Sessions {
 pub(super) async fn handle(server: &Arc<Server>, app: &Arc<App>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let found = server.longpoll.find(app, &request);
     match (request.method().clone(), found) {
-        (Method::GET, Some((session, token))) => poll(&session, &token).await,
+        (Method::GET, Some((session, token))) => poll(&session, &token, server.longpoll.window).await,
         (Method::GET, None) => open(server, app, &request, peer),
         (Method::POST, Some((session, _))) => post(app, &session, request).await,
         (Method::POST, None) => status_only(410),
@@ -201,7 +212,7 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
     let transport = SessionTransport {
         session,
         inbound: rx,
-        expire_after: 2 * WINDOW,
+        expire_after: 2 * server.longpoll.window,
     };
     let accepted = Accepted {
         app: app.clone(),
@@ -226,9 +237,9 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
 }
 
 /// Frames queued for the session, at once, or 204 after an empty window.
-async fn poll(session: &Session, token: &str) -> Response<Body> {
+async fn poll(session: &Session, token: &str, window: Duration) -> Response<Body> {
     session.touch();
-    let deadline = tokio::time::Instant::now() + WINDOW;
+    let deadline = tokio::time::Instant::now() + window;
     loop {
         let notified = session.ready.notified();
         {

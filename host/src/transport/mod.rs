@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::app::App;
 
+pub use longpoll::{DEFAULT_WINDOW as DEFAULT_LONGPOLL_WINDOW, Sessions};
+
 /// What request handlers share.
 pub struct Server {
     pub apps: Vec<Arc<App>>,

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use plume_load::chart::{self, ChartArgs};
 use plume_load::client::Target;
 use plume_load::compare::{self, CompareArgs};
+use plume_load::deadline::{self, DeadlineArgs};
 use plume_load::process;
 use plume_load::scenario::Scenario;
 use plume_load::scenario::fanout::FanoutArgs;
@@ -49,6 +50,8 @@ enum Command {
     Compare(CompareArgs),
     /// Start plume with two tenants: A runs hostile plugins and a broadcast storm while B pings; B's p99 quiet and during the storm.
     Soak(SoakArgs),
+    /// Start plume with the probe plugin beside busy loops: how long a spinning call takes to get phx_error.
+    Deadline(DeadlineArgs),
     /// Draw a PNG of fan-out latency (p50, p99) against delivery rate from what `compare ... fanout --sweep` printed.
     Chart(ChartArgs),
 }
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Compare(args) => compare::run(&args, &runtime),
         Command::Soak(args) => soak::run(&args, &runtime),
+        Command::Deadline(args) => deadline::run(&args, &runtime),
         Command::Chart(args) => chart::run(&args),
     }
 }

@@ -29,14 +29,13 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) call: Option<CallContext>,
-    /// When the call in progress runs out of time: its start plus its
-    /// deadline, by the wall clock.
-    pub(crate) deadline_at: std::time::Instant,
     /// When the host last looked at the call in progress, if it has run
     /// past its first slice: see `pool`.
     pub(crate) last_look: Option<super::priority::Sample>,
     /// When the call in progress started.
     pub(crate) call_started: std::time::Instant,
+    /// When the call in progress traps: its start plus its deadline.
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl HostState {
@@ -48,9 +47,9 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_limit),
             call: None,
-            deadline_at: std::time::Instant::now(),
             last_look: None,
             call_started: std::time::Instant::now(),
+            deadline: std::time::Instant::now(),
         }
     }
 
