@@ -1,4 +1,4 @@
-//! AdminChannel, topics `admin:*` (shared/spec/demo-app.md), over real sockets.
+//! AdminChannel, topics `admin:*` (docs/demo-app.md), over real sockets.
 
 mod support;
 
@@ -63,7 +63,7 @@ async fn join_by_a_user_without_the_admin_role_is_unauthorized() {
                 format!(r#"["1","1","{topic}","phx_reply",{{"response":{{"reason":"unauthorized"}},"status":"error"}}]"#)
             );
         }
-        client.expect_silence(Duration::from_millis(200)).await;
+        client.expect_quiet().await;
     }
 }
 
@@ -95,7 +95,7 @@ async fn joining_admin_dashboard_pushes_dashboard_data_from_the_live_figures() {
     assert_eq!(data[4]["active_users"], 2);
     assert_eq!(data[4]["total_channels"], 2);
     // With the default update_ms, the next update is 30 s away.
-    admin.expect_silence(Duration::from_millis(500)).await;
+    admin.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -163,7 +163,7 @@ async fn ban_user_replies_banned_broadcasts_user_banned_and_closes_every_socket_
     assert_eq!(u99.expect_close().await, Some(CloseCode::Error));
     assert_eq!(u99_tab.expect_close().await, Some(CloseCode::Error));
     // Nobody else is touched.
-    bystander.expect_silence(Duration::from_millis(200)).await;
+    bystander.expect_quiet().await;
     bystander.join_ok("room:other").await;
 }
 
@@ -205,7 +205,7 @@ async fn ban_user_with_a_user_id_that_is_not_an_integer_is_an_invalid_payload_an
             "{payload}"
         );
     }
-    u99.expect_silence(Duration::from_millis(200)).await;
+    u99.expect_quiet().await;
     server.client(99).await;
 }
 

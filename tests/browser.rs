@@ -5,9 +5,10 @@
 //! `node --test`; screenshots land in `target/test-artifacts/`.
 //!
 //! Needs Chromium at `/usr/bin/chromium` (`apt-get install -y chromium`;
-//! `.ci/run` installs it), Node 20+ and npm. The page's phoenix.js
-//! (`host/web`) and playwright-core (`tests/browser`) are installed with
-//! `npm ci` from their committed lockfiles when missing.
+//! `.ci/run` installs it), Node 20+ and npm. playwright-core
+//! (`tests/browser`) is installed with `npm ci` from its committed lockfile
+//! when missing; the page's phoenix.js is in the `plume` binary (its build
+//! installs it).
 
 mod support;
 
@@ -33,8 +34,8 @@ fn browser_dir() -> PathBuf {
     support::workspace().join("tests").join("browser")
 }
 
-/// Chromium, Node and both folders' npm packages, checked and installed
-/// once per test binary.
+/// Chromium, Node and playwright-core, checked and installed once per test
+/// binary.
 fn prepare() {
     static PREPARED: Once = Once::new();
     PREPARED.call_once(|| {
@@ -44,7 +45,6 @@ fn prepare() {
              Install it with `apt-get install -y chromium` (.ci/run does this on CI)."
         );
         node::require_node("the browser tests");
-        node::install_packages(&support::workspace().join("host").join("web"));
         node::install_packages(&browser_dir());
     });
 }

@@ -1,5 +1,5 @@
 //! ChatChannel, topics `chat:*`, and its interceptors
-//! (shared/spec/demo-app.md), over real sockets.
+//! (docs/demo-app.md), over real sockets.
 
 mod support;
 
@@ -59,7 +59,7 @@ async fn join_with_an_invalid_token_is_refused_invalid_token() {
             json!([join_ref, join_ref, "chat:lobby", "phx_reply", {"response": {"reason": "invalid_token"}, "status": "error"}])
         );
     }
-    c.expect_silence(Duration::from_millis(300)).await;
+    c.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -236,7 +236,7 @@ async fn new_message_blank_or_over_2000_characters_is_refused_with_errors() {
         next_event(&mut a, "phx_reply").await,
         json!([ja, reference, "chat:bad", "phx_reply", {"response": {"messages": []}, "status": "ok"}])
     );
-    b.expect_silence(Duration::from_millis(300)).await;
+    b.expect_quiet().await;
     // 2000 characters (of two bytes each) is the most that is accepted.
     let reference = a.push(&ja, "chat:bad", "new_message", json!({"message": "é".repeat(2000)})).await;
     let reply = next_event(&mut a, "phx_reply").await;
@@ -325,10 +325,7 @@ async fn typing_is_broadcast_to_the_others_and_not_echoed_to_the_sender() {
 
 #[tokio::test]
 async fn a_coalescing_window_merges_a_join_storm_into_few_diffs() {
-    let config = format!(
-        "[limits]\npresence_coalesce_ms = 300\n\n{}",
-        plume::config::DEMO.replace("\npath = \"", "\npath = \"{plugins}/")
-    );
+    let config = support::demo_config_with("[limits]\npresence_coalesce_ms = 300");
     let server = Server::start_config(&config).expect("starts");
     let mut observer = server.client(1).await;
     let (jo, reply) = observer.join("chat:storm", json!({"token": support::user_token(1)})).await;

@@ -1,4 +1,4 @@
-//! CollabChannel, topics `collab:document:*` (shared/spec/demo-app.md):
+//! CollabChannel, topics `collab:document:*` (docs/demo-app.md):
 //! presence metadata updates, over real sockets.
 
 mod support;

@@ -5,6 +5,7 @@
 mod support;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use support::{Client, Refused, Server, TempDir};
@@ -208,6 +209,73 @@ async fn acknowledged_writes_survive_even_a_killed_server() {
     let mut ann = user(&server, 10, "ann", "user").await;
     let (_, state) = join_campaign(&mut ann, campaign).await;
     assert_eq!(state["total"], "11.00");
+}
+
+#[tokio::test]
+async fn a_server_killed_during_concurrent_writes_loses_no_acknowledged_write() {
+    const WRITERS: i64 = 4;
+    const BEFORE_THE_KILL: usize = 200;
+    let dir = TempDir::new("durable-kill");
+    let config = support::probe_config_with(&format!(
+        "[kv]\nengine = \"redb\"\npath = \"{}\"",
+        dir.0.join("plume.redb").display()
+    ));
+    let mut server = Server::start_config(&config).unwrap_or_else(|log| panic!("the server starts:\n{log}"));
+
+    // Writers in closed loops, each on its own socket and keys; a write
+    // counts as acknowledged when its ok reply has arrived.
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let mut writers = Vec::new();
+    for w in 1..=WRITERS {
+        let mut c = server.client(w).await;
+        let topic = format!("probe:writer{w}");
+        let join_ref = c.join_ok_probe(&topic).await;
+        let acknowledged = acknowledged.clone();
+        writers.push(tokio::spawn(async move {
+            for n in 0u64.. {
+                let (key, value) = (format!("w{w}:{n:06}"), format!("{w}/{n}"));
+                let frame = json!([join_ref, n.to_string(), topic, "kv", {"op": "set", "key": key, "value": value}]);
+                if !c.try_send(frame).await {
+                    return;
+                }
+                match c.try_recv().await {
+                    Some(reply) => {
+                        assert_eq!(reply[1], json!(n.to_string()), "{reply}");
+                        assert_eq!(reply[4]["status"], "ok", "{reply}");
+                        acknowledged.lock().expect("acknowledged").push((key, value));
+                    }
+                    None => return,
+                }
+            }
+        }));
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while acknowledged.lock().expect("acknowledged").len() < BEFORE_THE_KILL {
+        assert!(std::time::Instant::now() < until, "the writers stalled");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    server.kill();
+    for writer in writers {
+        writer.await.expect("a writer failed before the kill");
+    }
+    let acknowledged = acknowledged.lock().expect("acknowledged").clone();
+
+    // The store opens, and holds every acknowledged write; at most one
+    // write per writer was in flight at the kill, and may or may not be.
+    let server = Server::start_config(&config).unwrap_or_else(|log| panic!("the store opens after a kill:\n{log}"));
+    let mut reader = server.client(9).await;
+    let j = reader.join_ok_probe("probe:check").await;
+    let reference = reader.push(&j, "probe:check", "kv", json!({"op": "list", "prefix": "w", "limit": 100_000})).await;
+    let listed = reply_to(&mut reader, &reference).await;
+    let stored: std::collections::HashMap<String, String> =
+        serde_json::from_value::<Vec<(String, String)>>(listed["response"]["result"].clone())
+            .unwrap_or_else(|e| panic!("{listed}: {e}"))
+            .into_iter()
+            .collect();
+    for (key, value) in &acknowledged {
+        assert_eq!(stored.get(key), Some(value), "acknowledged write {key} lost ({} acknowledged)", acknowledged.len());
+    }
+    assert!(stored.len() <= acknowledged.len() + WRITERS as usize, "{} stored, {} acknowledged", stored.len(), acknowledged.len());
 }
 
 #[tokio::test]

@@ -1,8 +1,6 @@
-//! GameChannel, topics `game:*` (shared/spec/demo-app.md), over real sockets.
+//! GameChannel, topics `game:*` (docs/demo-app.md), over real sockets.
 
 mod support;
-
-use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -95,7 +93,7 @@ async fn the_second_player_is_o_the_game_plays_with_x_to_move_and_the_others_get
         r#"[null,null,"game:g1795305022640","player_joined",{"player":{"id":11,"name":"bob"}}]"#
     );
     // broadcast_from: the joiner does not hear of itself.
-    bob.expect_silence(Duration::from_millis(200)).await;
+    bob.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -118,8 +116,8 @@ async fn a_third_player_gets_game_full() {
         r#"["1","1","game:g1","phx_reply",{"response":{"reason":"game_full"},"status":"error"}]"#
     );
     // Refused: no phx_close, no player_joined, and the seats are as they were.
-    carl.expect_silence(Duration::from_millis(200)).await;
-    ann.expect_silence(Duration::from_millis(100)).await;
+    carl.expect_quiet().await;
+    ann.expect_quiet().await;
     let reference = bob.push(&bob_ref, "game:g1", "request_game_state", json!({})).await;
     let state = bob.recv().await;
     assert_eq!(state[1], json!(reference));
@@ -196,7 +194,7 @@ async fn make_move_is_checked_for_status_then_turn_then_cell() {
     assert_eq!(bob.recv().await, error(&reference, &bob_ref, "invalid_move"));
 
     // None of the refused moves reached anyone or changed the board.
-    ann.expect_silence(Duration::from_millis(200)).await;
+    ann.expect_quiet().await;
     let reference = bob.push(&bob_ref, "game:g1", "request_game_state", json!({})).await;
     let state = bob.recv().await;
     assert_eq!(state[1], json!(reference));
@@ -216,7 +214,7 @@ async fn make_move_with_a_payload_of_the_wrong_shape_is_an_invalid_payload_and_c
             "{payload}"
         );
     }
-    bob.expect_silence(Duration::from_millis(200)).await;
+    bob.expect_quiet().await;
     let reference = ann.push(&ann_ref, "game:g1", "request_game_state", json!({})).await;
     let state = ann.recv().await;
     assert_eq!(state[1], json!(reference));
@@ -233,7 +231,7 @@ async fn a_move_broadcasts_move_made_with_the_game_to_both_players_and_is_not_re
     let made = r#"[null,null,"game:g1795305022640","move_made",{"game":{"board":["X",null,null,null,null,null,null,null,null],"current_turn":11,"id":"g1795305022640","players":[{"id":10,"mark":"X","name":"ann","score":0},{"id":11,"mark":"O","name":"bob","score":0}],"status":"playing","winner":null},"move":{"cell":0},"player_id":10}]"#;
     assert_eq!(ann.recv_text().await, made);
     assert_eq!(bob.recv_text().await, made);
-    ann.expect_silence(Duration::from_millis(300)).await;
+    ann.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -309,13 +307,13 @@ async fn send_chat_broadcasts_chat_message_with_the_player_and_a_timestamp() {
         assert_eq!(chat[4], json!({"message": "gg", "player": {"id": 10, "name": "ann"}, "timestamp": timestamp}));
     }
     // No reply; a message that is not text is refused.
-    ann.expect_silence(Duration::from_millis(200)).await;
+    ann.expect_quiet().await;
     let reference = bob.push(&bob_ref, "game:g1", "send_chat", json!({"message": 5})).await;
     assert_eq!(
         bob.recv().await,
         json!([bob_ref, reference, "game:g1", "phx_reply", {"response": {"reason": "invalid payload"}, "status": "error"}])
     );
-    ann.expect_silence(Duration::from_millis(200)).await;
+    ann.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -326,7 +324,7 @@ async fn leaving_broadcasts_player_left_to_the_others() {
     assert_eq!(bob.recv().await[3], "phx_reply");
     assert_eq!(bob.recv().await, json!([bob_ref, bob_ref, "game:g1", "phx_close", {}]));
     assert_eq!(ann.recv_text().await, r#"[null,null,"game:g1","player_left",{"player_id":11}]"#);
-    bob.expect_silence(Duration::from_millis(200)).await;
+    bob.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -453,7 +451,7 @@ async fn simultaneous_moves_race_and_exactly_one_wins_each_time_without_losing_o
             assert_eq!(game["winner"], Value::Null);
         }
         for seat in &mut seats {
-            seat.client.expect_silence(Duration::from_millis(50)).await;
+            seat.client.expect_quiet().await;
         }
     }
 }

@@ -34,7 +34,7 @@ async fn channel_push_reaches_only_this_client_with_its_join_ref() {
     let reference = a.push(&ja, "probe:a", "push", json!({"event": "note", "payload": {"x": 1}})).await;
     assert_eq!(a.recv().await, json!([ja, null, "probe:a", "note", {"x": 1}]));
     assert_eq!(a.recv().await, json!([ja, reference, "probe:a", "phx_reply", {"response": {"result": null}, "status": "ok"}]));
-    b.expect_silence(Duration::from_millis(300)).await;
+    b.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -53,7 +53,7 @@ async fn channel_broadcast_reaches_every_member_and_broadcast_from_skips_the_sen
     a.push(&ja, "probe:b", "broadcast_from", json!({"event": "others", "payload": {"n": 2}})).await;
     assert_eq!(a.recv().await[3], "phx_reply");
     assert_eq!(b.recv().await, json!([null, null, "probe:b", "others", {"n": 2}]));
-    a.expect_silence(Duration::from_millis(300)).await;
+    a.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -93,7 +93,7 @@ async fn channel_subscribe_delivers_another_topic_to_handle_info_until_unsubscri
     );
     assert_eq!(call(&mut a, &ja, "probe:d", "unsubscribe", json!({"topic": "news"})).await.0, "ok");
     call(&mut b, &jb, "probe:e", "broadcast_to", json!({"topic": "news", "event": "flash", "payload": {"n": 2}})).await;
-    a.expect_silence(Duration::from_millis(300)).await;
+    a.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -127,7 +127,7 @@ async fn timers_send_after_arrives_in_handle_info_and_cancel_stops_one() {
     let (_, again) = call(&mut a, &ja, "probe:t", "cancel", json!({"timer_id": cancelled["result"]})).await;
     assert_eq!(again, json!({"result": false}));
     assert_eq!(a.recv().await, json!([ja, null, "probe:t", "info", {"tick": "kept"}]));
-    a.expect_silence(Duration::from_millis(300)).await;
+    a.expect_quiet().await;
     let (_, fired) = call(&mut a, &ja, "probe:t", "cancel", json!({"timer_id": kept["result"]})).await;
     assert_eq!(fired, json!({"result": false}), "a fired timer cannot be cancelled");
 }
@@ -338,4 +338,42 @@ async fn assigns_live_in_the_host_between_calls() {
     }
     let (_, score) = call(&mut a, &join_ref, "probe:as", "assigns", json!({"key": "score"})).await;
     assert_eq!(score, 41);
+}
+
+/// An app whose socket plugin takes its rules from `socket_config`.
+const CONFIGURED_SOCKET: &str = r#"
+[app]
+socket_plugin = "gate"
+socket_config = { key = "let-me-in", id_prefix = "gated" }
+
+[plugins.gate]
+path = "{plugins}/configured_socket.wasm"
+
+[plugins.probe]
+path = "{plugins}/probe.wasm"
+
+[[routes]]
+topic = "probe:*"
+plugin = "probe"
+"#;
+
+#[tokio::test]
+async fn a_socket_plugin_reads_its_socket_config_in_connect_and_id() {
+    let server = Server::start_config(CONFIGURED_SOCKET).expect("starts");
+    let refused = Client::connect(&server.ws_url("key=guess&user=7&vsn=2.0.0")).await;
+    assert!(matches!(refused, Err(support::Refused::Status(403))), "connect checks the configured key");
+
+    let mut gated = Client::connect(&server.ws_url("key=let-me-in&user=7&vsn=2.0.0")).await.expect("the configured key opens");
+    let jg = gated.join_ok_probe("probe:cfg").await;
+    let (status, config) = call(&mut gated, &jg, "probe:cfg", "assigns", json!({"key": "socket_config"})).await;
+    assert_eq!((status.as_str(), config), ("ok", json!({"key": "let-me-in", "id_prefix": "gated"})), "connect saw the whole socket_config");
+    let (_, route_config) = call(&mut gated, &jg, "probe:cfg", "config", json!({})).await;
+    assert_eq!(route_config, json!({"result": {}}), "a channel plugin still gets its route's config");
+
+    // The socket's id came from the configuration too: `id` read it.
+    let mut admin = Client::connect(&server.ws_url("key=let-me-in&user=1&vsn=2.0.0")).await.expect("connects");
+    let ja = admin.join_ok_probe("probe:admin").await;
+    let (status, _) = call(&mut admin, &ja, "probe:admin", "disconnect", json!({"socket_id": "gated:7"})).await;
+    assert_eq!(status, "ok");
+    assert_eq!(gated.expect_close().await, Some(CloseCode::Error));
 }

@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::Server;
 
+/// The long-poll window the tests' servers use (`[server]
+/// longpoll_window_ms`): Phoenix's 10 s would make every empty poll a
+/// 10 s wait.
+const WINDOW: Duration = Duration::from_millis(500);
+
+/// The demo app with a short long-poll window.
+fn start() -> Server {
+    let config = support::demo_config_with(&format!("[server]\nlongpoll_window_ms = {}", WINDOW.as_millis()));
+    Server::start_config(&config).expect("starts")
+}
+
 /// One HTTP/1.1 request; returns the status line's code and the JSON body.
 fn http(addr: &str, method: &str, query: &str, content_type: &str, body: &str) -> (u16, Value) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
@@ -63,14 +74,14 @@ fn collect(addr: &str, query: &str, count: usize) -> Vec<String> {
 
 #[test]
 fn a_poll_without_a_valid_app_token_is_403_in_the_body() {
-    let server = Server::start();
+    let server = start();
     assert_eq!(get(&server.addr, "vsn=2.0.0"), json!({"status": 403}));
     assert_eq!(get(&server.addr, "vsn=2.0.0&token=bogus"), json!({"status": 403}));
 }
 
 #[test]
 fn the_first_poll_opens_a_session_with_410_and_a_token_and_frames_round_trip() {
-    let server = Server::start();
+    let server = start();
     let session = open(&server.addr);
     for frame in [
         r#"[null,"1","phoenix","heartbeat",{}]"#,
@@ -92,7 +103,7 @@ fn the_first_poll_opens_a_session_with_410_and_a_token_and_frames_round_trip() {
 
 #[test]
 fn an_ndjson_post_is_a_batch_of_frames_and_broadcasts_reach_the_poller() {
-    let server = Server::start();
+    let server = start();
     let session = open(&server.addr);
     post(&server.addr, &session, "application/json", r#"["2","2","room:lobby","phx_join",{}]"#);
     collect(&server.addr, &session, 1);
@@ -110,7 +121,7 @@ fn an_ndjson_post_is_a_batch_of_frames_and_broadcasts_reach_the_poller() {
 
 #[tokio::test]
 async fn long_poll_and_websocket_clients_share_topics() {
-    let server = Server::start();
+    let server = start();
     let mut ws = server.client(7).await;
     let join_ref = ws.join_ok("room:mixed").await;
     let session = open(&server.addr);
@@ -126,25 +137,28 @@ async fn long_poll_and_websocket_clients_share_topics() {
 
 #[test]
 fn a_post_without_a_live_session_is_410_in_the_body() {
-    let server = Server::start();
+    let server = start();
     assert_eq!(post(&server.addr, "vsn=2.0.0&token=bogus", "application/json", "[]"), json!({"status": 410}));
 }
 
 #[test]
 fn an_empty_poll_answers_204_after_the_window() {
-    let server = Server::start();
+    let server = start();
     let session = open(&server.addr);
     let started = Instant::now();
     let polled = get(&server.addr, &session);
     assert_eq!(polled["status"], 204);
     assert_eq!(polled["messages"], json!([]));
     assert!(polled["token"].is_string());
-    assert!(started.elapsed() >= Duration::from_secs(9), "{:?}", started.elapsed());
+    assert!(started.elapsed() >= WINDOW, "answered after {:?}, before the window", started.elapsed());
+    // The session lives on across the empty poll.
+    assert_eq!(post(&server.addr, &session, "application/json", r#"[null,"1","phoenix","heartbeat",{}]"#), json!({"status": 200}));
+    assert_eq!(collect(&server.addr, &session, 1), [r#"[null,"1","phoenix","phx_reply",{"response":{},"status":"ok"}]"#]);
 }
 
 #[test]
 fn garbage_lines_in_a_batch_harm_nothing_else() {
-    let server = Server::start();
+    let server = start();
     let session = open(&server.addr);
     let batch = "not json\n[\"1\",\"7\",\"room:lobby\"]\n[\"2\",\"2\",\"room:lobby\",\"phx_join\",{}]\n";
     assert_eq!(post(&server.addr, &session, "application/x-ndjson", batch), json!({"status": 200}));
@@ -158,7 +172,8 @@ fn garbage_lines_in_a_batch_harm_nothing_else() {
 #[test]
 fn a_base64_line_is_a_binary_message_as_phoenix_js_sends_it() {
     use base64::Engine as _;
-    let server = Server::start_probe();
+    let server = Server::start_config(&support::probe_config_with(&format!("[server]\nlongpoll_window_ms = {}", WINDOW.as_millis())))
+        .expect("starts");
     let session = open(&server.addr);
     post(&server.addr, &session, "application/json", r#"["1","1","probe:lp","phx_join",{}]"#);
     collect(&server.addr, &session, 1);
@@ -181,4 +196,31 @@ fn a_base64_line_is_a_binary_message_as_phoenix_js_sends_it() {
             r#"["1","3","probe:lp","phx_reply",{"response":{"binary":true,"bytes":40},"status":"ok"}]"#,
         ]
     );
+}
+
+#[tokio::test]
+async fn a_session_nobody_polls_for_two_windows_ends_and_its_channels_with_it() {
+    let server = start();
+    let mut observer = server.client(7).await;
+    let (_, reply) = observer.join("chat:lobby", json!({"token": support::user_token(7)})).await;
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+    let addr = server.addr.clone();
+    let last_seen = tokio::task::spawn_blocking(move || {
+        let session = open(&addr);
+        let join = json!(["1", "1", "chat:lobby", "phx_join", {"token": support::user_token(42)}]).to_string();
+        post(&addr, &session, "application/json", &join);
+        collect(&addr, &session, 1);
+        Instant::now()
+    })
+    .await
+    .expect("the session joins");
+    // Nobody polls from now on. The session ends after two windows, its
+    // chat channel terminates, and the member leaves the others' presence.
+    loop {
+        let frame = observer.recv().await;
+        if frame[3] == "presence_diff" && frame[4]["leaves"].get("42").is_some() {
+            break;
+        }
+    }
+    assert!(last_seen.elapsed() >= 2 * WINDOW, "the session ended after {:?}", last_seen.elapsed());
 }

@@ -30,7 +30,8 @@ fn phoenix_js_suite_passes_against_real_servers() {
     node.args(["--test", "--test-reporter=spec"])
         .current_dir(&dir)
         .env("PLUME_BIN", env!("CARGO_BIN_EXE_plume"))
-        .env("PLUME_PLUGIN_DIR", plugins);
+        .env("PLUME_PLUGIN_DIR", plugins)
+        .env("PLUME_TEST_COMPILE_CACHE", support::compile_cache::template());
     let status = node::run_streaming(node, "node --test (in tests/js)", SUITE_PATIENCE);
     assert!(status.success(), "the phoenix.js suite failed ({status}); node's output is above");
 }

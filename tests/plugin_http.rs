@@ -76,7 +76,7 @@ async fn outcome(client: &mut Client) -> Value {
 }
 
 fn metric(server: &Server, name: &str) -> u64 {
-    let (_, text) = support::http_request(&server.addr, "GET", "/metrics", &[], "");
+    let text = server.admin_page("/metrics");
     text.lines()
         .find(|line| line.starts_with(name) && !line.starts_with('#'))
         .and_then(|line| line.rsplit(' ').next())
@@ -199,7 +199,7 @@ async fn a_channel_that_leaves_while_its_request_is_in_flight_gets_nothing_and_t
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(metric(&server, "plume_http_dropped_total"), 1);
-    client.expect_silence(Duration::from_millis(200)).await;
+    client.expect_quiet().await;
     assert!(server.is_running());
 }
 
@@ -251,7 +251,7 @@ async fn a_push_is_answered_later_with_its_socket_ref() {
     let server = start(&[], "");
     let (mut client, join) = probe(&server, "probe:h").await;
     let reference = client.push(&join, "probe:h", "reply_later", json!({"delay_ms": 100, "response": {"done": 1}})).await;
-    client.expect_silence(Duration::from_millis(50)).await;
+    assert_eq!(client.recv_within(Duration::from_millis(50)).await, None, "no reply before the plugin gives it");
     assert_eq!(
         client.recv_text().await,
         format!(r#"["{join}","{reference}","probe:h","phx_reply",{{"response":{{"done":1}},"status":"ok"}}]"#)

@@ -1,4 +1,4 @@
-//! RateLimitedChannel, topics `limited:*` (shared/spec/demo-app.md), over
+//! RateLimitedChannel, topics `limited:*` (docs/demo-app.md), over
 //! real sockets.
 
 mod support;

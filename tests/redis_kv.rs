@@ -276,7 +276,7 @@ fn start_with_env(config: &str, redis_url: Option<&str>) -> Result<Server, Strin
     let path = dir.0.join("plume.toml");
     std::fs::write(&path, config.replace("{plugins}", &support::plugin_dir().display().to_string())).expect("write config");
     let mut command = Command::new(env!("CARGO_BIN_EXE_plume"));
-    command.args(["serve", "--bind", "127.0.0.1:0", "--config"]).arg(&path);
+    command.args(["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--config"]).arg(&path);
     match redis_url {
         Some(url) => command.env("PLUME_REDIS_URL", url),
         None => command.env_remove("PLUME_REDIS_URL"),

@@ -1,9 +1,7 @@
-//! ReportChannel, topics `report:*` (shared/spec/demo-app.md), over real
+//! ReportChannel, topics `report:*` (docs/demo-app.md), over real
 //! sockets.
 
 mod support;
-
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Client, Server};
@@ -61,7 +59,7 @@ async fn generate_report_replies_started_then_pushes_progress_in_order_then_repo
     let year: u64 = generated_at[..4].parse().expect("a year");
     let about_now = 1970 + now_s() / 31_556_952;
     assert!((about_now - 1..=about_now + 1).contains(&year), "{generated_at}");
-    client.expect_silence(Duration::from_millis(500)).await;
+    client.expect_quiet().await;
 }
 
 #[tokio::test]
@@ -132,5 +130,5 @@ async fn generate_report_with_a_request_of_the_wrong_shape_is_an_invalid_payload
             "{payload}"
         );
     }
-    client.expect_silence(Duration::from_millis(400)).await;
+    client.expect_quiet().await;
 }

@@ -1,4 +1,4 @@
-//! RoomChannel, topics `room:*` (shared/spec/demo-app.md), over real sockets.
+//! RoomChannel, topics `room:*` (docs/demo-app.md), over real sockets.
 //!
 //! Every test runs twice, with the same assertions: against the demo app's
 //! RoomChannel (Rust, `plugins/room`) as `rust::<test>`, and against the
@@ -8,9 +8,6 @@
 mod support;
 
 use serde_json::json;
-use std::path::Path;
-use std::sync::OnceLock;
-use std::time::Duration;
 use support::Server;
 
 /// The RoomChannel that serves `room:*` in a test.
@@ -50,31 +47,11 @@ impl Room {
                     "{} was not built: plume build needs Node.js 20+ with npm on PATH for plugins/room-js (see its warning above)",
                     wasm.display()
                 );
-                warm_compile_cache(&wasm);
                 Server::start_config(ROOM_JS_CONFIG)
                     .unwrap_or_else(|log| panic!("the JavaScript room server did not start:\n{log}"))
             }
         }
     }
-}
-
-/// Compile the JavaScript room once, into the compile cache the servers
-/// use, before the first server starts. The component embeds a JavaScript
-/// engine (about 12 MiB of WebAssembly) and takes seconds to compile: tests
-/// starting servers in parallel would otherwise each compile it at once.
-/// Later servers load the cached code in milliseconds.
-fn warm_compile_cache(wasm: &Path) {
-    static WARM: OnceLock<()> = OnceLock::new();
-    WARM.get_or_init(|| {
-        let text = ROOM_JS_CONFIG.replace("{plugins}", &support::plugin_dir().display().to_string());
-        let loaded = plume::config::parse(&text, "room-js test config", Path::new(".")).expect("the config is valid");
-        let settings = plume::server::runtime_settings(&loaded);
-        let runtime =
-            plume::runtime::Runtime::new(settings, plume::server::compile_cache(&loaded)).expect("the runtime starts");
-        if let Err(error) = runtime.load_channel_file("room", wasm, settings) {
-            panic!("{} does not load: {error:#}", wasm.display());
-        }
-    });
 }
 
 /// Defines each test once, as a function of the [`Room`] it runs against,
@@ -122,7 +99,7 @@ room_tests! {
             client.recv_text().await,
             r#"["12","12","room:private","phx_reply",{"response":{"reason":"unauthorized"},"status":"error"}]"#
         );
-        client.expect_silence(Duration::from_millis(300)).await;
+        client.expect_quiet().await;
     }
 
     async fn join_any_other_room_is_ok_whatever_the_payload(room) {
@@ -186,7 +163,7 @@ room_tests! {
                        {"response": {"reason": "invalid message"}, "status": "error"}])
             );
         }
-        b.expect_silence(Duration::from_millis(300)).await;
+        b.expect_quiet().await;
     }
 
     async fn ping_replies_ok_with_the_payload_echoed(room) {

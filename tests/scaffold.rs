@@ -22,10 +22,10 @@ use std::time::Duration;
 use serde_json::json;
 use support::{Client, Server};
 
-/// A fresh scratch tree over the real one.
-fn scratch_workspace() -> PathBuf {
+/// A fresh scratch tree over the real one, called `name`.
+fn scratch_workspace(name: &str) -> PathBuf {
     let real = support::workspace().canonicalize().expect("the workspace");
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-workspace");
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch).expect("clear the last run's tree");
     }
@@ -76,6 +76,7 @@ fn plume_new_refuses_bad_names_existing_folders_and_broken_configs() {
     assert!(!broken.status.success());
     let stderr = text(&broken.stderr);
     assert!(stderr.contains("broken.toml:3") && stderr.contains("bnd"), "{stderr}");
+    assert_eq!(stderr.matches("broken.toml:3").count(), 1, "the error is printed once:\n{stderr}");
     assert!(!scratch.join("plugins/fresh").exists(), "nothing is written when the config is broken");
     let _ = std::fs::remove_dir_all(&scratch);
 }
@@ -84,7 +85,7 @@ fn plume_new_refuses_bad_names_existing_folders_and_broken_configs() {
 fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
     // The demo plugins the new configuration serves, built in the real tree.
     support::plugin_dir();
-    let scratch = scratch_workspace();
+    let scratch = scratch_workspace("scaffold-workspace");
 
     let created = plume(&scratch, &["new", "greeter"]);
     assert!(created.status.success(), "plume new failed:\n{}", text(&created.stderr));
@@ -143,6 +144,58 @@ fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
             );
             let (_, room) = client.join("room:lobby", json!({})).await;
             assert_eq!(room[4]["status"], "ok", "the demo app still serves: {room}");
+        });
+}
+
+#[test]
+fn plume_dev_rebuilds_an_edited_plugin_and_it_goes_live_without_a_reconnect() {
+    // The scratch tree's plugins are the real tree's, built here already,
+    // so `plume dev` builds only the plugin this test creates and edits
+    // (it never touches a source another test uses).
+    support::plugin_dir();
+    let scratch = scratch_workspace("dev-workspace");
+    let created = plume(&scratch, &["new", "devedit"]);
+    assert!(created.status.success(), "plume new failed:\n{}", text(&created.stderr));
+
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_plume"));
+    dev.current_dir(&scratch)
+        .args(["dev", "--bind", "127.0.0.1:0", "--config"])
+        .arg(scratch.join("plume.toml"));
+    let server = Server::spawn_command(dev, None, Duration::from_secs(300)).expect("plume dev starts");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let mut c = server.client(1).await;
+            let (join_ref, reply) = c.join("devedit:lobby", json!({})).await;
+            assert_eq!(reply[4]["status"], "ok", "{reply}");
+            let reference = c.push(&join_ref, "devedit:lobby", "ping", json!({"n": 1})).await;
+            assert_eq!(c.recv().await, json!([join_ref, reference, "devedit:lobby", "phx_reply", {"response": {"n": 1}, "status": "ok"}]));
+
+            let source = scratch.join("plugins/devedit/src/lib.rs");
+            let code = std::fs::read_to_string(&source).expect("source");
+            let edited = support::edit(
+                &code,
+                "\"ping\" => Reply::ok_raw(payload).into(),",
+                "\"ping\" => Reply::ok(json!({\"edited\": true})).into(),",
+            );
+            std::fs::write(&source, edited).expect("edit");
+
+            // Same socket, same channel: the next pings reach the rebuilt
+            // version once it is live.
+            let deadline = std::time::Instant::now() + Duration::from_secs(240);
+            loop {
+                let reference = c.push(&join_ref, "devedit:lobby", "ping", json!({"n": 2})).await;
+                let frame = c.recv().await;
+                assert_eq!(frame[1], reference.as_str(), "{frame}");
+                if frame[4]["response"] == json!({"edited": true}) {
+                    break;
+                }
+                assert_eq!(frame[4]["response"], json!({"n": 2}), "{frame}");
+                assert!(std::time::Instant::now() < deadline, "the edit never went live:\n{}", server.log());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         });
 }
 

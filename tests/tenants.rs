@@ -34,6 +34,7 @@ plugin = "room"
 [[tenants.routes]]
 topic = "probe:*"
 plugin = "probe"
+config = {{ tenant = "{id}" }}
 "#
     )
 }
@@ -48,14 +49,7 @@ pub fn two_tenants(alpha: &str, beta: &str) -> String {
 }
 
 fn metrics(server: &Server) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: plume\r\nConnection: close\r\n\r\n")
-        .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
+    server.admin_page("/metrics")
 }
 
 async fn connect(server: &Server, path: &str, token: &str) -> Result<Client, Refused> {
@@ -88,10 +82,10 @@ async fn a_tenant_cannot_reach_another_tenants_topic_presence_or_keys_of_the_sam
     // A broadcast on alpha's probe:shared reaches alpha's members only.
     let reply = call(&mut a, &ja, "probe:shared", "broadcast", json!({"event": "hello", "payload": {"from": "alpha"}})).await;
     assert_eq!(reply["status"], "ok", "{reply}");
-    b.expect_silence(std::time::Duration::from_millis(300)).await;
+    b.expect_quiet().await;
     // ...and broadcast_to from alpha to the name beta uses, too.
     call(&mut a, &ja, "probe:shared", "broadcast_to", json!({"topic": "probe:shared", "event": "x", "payload": {}})).await;
-    b.expect_silence(std::time::Duration::from_millis(300)).await;
+    b.expect_quiet().await;
 
     // Presence: alpha tracks on probe:shared; beta's probe:shared is empty.
     let reply = call(&mut a, &ja, "probe:shared", "presence_track", json!({"key": "u1", "meta": {}})).await;
@@ -109,7 +103,18 @@ async fn a_tenant_cannot_reach_another_tenants_topic_presence_or_keys_of_the_sam
 
     // Beta's own broadcast reaches beta, and still not alpha.
     call(&mut b, &jb, "probe:shared", "broadcast", json!({"event": "hello", "payload": {"from": "beta"}})).await;
-    a.expect_silence(std::time::Duration::from_millis(300)).await;
+    a.expect_quiet().await;
+}
+
+/// Which tenant and user a socket belongs to, as its plugins see them:
+/// the probe's route configuration names the tenant, its join reply the
+/// socket's user.
+async fn tenant_and_user(c: &mut Client) -> (Value, Value) {
+    let (join_ref, reply) = c.join("probe:who", json!({})).await;
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+    let user = reply[4]["response"]["user"]["id"].clone();
+    let config = call(c, &join_ref, "probe:who", "config", json!({})).await;
+    (config["response"]["result"]["tenant"].clone(), user)
 }
 
 #[tokio::test]
@@ -117,15 +122,17 @@ async fn tokens_are_per_tenant_each_with_its_own_secret() {
     let beta_secret = "beta-secret-key-base-0123456789abcdef0123456789abcdef0123456789abcdef0123";
     let server = Server::start_config(&two_tenants("", &format!("secret_key_base = \"{beta_secret}\""))).expect("starts");
     let alpha_token = support::user_token(5);
-    assert!(connect(&server, "/alpha/socket", &alpha_token).await.is_ok());
+    let mut alpha = connect(&server, "/alpha/socket", &alpha_token).await.expect("alpha's token opens alpha");
+    assert_eq!(tenant_and_user(&mut alpha).await, (json!("alpha"), json!(5)));
     match connect(&server, "/beta/socket", &alpha_token).await {
         Err(Refused::Status(403)) => {}
         other => panic!("alpha's token must not open beta: {:?}", other.map(|_| "accepted")),
     }
     let beta_token = plume::token::Tokens::new(beta_secret.as_bytes())
-        .sign("user socket", &json!(5), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64, 86_400)
+        .sign("user socket", &json!(6), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64, 86_400)
         .expect("signable");
-    assert!(connect(&server, "/beta/socket", &beta_token).await.is_ok());
+    let mut beta = connect(&server, "/beta/socket", &beta_token).await.expect("beta's token opens beta");
+    assert_eq!(tenant_and_user(&mut beta).await, (json!("beta"), json!(6)));
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! UserSocket (shared/spec/demo-app.md) and Phoenix.Token over real sockets.
+//! UserSocket (docs/demo-app.md) and Phoenix.Token over real sockets.
 
 mod support;
 

@@ -28,7 +28,7 @@ const CASES: [(&str, &str); 2] = [
 fn wasm(c: &mut Criterion) {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = plume::build::build_plugins(&workspace).expect("the plugins build");
-    let loaded = plume::config::parse(plume::config::DEMO, "demo", &dir).expect("demo config");
+    let loaded = plume::config::demo(&dir).expect("demo config");
     let runtime = plume::runtime::Runtime::new(plume::server::runtime_settings(&loaded), plume::server::compile_cache(&loaded)).expect("runtime");
     let app = plume::server::build_app(&loaded, &runtime).expect("app");
     let route = app.route("room:lobby").expect("room route");
@@ -69,10 +69,10 @@ fn native(c: &mut Criterion) {
                     GuestPayload::Json(black_box(payload).to_owned()),
                     socket,
                 );
-                if let Action::Reply(reply) = &handled.action {
-                    if let GuestPayload::Json(json) = &reply.payload {
-                        serde_json::from_str::<serde::de::IgnoredAny>(json).expect("JSON reply");
-                    }
+                if let Action::Reply(reply) = &handled.action
+                    && let GuestPayload::Json(json) = &reply.payload
+                {
+                    serde_json::from_str::<serde::de::IgnoredAny>(json).expect("JSON reply");
                 }
                 black_box(handled)
             })

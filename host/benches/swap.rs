@@ -22,6 +22,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The server's `SECRET_KEY_BASE` (a configured app needs one), and the
+/// tokens' secret.
+const SECRET: &str = "plume-swap-bench-secret-key-base-0123456789abcdef0123456789abcdef0123";
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// `bytes` with a custom section appended: the same component, a new hash.
@@ -55,7 +59,7 @@ async fn connect(addr: &str, user: i64) -> (Ws, String) {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as u64;
-    let token = plume::token::Tokens::new(plume::config::DEV_SECRET.as_bytes())
+    let token = plume::token::Tokens::new(SECRET.as_bytes())
         .sign("user socket", &json!(user), now, 86_400)
         .expect("token");
     let url = format!("ws://{addr}/socket/websocket?token={token}&vsn=2.0.0");
@@ -129,6 +133,7 @@ async fn main() {
         .args(["serve", "--bind", "127.0.0.1:0", "--config"])
         .arg(&config)
         .env("PLUME_LOG", "warn")
+        .env("SECRET_KEY_BASE", SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -188,6 +193,7 @@ async fn main() {
         during.extend(d);
     }
     let _ = server.kill();
+    let _ = server.wait();
     let _ = std::fs::remove_dir_all(&scratch);
 
     let compiled = summary("compiled swap (file landed -> first reply from the new version)", &mut compiled);

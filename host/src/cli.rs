@@ -14,12 +14,15 @@ pub struct ServeArgs {
     /// Listen here instead of the configured address (e.g. 127.0.0.1:0).
     #[arg(long)]
     pub bind: Option<String>,
+    /// Serve the admin pages (/metrics, /_plume/plugins) here instead of
+    /// [server] admin_bind (default: loopback, the client port plus one).
+    #[arg(long)]
+    pub admin_bind: Option<String>,
     /// Where the demo app's plugins are (default: this source tree's
     /// target/plugins/wasm32-wasip2/plugin, built first).
     #[arg(long)]
     pub plugin_dir: Option<PathBuf>,
-    /// Do not build the demo plugins, nor install the demo page's npm
-    /// packages, before serving.
+    /// Do not build the demo plugins before serving.
     #[arg(long)]
     pub no_build: bool,
 }
@@ -28,7 +31,9 @@ impl ServeArgs {
     /// The configuration these flags name: the file, or the built-in demo
     /// app over the plugin directory (built first unless `--no-build`).
     pub fn load(&self) -> anyhow::Result<config::Loaded> {
-        load_config(self.config.as_deref(), self.plugin_dir.clone(), !self.no_build)
+        let mut loaded = load_config(self.config.as_deref(), self.plugin_dir.clone(), !self.no_build)?;
+        override_admin_bind(&mut loaded, self.admin_bind.as_deref());
+        Ok(loaded)
     }
 }
 
@@ -36,11 +41,15 @@ impl ServeArgs {
 pub fn load_config(path: Option<&std::path::Path>, plugin_dir: Option<PathBuf>, build: bool) -> anyhow::Result<config::Loaded> {
     Ok(match path {
         Some(path) => config::load(path)?,
-        None => {
-            let dir = crate::server::demo_plugin_dir(plugin_dir.as_deref(), build)?;
-            config::parse(config::DEMO, "the built-in demo configuration", &dir)?
-        }
+        None => config::demo(&crate::server::demo_plugin_dir(plugin_dir.as_deref(), build)?)?,
     })
+}
+
+/// `--admin-bind`, over the configuration's `admin_bind`.
+pub fn override_admin_bind(loaded: &mut config::Loaded, admin_bind: Option<&str>) {
+    if let Some(admin_bind) = admin_bind {
+        loaded.config.server.admin_bind = Some(admin_bind.to_owned());
+    }
 }
 
 /// Log to stderr at the level `PLUME_LOG` names (`info` by default), in

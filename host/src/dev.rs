@@ -35,10 +35,11 @@ pub fn watch_sources(workspace: PathBuf) -> anyhow::Result<RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let root = workspace.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if !matches!(event.kind, EventKind::Access(_)) && event.paths.iter().any(|p| is_source(&root, p)) {
-                let _ = tx.send(());
-            }
+        if let Ok(event) = event
+            && !matches!(event.kind, EventKind::Access(_))
+            && event.paths.iter().any(|p| is_source(&root, p))
+        {
+            let _ = tx.send(());
         }
     })?;
     watcher.watch(&workspace.join("plugins"), RecursiveMode::Recursive)?;

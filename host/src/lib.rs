@@ -8,8 +8,10 @@
 //! back to subscribing socket tasks; plugins reach the app's services
 //! through [`http`] (answered later, in `handle-info`), and the app's
 //! backend publishes into channels through the server [`api`]. [`app`]
-//! ties one tenant's pieces together; [`server`] starts and stops it all.
+//! ties one tenant's pieces together; [`server`] starts and stops it all,
+//! and [`admin`] serves what operators read on a listener of its own.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod build;

@@ -26,6 +26,10 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long)]
         bind: Option<String>,
+        /// Serve the admin pages here (default: loopback, the client port
+        /// plus one).
+        #[arg(long)]
+        admin_bind: Option<String>,
     },
     /// Build every plugin under plugins/ for wasm32-wasip2.
     Build,
@@ -43,6 +47,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a fresh secret_key_base (64 random characters) for
+    /// SECRET_KEY_BASE or the configuration.
+    Secret,
     /// Sign and verify Phoenix.Token tokens.
     Token {
         #[command(subcommand)]
@@ -79,10 +86,23 @@ enum TokenCommand {
     },
 }
 
+/// The secret `plume token` uses: `--secret`, else `SECRET_KEY_BASE`, else
+/// (said on stderr, since only the demo app accepts it) the development one.
 fn secret(explicit: Option<String>) -> String {
     explicit
         .or_else(|| std::env::var("SECRET_KEY_BASE").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| config::DEV_SECRET.to_owned())
+        .unwrap_or_else(|| {
+            eprintln!("plume: note: SECRET_KEY_BASE is unset: using the development secret, which only the demo app accepts");
+            config::DEV_SECRET.to_owned()
+        })
+}
+
+/// A new secret_key_base: 48 random bytes in base64, 64 characters (what
+/// `openssl rand -base64 48` prints).
+fn new_secret() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 48] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// `plume new`: scaffold, then say what to run next.
@@ -106,15 +126,26 @@ fn new_plugin(name: &str, socket: bool, config: Option<PathBuf>) -> anyhow::Resu
     eprintln!("next:");
     eprintln!("  cargo test --release -p {name}                      # its tests, on the real runtime");
     let shown = done.config.strip_prefix(&cwd).unwrap_or(&done.config);
+    if std::env::var_os("SECRET_KEY_BASE").is_none() {
+        eprintln!("  export SECRET_KEY_BASE=$(cargo run -q --release -- secret)   # an app served with --config needs its own secret");
+    }
     eprintln!("  cargo run --release -- dev --config {}   # build, serve, and hot-swap on save", shown.display());
     Ok(())
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Run `serve` (or `dev`) on a fresh async runtime until it returns.
+fn run_server(serve: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(plume::runtime::reset_new_thread)
         .build()
-        .context("cannot start the async runtime")
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve);
+    // Shutdown has waited its `shutdown_timeout_ms`; a socket still in a
+    // plugin call then holds a thread until the call's deadline, which may
+    // be much later. Dropping the runtime would wait for it: leave it.
+    runtime.shutdown_background();
+    result
 }
 
 fn main() -> std::process::ExitCode {
@@ -132,18 +163,19 @@ fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             let loaded = args.load()?;
-            let page = if args.config.is_none() { DemoPage::prepare(!args.no_build) } else { None };
-            runtime()?.block_on(plume::server::serve(loaded, args.bind, None, page))
+            let page = args.config.is_none().then_some(DemoPage);
+            run_server(plume::server::serve(loaded, args.bind, None, page))
         }
-        Command::Dev { config, bind } => {
+        Command::Dev { config, bind, admin_bind } => {
             let cwd = std::env::current_dir()?;
             let workspace = plume::build::find_workspace(&cwd)
                 .context("plume dev runs inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
             plume::build::build_plugins(&workspace)?;
             let demo = config.is_none();
-            let loaded = plume::cli::load_config(config.as_deref(), Some(plume::build::plugin_dir(&workspace)), false)?;
-            let page = if demo { DemoPage::prepare(true) } else { None };
-            runtime()?.block_on(plume::server::serve(loaded, bind, Some(workspace), page))
+            let mut loaded = plume::cli::load_config(config.as_deref(), Some(plume::build::plugin_dir(&workspace)), false)?;
+            plume::cli::override_admin_bind(&mut loaded, admin_bind.as_deref());
+            let page = demo.then_some(DemoPage);
+            run_server(plume::server::serve(loaded, bind, Some(workspace), page))
         }
         Command::Build => {
             let cwd = std::env::current_dir()?;
@@ -154,6 +186,10 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::New { name, socket, config } => new_plugin(&name, socket, config),
+        Command::Secret => {
+            println!("{}", new_secret());
+            Ok(())
+        }
         Command::Token { command } => match command {
             TokenCommand::Sign {
                 salt,

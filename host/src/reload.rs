@@ -128,10 +128,10 @@ pub fn reload_path(app: &App, runtime: &Runtime, path: &Path) {
             reload(&plugin, path, |bytes| runtime.load_channel(&plugin.name, bytes, app.runtime));
         }
     }
-    if let Some(plugin) = &app.socket_plugin {
-        if normalize(&plugin.path) == *path {
-            reload(plugin, path, |bytes| runtime.load_socket(&plugin.name, bytes, app.runtime));
-        }
+    if let Some(plugin) = &app.socket_plugin
+        && normalize(&plugin.path) == *path
+    {
+        reload(plugin, path, |bytes| runtime.load_socket(&plugin.name, bytes, app.runtime));
     }
 }
 

@@ -37,7 +37,9 @@ pub enum ScaffoldError {
     InvalidName { name: String, why: &'static str },
     #[error("{} already exists: pick another name, or remove it first", .0.display())]
     Exists(PathBuf),
-    #[error("cannot add the plugin to the configuration: {0}")]
+    /// The configuration's own error is this one's source: printed once,
+    /// after it (`plume: error: cannot add ...: plume.toml:3: ...`).
+    #[error("cannot add the plugin to the configuration")]
     Config(#[from] ConfigError),
     #[error("{file} already declares a plugin named `{name}`: pick another name, or remove it from the file")]
     AlreadyDeclared { file: String, name: String },
@@ -45,7 +47,7 @@ pub enum ScaffoldError {
         "{file} declares tenants: add `{name}` to a tenant's plugins and routes by hand (path {path})"
     )]
     Tenants { file: String, name: String, path: String },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
 }
 

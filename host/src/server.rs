@@ -21,17 +21,6 @@ use crate::runtime::{Runtime, Settings};
 use crate::token::Tokens;
 use crate::transport::{self, Server};
 
-/// A tenant's secret and where it came from, for the start-up report.
-fn secret(tenant: &config::Tenant<'_>) -> (String, &'static str) {
-    if let Some(secret) = &tenant.secret_key_base {
-        return (secret.clone(), "plume.toml");
-    }
-    match std::env::var("SECRET_KEY_BASE") {
-        Ok(secret) if !secret.is_empty() => (secret, "SECRET_KEY_BASE"),
-        _ => (config::DEV_SECRET.to_owned(), "development default"),
-    }
-}
-
 fn origin(loaded: crate::runtime::Loaded) -> &'static str {
     match loaded.origin {
         crate::runtime::Origin::Compiled => "compiled",
@@ -171,11 +160,11 @@ fn build_tenant(
         })
         .collect::<Result<Vec<_>, config::ConfigError>>()?;
 
-    let (secret, source) = secret(tenant);
-    if source == "development default" {
-        tracing::warn!(tenant = %tenant.id, "no secret_key_base configured and SECRET_KEY_BASE is unset: using the development secret. Set SECRET_KEY_BASE (64 bytes or more) in production.");
-    } else if secret.len() < 64 {
-        tracing::warn!(tenant = %tenant.id, source, "the secret_key_base is shorter than 64 bytes; Phoenix requires at least 64");
+    let secret = loaded.secret(tenant)?;
+    if secret.origin == config::SecretOrigin::Development {
+        tracing::warn!(tenant = %tenant.id, "SECRET_KEY_BASE is unset: {} signs tokens with the public development secret (only the demo app may; an app served with --config needs a secret of its own)", tenant.describe());
+    } else if secret.key.len() < config::MIN_SECRET_BYTES {
+        tracing::warn!(tenant = %tenant.id, origin = %secret.origin, "the secret is shorter than {} bytes; Phoenix requires at least that", config::MIN_SECRET_BYTES);
     }
     let limits = tenant.limits.to_app_limits();
     let presence = Arc::new(crate::presence::Presence::new(
@@ -207,6 +196,10 @@ fn build_tenant(
         socket_path: socket_paths.first().cloned().unwrap_or_default(),
         socket_paths,
         socket_plugin,
+        socket_config: tenant
+            .socket_config
+            .map_or_else(|| "{}".to_owned(), |table| config::table_to_json(table.get_ref()))
+            .into(),
         routes,
         origins: tenant.check_origin.policy(),
         broker,
@@ -216,7 +209,7 @@ fn build_tenant(
             max_bytes: limits.max_kv_bytes,
         }),
         presence,
-        tokens: Tokens::new(secret.as_bytes()),
+        tokens: Tokens::new(secret.key.as_bytes()),
         figures,
         rates: crate::app::Rates::new(&limits),
         limits,
@@ -282,14 +275,24 @@ pub async fn serve_on(
         .await
         .with_context(|| format!("cannot listen on {bind} (is another server using it? pass --bind)"))?;
     let address = listener.local_addr()?;
+    let admin_bind = crate::admin::address(loaded.config.server.admin_bind.as_deref(), &bind)?;
+    let admin_listener = listen(&admin_bind).await.with_context(|| {
+        format!("cannot listen for the admin pages on {admin_bind} (is another server using it? set [server] admin_bind or pass --admin-bind)")
+    })?;
+    let admin_address = admin_listener.local_addr()?;
+    let admin = Arc::new(crate::admin::Admin::new(apps.clone(), cluster.clone(), &loaded, admin_address)?);
+    let http = transport::listener::Http {
+        header_read_timeout: Duration::from_millis(loaded.config.server.header_read_timeout_ms),
+        peers: None,
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let server = Arc::new(Server {
         apps: apps.clone(),
-        shutdown: shutdown_rx,
+        shutdown: shutdown_rx.clone(),
         sockets_alive: alive_tx,
-        longpoll: Default::default(),
+        longpoll: crate::transport::Sessions::new(Duration::from_millis(loaded.config.server.longpoll_window_ms)),
         websocket_echo_path: loaded.config.server.websocket_echo_path.clone(),
         demo_page,
         forwarder: cluster.clone().map(transport::longpoll::Forwarder::new),
@@ -306,8 +309,11 @@ pub async fn serve_on(
             eprintln!("plume: route {} -> plugin `{}`", route.pattern, route.plugin.name);
         }
     }
-    // Tests and scripts wait for this exact line.
+    // Tests and scripts wait for this exact line, and read the admin
+    // address from the next (after it, so that a script taking the first
+    // "listening on" line gets the client address).
     println!("plume: listening on http://{address} (WebSocket at ws://{address}{}/websocket)", apps[0].socket_path);
+    println!("plume: admin listening on http://{admin_address} ({})", admin.describe());
     if server.demo_page.is_some() {
         eprintln!("plume: the demo chat page is at http://{address}/");
     }
@@ -338,12 +344,18 @@ pub async fn serve_on(
             }
         }
     });
-    let accept = tokio::spawn(transport::accept_loop(listener, server.clone()));
+    let admin_accept = tokio::spawn(admin.serve(admin_listener, shutdown_rx.clone(), http.clone()));
+    let peers = transport::peers::PeerLimit::new(
+        loaded.config.server.max_connections_per_ip,
+        loaded.config.server.trusted_networks(),
+    );
+    let accept = tokio::spawn(transport::accept_loop(listener, server.clone(), transport::listener::Http { peers: Some(peers), ..http }));
 
     wait_for_signal().await;
     eprintln!("plume: shutting down: closing sockets (1012)");
     let _ = shutdown_tx.send(true);
     let _ = accept.await;
+    let _ = admin_accept.await;
     sweeper.abort();
     drop(server);
     let timeout = Duration::from_millis(loaded.config.server.shutdown_timeout_ms);
@@ -412,7 +424,11 @@ pub fn demo_plugin_dir(explicit: Option<&Path>, build: bool) -> anyhow::Result<s
         Some(workspace) if build => crate::build::build_plugins(&workspace),
         Some(workspace) => Ok(crate::build::plugin_dir(&workspace)),
         None => anyhow::bail!(
-            "no plugin directory: run plume from its source tree, pass --plugin-dir, or give a --config"
+            "plume serve without --config serves the demo app, whose plugins are not in this binary and no \
+             plume source tree is around (here or beside the binary) to build them. Pass --plugin-dir DIR, a \
+             folder with the built demo plugins (user_socket.wasm, room.wasm, chat.wasm, ...: `plume build` in \
+             plume's source tree writes them to target/plugins/wasm32-wasip2/plugin), or --config FILE to serve \
+             your own app"
         ),
     }
 }

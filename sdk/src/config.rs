@@ -1,11 +1,14 @@
-//! The plugin's configuration: the JSON given to its route in `plume.toml`.
+//! The plugin's configuration from `plume.toml`, as JSON: a channel
+//! plugin's is its route's `config`, a socket plugin's the app's
+//! `socket_config` (beside `socket_plugin`).
 
 use serde::de::DeserializeOwned;
 
 use crate::imports::plugin_config as wit;
 
-/// The configuration of the route this call is for, decoded into `T`
-/// (`{}` when the route has none, so give `T` defaults).
+/// The configuration this call runs with, decoded into `T`: the route's
+/// `config` in a channel plugin, `socket_config` in a socket plugin's
+/// `connect` and `id` (`{}` when there is none, so give `T` defaults).
 ///
 /// ```no_run
 /// use serde::Deserialize;

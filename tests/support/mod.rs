@@ -8,7 +8,11 @@
 #![allow(dead_code)]
 
 pub mod backend;
+mod barrier;
+pub mod busy;
+pub mod compile_cache;
 pub mod node;
+pub mod priority;
 pub mod redis;
 pub mod redis_server;
 
@@ -29,8 +33,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for one expected frame.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// The secret the demo server signs with when none is configured.
-pub const SECRET: &str = plume::config::DEV_SECRET;
+/// The `SECRET_KEY_BASE` of every server the harness starts (an app
+/// served with `--config` refuses to start without one), and of every token
+/// it signs.
+pub const SECRET: &str = "plume-test-suite-secret-key-base-0123456789abcdef0123456789abcdef0123";
 
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -92,12 +98,37 @@ plugin = "probe"
 config = { greeting = "hello", update_ms = 50 }
 "#;
 
+/// `text` with `from` replaced by `to`. Panics when `from` is not in it, so
+/// a test that edits a configuration never runs on the defaults because
+/// the text it meant to change has moved.
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the text to edit has no `{from}`:\n{text}");
+    text.replace(from, to)
+}
+
+/// [`PROBE_CONFIG`] with `sections` (such as `[limits]` keys) added before
+/// its `[app]` table.
+pub fn probe_config_with(sections: &str) -> String {
+    edit(PROBE_CONFIG, "\n[app]\n", &format!("\n{sections}\n\n[app]\n"))
+}
+
+/// The demo app (what `plume serve` runs with no configuration) as a
+/// configuration text, with `sections` (such as `[server]` keys) first.
+pub fn demo_config_with(sections: &str) -> String {
+    let demo = edit(plume::config::DEMO, "\npath = \"", "\npath = \"{plugins}/");
+    format!("{sections}\n\n{demo}")
+}
+
 /// A running plume server.
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// Where its admin pages (`/metrics`, `/_plume/plugins`) are.
+    pub admin_addr: String,
     log: Arc<Mutex<Vec<String>>>,
     _dir: Option<TempDir>,
+    /// The server's own working directory and compile cache.
+    _scratch: TempDir,
 }
 
 /// A directory removed when dropped.
@@ -124,7 +155,7 @@ impl Server {
     pub fn start() -> Server {
         let dir = plugin_dir().to_owned();
         Server::spawn(
-            &["serve", "--bind", "127.0.0.1:0", "--no-build", "--plugin-dir"],
+            &["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--no-build", "--plugin-dir"],
             Some(dir.as_os_str()),
             None,
         )
@@ -142,7 +173,7 @@ impl Server {
     pub fn start_node(redis_url: &str) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_plume"));
         command
-            .args(["serve", "--bind", "127.0.0.1:0", "--no-build", "--plugin-dir"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--no-build", "--plugin-dir"])
             .arg(plugin_dir())
             .env("PLUME_REDIS_URL", redis_url);
         Server::spawn_command(command, None, Duration::from_secs(60)).expect("the node starts")
@@ -156,7 +187,7 @@ impl Server {
         std::fs::write(&path, config.replace("{plugins}", &plugin_dir().display().to_string())).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_plume"));
         command
-            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--config"])
             .arg(&path)
             .env("PLUME_REDIS_URL", redis_url);
         Server::spawn_command(command, Some(dir), Duration::from_secs(60)).expect("the node starts")
@@ -165,11 +196,25 @@ impl Server {
     /// A server for a `plume.toml` text; `{plugins}` in it stands for the
     /// built plugins' directory.
     pub fn start_config(config: &str) -> Result<Server, String> {
+        Server::start_config_with(config, |_| {})
+    }
+
+    /// [`Server::start_config`], with `prepare` run on the command first.
+    pub fn start_config_with(config: &str, prepare: impl FnOnce(&mut Command)) -> Result<Server, String> {
         let dir = TempDir::new("config");
         let path = dir.0.join("plume.toml");
         let text = config.replace("{plugins}", &plugin_dir().display().to_string());
         std::fs::write(&path, text).expect("write config");
-        Server::spawn(&["serve", "--bind", "127.0.0.1:0", "--config"], Some(path.as_os_str()), Some(dir))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plume"));
+        command.args(["serve", "--config"]).arg(&path);
+        prepare(&mut command);
+        if !command.get_args().any(|arg| arg == "--bind") {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
+        if !command.get_args().any(|arg| arg == "--admin-bind") {
+            command.args(["--admin-bind", "127.0.0.1:0"]);
+        }
+        Server::spawn_command(command, Some(dir), Duration::from_secs(60))
     }
 
     fn spawn(args: &[&str], last: Option<&std::ffi::OsStr>, dir: Option<TempDir>) -> Result<Server, String> {
@@ -182,8 +227,25 @@ impl Server {
     }
 
     /// Run a prepared `plume` command and wait up to `patience` for it to
-    /// listen.
+    /// listen. Unless the command says otherwise, the server runs in a
+    /// scratch directory of its own, with its own compile cache there
+    /// (seeded with the plugins already compiled, see [`compile_cache`]):
+    /// nothing a test's server writes reaches another server or
+    /// `~/.cache/plume`.
     pub fn spawn_command(mut command: Command, dir: Option<TempDir>, patience: Duration) -> Result<Server, String> {
+        // The suite's secret, unless the test chose (or removed) one.
+        if !command.get_envs().any(|(name, _)| name == "SECRET_KEY_BASE") {
+            command.env("SECRET_KEY_BASE", SECRET);
+        }
+        let scratch = TempDir::new("server");
+        if command.get_current_dir().is_none() {
+            command.current_dir(&scratch.0);
+        }
+        if !command.get_envs().any(|(key, _)| key == "PLUME_CACHE_DIR") {
+            let cache = scratch.0.join("compile-cache");
+            compile_cache::seed(&cache);
+            command.env("PLUME_CACHE_DIR", cache);
+        }
         let mut child = command
             .env("PLUME_LOG", "info")
             .stdout(Stdio::piped())
@@ -201,19 +263,29 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let address_after = |line: &str, marker: &str| {
+                line.split(marker).nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
+            };
+            // The client's listening line, then the admin listener's.
+            let mut client = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
-                    let _ = tx.send(addr);
+                if let Some(admin) = address_after(&line, "admin listening on http://") {
+                    if let Some(client) = client.take() {
+                        let _ = tx.send((client, admin));
+                    }
+                } else if let Some(addr) = address_after(&line, "listening on http://") {
+                    client = Some(addr);
                 }
             }
         });
         match rx.recv_timeout(patience) {
-            Ok(addr) => Ok(Server {
+            Ok((addr, admin_addr)) => Ok(Server {
                 child,
                 addr,
+                admin_addr,
                 log,
                 _dir: dir,
+                _scratch: scratch,
             }),
             Err(_) => {
                 let _ = child.kill();
@@ -229,15 +301,31 @@ impl Server {
         self.log.lock().expect("log").join("\n")
     }
 
-    /// Wait until the log has a line containing `needle`.
+    /// Wait (up to [`WAIT`]) until the log has a line containing `needle`.
     pub fn wait_for_log(&self, needle: &str) -> bool {
-        for _ in 0..100 {
+        let until = std::time::Instant::now() + WAIT;
+        loop {
             if self.log().contains(needle) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        false
+    }
+
+    /// `GET path` on the admin listener, with `token` as its bearer token
+    /// when given: the status line and headers, and the body.
+    pub fn admin_get(&self, path: &str, token: Option<&str>) -> (String, String) {
+        http_get(&self.admin_addr, path, token)
+    }
+
+    /// An admin page's body, asserting it was served (200).
+    pub fn admin_page(&self, path: &str) -> String {
+        let (head, body) = self.admin_get(path, None);
+        assert!(head.starts_with("HTTP/1.1 200"), "GET {path} on the admin listener: {head}\n{body}");
+        body
     }
 
     pub fn ws_url(&self, query: &str) -> String {
@@ -259,7 +347,8 @@ impl Server {
         panic!("plume did not exit within 10 s of SIGTERM");
     }
 
-    /// Kill the process (SIGKILL): no shutdown, nothing cleaned up.
+    /// SIGKILL, as a crash or the OOM killer ends it, and wait for it:
+    /// no shutdown, nothing cleaned up.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -290,10 +379,51 @@ impl Drop for Server {
     }
 }
 
+/// Run `command` until it exits, or kill it after `patience`; returns its
+/// status (`None` if it was still running) and its stderr.
+pub fn run_briefly(mut command: Command, patience: Duration) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn plume");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if started.elapsed() > patience {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    (status, stderr)
+}
+
+/// `GET path` from `addr` over a fresh connection, with a bearer token when
+/// given: the response head (status line and headers) and its body.
+pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let authorization = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: plume\r\n{authorization}Connection: close\r\n\r\n").expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_owned(), body.to_owned())
+}
+
 /// A raw WebSocket client that speaks Phoenix frames.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_ref: u64,
+    /// Whether the socket speaks the V1 serializer (no `vsn=2...`).
+    v1: bool,
 }
 
 /// How a connection attempt ended, when it was refused.
@@ -311,8 +441,12 @@ impl Client {
     pub async fn connect_request(
         request: tokio_tungstenite::tungstenite::handshake::client::Request,
     ) -> Result<Client, Refused> {
+        let v1 = !request
+            .uri()
+            .query()
+            .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("vsn=2.")));
         match tokio_tungstenite::connect_async(request).await {
-            Ok((ws, _)) => Ok(Client { ws, next_ref: 100 }),
+            Ok((ws, _)) => Ok(Client { ws, next_ref: 100, v1 }),
             Err(WsError::Http(response)) => Err(Refused::Status(response.status().as_u16())),
             Err(other) => Err(Refused::Other(other.to_string())),
         }
@@ -326,6 +460,15 @@ impl Client {
 
     pub async fn send_text(&mut self, text: &str) {
         self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    /// Send several text frames in one write, as a client that batches
+    /// its outgoing messages does: the server reads them together.
+    pub async fn send_batch(&mut self, frames: &[&str]) {
+        for frame in frames {
+            self.ws.feed(Message::Text((*frame).into())).await.expect("queue a frame");
+        }
+        self.ws.flush().await.expect("send");
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
@@ -372,17 +515,28 @@ impl Client {
         }
     }
 
+    /// The next text frame, parsed; `None` when the connection ended or
+    /// broke, or nothing came within [`WAIT`] (for tests that end the
+    /// server under a client).
+    pub async fn try_recv(&mut self) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Send a frame; `false` when the connection is gone.
+    pub async fn try_send(&mut self, frame: Value) -> bool {
+        self.ws.send(Message::Text(frame.to_string().into())).await.is_ok()
+    }
+
     /// The next text frame, parsed.
     pub async fn recv(&mut self) -> Value {
         let text = self.recv_text().await;
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("frame {text} is not JSON: {e}"))
-    }
-
-    /// Assert nothing arrives for `wait`.
-    pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(frame) = tokio::time::timeout(wait, self.ws.next()).await {
-            panic!("expected no frame, got {frame:?}");
-        }
     }
 
     /// Wait for the server to close the connection; returns the close code.

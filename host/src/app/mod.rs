@@ -130,6 +130,9 @@ pub struct App {
     /// Every mount point of the app, `socket_path` first.
     pub socket_paths: Vec<String>,
     pub socket_plugin: Option<Arc<SocketPlugin>>,
+    /// The socket plugin's configuration as JSON (`socket_config`), what
+    /// `plugin-config` returns in its `connect` and `id`.
+    pub socket_config: Arc<str>,
     pub routes: Vec<Route>,
     /// Which web pages may connect (`check_origin`).
     pub origins: crate::transport::origin::OriginPolicy,

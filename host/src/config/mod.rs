@@ -10,16 +10,20 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod keys;
+mod secret;
 mod tenant;
 
+pub use secret::{MIN_SECRET_BYTES, Secret, SecretError, SecretOrigin, SecretRule};
 pub use tenant::{LimitOverrides, SocketPaths, Tenant, TenantSection};
 
 /// The demo app's configuration: `plume serve` with no `--config`.
 /// Plugin paths are relative to the built plugins' directory.
 pub const DEMO: &str = include_str!("demo.toml");
 
-/// The development secret used when neither the config nor
-/// `SECRET_KEY_BASE` gives one. Never use it in production.
+/// The development secret the demo app uses when `SECRET_KEY_BASE` gives
+/// none. It is public: an app served from a configuration file refuses it
+/// (see [`SecretRule`]).
 pub const DEV_SECRET: &str =
     "plume-test-secret-key-base-0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -51,30 +55,90 @@ pub struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
-    /// Address to listen on.
+    /// Address to listen on for clients.
     pub bind: String,
+    /// Where the admin pages (`/metrics`, `/_plume/plugins`) are served;
+    /// by default loopback, on the client port plus one (`127.0.0.1:4001`
+    /// for `127.0.0.1:4000`; a port the OS picks when `bind`'s is 0).
+    pub admin_bind: Option<String>,
+    /// The bearer token the admin pages ask for (else `PLUME_ADMIN_TOKEN`);
+    /// required when `admin_bind` is not on loopback.
+    pub admin_token: Option<String>,
     /// How long shutdown waits for sockets to close, in milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// How long an empty long-poll request waits for messages before it is
+    /// answered 204, in milliseconds (Phoenix's `window_ms`); a session
+    /// nobody polls for two windows ends.
+    pub longpoll_window_ms: u64,
     /// A path (such as `/_plume/echo`) where a plain WebSocket echoes every
     /// message back, on plume's production WebSocket stack, for conformance
     /// suites such as Autobahn. Off by default: it is a test fixture.
     pub websocket_echo_path: Option<String>,
+    /// How long a client may take to send a whole request head (also how
+    /// long a keep-alive connection may sit idle between requests), in
+    /// milliseconds; slower connections are closed.
+    pub header_read_timeout_ms: u64,
+    /// TCP connections one client address (an IPv6 client: its /64) may
+    /// hold open at once; the next is answered 503 and closed.
+    pub max_connections_per_ip: u32,
+    /// Addresses and networks (`"10.0.0.1"`, `"10.0.0.0/8"`) not counted
+    /// by `max_connections_per_ip`: load balancers and reverse proxies.
+    /// Loopback by default; a list replaces the default.
+    pub trusted_proxies: Vec<Spanned<String>>,
 }
+
+/// The default `header_read_timeout_ms`: ten seconds. A browser sends its
+/// request head in one packet, so a slow link needs far less; Cowboy's
+/// `request_timeout` is five seconds, nginx's `client_header_timeout` and
+/// Bandit's read timeout sixty.
+const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+
+/// The default `max_connections_per_ip`. A browser opens a socket or two
+/// per tab; a thousand covers an office or a carrier NAT of busy users,
+/// while one address alone cannot take more than a twentieth of a 20,000
+/// open-files limit. Loopback (a reverse proxy on the same host, load
+/// tests) is not counted at all by default.
+const MAX_CONNECTIONS_PER_IP: u32 = 1000;
 
 impl Default for Server {
     fn default() -> Self {
         Server {
             bind: "127.0.0.1:4000".into(),
+            admin_bind: None,
+            admin_token: None,
             shutdown_timeout_ms: 5000,
+            longpoll_window_ms: crate::transport::DEFAULT_LONGPOLL_WINDOW.as_millis() as u64,
             websocket_echo_path: None,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            trusted_proxies: crate::transport::peers::LOOPBACK
+                .iter()
+                .map(|network| Spanned::new(0..0, (*network).to_owned()))
+                .collect(),
         }
+    }
+}
+
+impl Server {
+    /// `trusted_proxies`, parsed (checked when the file was read).
+    pub fn trusted_networks(&self) -> Vec<crate::transport::peers::Network> {
+        self.trusted_proxies.iter().filter_map(|network| network.get_ref().parse().ok()).collect()
+    }
+
+    /// The admin token: `admin_token`, else `PLUME_ADMIN_TOKEN`.
+    pub fn admin_token(&self) -> Option<String> {
+        self.admin_token
+            .clone()
+            .or_else(|| std::env::var("PLUME_ADMIN_TOKEN").ok())
+            .filter(|token| !token.is_empty())
     }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Runtime {
-    /// CPU time one plugin call may take.
+    /// Wall-clock time one plugin call may take, in milliseconds, from its
+    /// start (not CPU time: waiting for a core counts too).
     pub deadline_ms: u64,
     /// Linear memory one plugin instance may use.
     pub memory_limit_mb: u64,
@@ -109,11 +173,16 @@ pub struct AppSection {
     pub id: String,
     /// Where the socket is mounted: WebSocket at `<socket_path>/websocket`.
     pub socket_path: String,
-    /// The Phoenix `secret_key_base` for tokens. Falls back to the
-    /// `SECRET_KEY_BASE` environment variable, then to a development secret.
+    /// The Phoenix `secret_key_base` for tokens (64 bytes or more). Falls
+    /// back to the `SECRET_KEY_BASE` environment variable; without either,
+    /// only the demo app starts, on the development secret.
     pub secret_key_base: Option<String>,
     /// The plugin that authenticates connections; none accepts everyone.
     pub socket_plugin: Option<Spanned<String>>,
+    /// Any table: the socket plugin's configuration, which its `connect`
+    /// and `id` read as JSON through `plugin-config` (`{}` when absent),
+    /// as a route's `config` is its channel plugin's.
+    pub socket_config: Option<Spanned<toml::Table>>,
     /// `false` (any page may connect), `true` (only pages of the host the
     /// client connected to), or a list like `["https://example.com",
     /// "//*.example.org"]`. A client that sends no `Origin` is allowed.
@@ -160,6 +229,7 @@ impl Default for AppSection {
             socket_path: "/socket".into(),
             secret_key_base: None,
             socket_plugin: None,
+            socket_config: None,
             check_origin: CheckOrigin::default(),
             capabilities: None,
             api_keys: None,
@@ -473,6 +543,8 @@ pub struct Loaded {
     pub config: Config,
     pub base: PathBuf,
     pub file: String,
+    /// Whether its apps may run on the development secret.
+    pub secrets: SecretRule,
     text: String,
 }
 
@@ -503,6 +575,7 @@ impl Loaded {
                 format!("cluster.down_after_ms: {} is too short: nodes beat every {} ms, so at least {least}", self.config.cluster.down_after_ms, least / 2),
             ));
         }
+        self.validate_server()?;
         if let Some(path) = &self.config.server.websocket_echo_path
             && !path.starts_with('/')
         {
@@ -511,6 +584,39 @@ impl Loaded {
                 line: 1,
                 message: format!("server.websocket_echo_path: `{path}` must start with `/`, e.g. \"/_plume/echo\""),
             });
+        }
+        if self.config.server.longpoll_window_ms == 0 {
+            let offset = self.text.find("longpoll_window_ms").unwrap_or(0);
+            return Err(self.error_at(
+                offset,
+                "server.longpoll_window_ms must be at least 1: it is how long an empty poll waits (Phoenix's default is 10000)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Loaded {
+    /// `[server]`'s keys that serde cannot check alone.
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let server = &self.config.server;
+        for network in &server.trusted_proxies {
+            if let Err(error) = network.get_ref().parse::<crate::transport::peers::Network>() {
+                return Err(self.error_at(network.span().start, format!("server.trusted_proxies: {error}")));
+            }
+        }
+        let at_least_one = [
+            ("header_read_timeout_ms", server.header_read_timeout_ms),
+            ("max_connections_per_ip", u64::from(server.max_connections_per_ip)),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
+            return Err(self.error_at(self.text.find(key).unwrap_or(0), format!("server.{key}: must be at least 1")));
+        }
+        if server.admin_token.as_deref() == Some("") {
+            return Err(self.error_at(
+                self.text.find("admin_token").unwrap_or(0),
+                "server.admin_token: an empty token protects nothing; remove the key, or set a long random one (plume secret makes one)",
+            ));
         }
         Ok(())
     }
@@ -523,19 +629,32 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Loaded, ConfigError>
         let line = e
             .span()
             .map_or(1, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = match keys::where_it_belongs(e.message()) {
+            Some(hint) => format!("{}; {hint}", e.message()),
+            None => e.message().to_owned(),
+        };
         ConfigError {
             file: file.to_owned(),
             line,
-            message: e.message().to_owned(),
+            message,
         }
     })?;
     let loaded = Loaded {
         config,
         base: base.to_owned(),
         file: file.to_owned(),
+        secrets: SecretRule::Required,
         text: text.to_owned(),
     };
     loaded.validate()?;
+    Ok(loaded)
+}
+
+/// The demo app ([`DEMO`]) over the built plugins in `plugin_dir`: the one
+/// configuration that may run on the development secret.
+pub fn demo(plugin_dir: &Path) -> Result<Loaded, ConfigError> {
+    let mut loaded = parse(DEMO, "the built-in demo configuration", plugin_dir)?;
+    loaded.secrets = SecretRule::DevelopmentAllowed;
     Ok(loaded)
 }
 
@@ -575,6 +694,22 @@ mod tests {
     }
 
     #[test]
+    fn a_key_in_the_wrong_section_names_the_section_it_belongs_to() {
+        let e = parse("[server]\nmax_connections = 5\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("belongs under [limits]"), "{}", e.message);
+        let e = parse("[app]\nbind = \"0.0.0.0:4000\"\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert!(e.message.contains("`bind` belongs under [server]"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_socket_config_without_a_socket_plugin_is_refused_with_its_line() {
+        let e = parse("[app]\nid = \"x\"\nsocket_config = { key = \"k\" }\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("app.socket_config") && e.message.contains("socket_plugin"), "{e}");
+    }
+
+    #[test]
     fn a_route_to_an_undeclared_plugin_is_refused_with_its_line() {
         let text = "[plugins.room]\npath = \"room.wasm\"\n\n[[routes]]\ntopic = \"chat:*\"\nplugin = \"chat\"\n";
         let e = parse(text, "plume.toml", Path::new(".")).unwrap_err();
@@ -595,6 +730,17 @@ mod tests {
         for name in ["calculator", "resilient", "batch", "room", "chat"] {
             assert!(loaded.config.plugins.contains_key(name), "{name} in examples/backend.toml");
         }
+    }
+
+    #[test]
+    fn the_longpoll_window_defaults_to_phoenixs_and_zero_is_refused_with_its_line() {
+        let loaded = parse("", "plume.toml", Path::new(".")).expect("empty config is valid");
+        assert_eq!(loaded.config.server.longpoll_window_ms, 10_000);
+        let loaded = parse("[server]\nlongpoll_window_ms = 250\n", "plume.toml", Path::new(".")).expect("valid");
+        assert_eq!(loaded.config.server.longpoll_window_ms, 250);
+        let e = parse("[server]\nbind = \"127.0.0.1:1\"\nlongpoll_window_ms = 0\n", "plume.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("longpoll_window_ms"), "{}", e.message);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct TenantSection {
     pub socket_path: Spanned<SocketPaths>,
     pub secret_key_base: Option<String>,
     pub socket_plugin: Option<Spanned<String>>,
+    /// The socket plugin's configuration (see [`AppSection::socket_config`]).
+    pub socket_config: Option<Spanned<toml::Table>>,
     #[serde(default)]
     pub check_origin: CheckOrigin,
     /// What its plugins may use beyond their own channel; all when absent.
@@ -62,7 +64,7 @@ impl SocketPaths {
 macro_rules! overrides {
     ($($field:ident: $ty:ty),* $(,)?) => {
         /// `[tenants.limits]`: any `[limits]` key, plus the runtime limits
-        /// `deadline_ms` and `memory_limit_mb`.
+        /// `deadline_ms` (wall-clock time per call) and `memory_limit_mb`.
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct LimitOverrides {
@@ -122,6 +124,7 @@ pub struct Tenant<'a> {
     pub socket_paths: Vec<String>,
     pub secret_key_base: Option<String>,
     pub socket_plugin: Option<&'a Spanned<String>>,
+    pub socket_config: Option<&'a Spanned<toml::Table>>,
     pub check_origin: &'a CheckOrigin,
     pub capabilities: Option<&'a [Capability]>,
     /// Its server API keys (with `PLUME_API_KEY` in the single-app form).
@@ -148,6 +151,16 @@ impl Tenant<'_> {
     /// Its `http_allow`, parsed (checked at load, so this holds then).
     pub fn allowlist(&self) -> Result<crate::http::Allowlist, String> {
         crate::http::Allowlist::parse(self.http_allow.map_or(&[][..], |list| list.get_ref()))
+    }
+
+    /// The tenant as messages name it: "the app `demo`" (the single-app
+    /// form) or "tenant `acme`".
+    pub fn describe(&self) -> String {
+        if self.table_key.is_empty() {
+            format!("the app `{}`", self.id)
+        } else {
+            format!("tenant `{}`", self.id)
+        }
     }
 
     /// How `plugins.<name>` is written for this tenant.
@@ -190,6 +203,7 @@ impl Loaded {
                 socket_paths: vec![app.socket_path.clone()],
                 secret_key_base: app.secret_key_base.clone(),
                 socket_plugin: app.socket_plugin.as_ref(),
+                socket_config: app.socket_config.as_ref(),
                 check_origin: &app.check_origin,
                 capabilities: app.capabilities.as_deref(),
                 api_keys,
@@ -215,6 +229,7 @@ impl Loaded {
                     socket_paths: t.socket_path.get_ref().to_vec(),
                     secret_key_base: t.secret_key_base.clone(),
                     socket_plugin: t.socket_plugin.as_ref(),
+                    socket_config: t.socket_config.as_ref(),
                     check_origin: &t.check_origin,
                     capabilities: t.capabilities.as_deref(),
                     api_keys: t.api_keys.as_ref().map_or_else(Vec::new, |keys| keys.get_ref().clone()),
@@ -339,6 +354,12 @@ impl Loaded {
         };
         if let Some(name) = tenant.socket_plugin {
             check(name, &format!("{}socket_plugin", tenant.app_key))?;
+        }
+        if let (Some(config), None) = (tenant.socket_config, tenant.socket_plugin) {
+            return Err(self.error_at(
+                config.span().start,
+                format!("{}socket_config: there is no socket_plugin to configure; name one (socket_plugin = \"...\") or remove socket_config", tenant.app_key),
+            ));
         }
         for (i, route) in tenant.routes.iter().enumerate() {
             check(&route.plugin, &format!("{}routes[{i}].plugin", tenant.table_key))?;

@@ -3,20 +3,20 @@
 //! app's page would be.
 //!
 //! The page is served only with the demo app (`plume serve` without
-//! `--config`), from `host/web` in this source tree: its own files
-//! (`index.html`, `app.js`, `style.css`) and phoenix.js's ES module from
-//! that folder's `node_modules`, installed by `npm ci` from the committed
-//! lockfile (see [`DemoPage::prepare`]). Nothing of phoenix.js is copied
-//! into the repository. When the package is missing, the page still loads
-//! and says how to install it.
+//! `--config`), from the binary itself: its own files (`web/index.html`,
+//! `app.js`, `style.css`) and phoenix.js's ES module, which the build
+//! script takes from the `phoenix` npm package (installed in
+//! `web/node_modules` by `npm ci` from the committed lockfile; see
+//! `build.rs`). So an installed or copied `plume` serves the page with no
+//! source tree around it. Nothing of phoenix.js is copied into the
+//! repository. A binary built without npm serves the page anyway, and the
+//! page says what is missing.
 //!
 //! The user socket wants a Phoenix.Token, so the page asks
 //! `POST /demo/identity` for one ([`identity`]).
 
 pub mod identity;
 pub mod packages;
-
-use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -27,65 +27,37 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::app::App;
 use crate::transport::{Body, text};
 
-/// Where phoenix.js's ES module is inside the page's folder.
-const PHOENIX_MODULE: &str = "node_modules/phoenix/priv/static/phoenix.mjs";
-
 /// The largest identity request read: a name, as JSON.
 const IDENTITY_BODY_LIMIT: usize = 1024;
 
-/// What the page's URLs serve: (path, file in the page's folder, type).
-const FILES: &[(&str, &str, &str)] = &[
-    ("/", "index.html", "text/html; charset=utf-8"),
-    ("/demo/app.js", "app.js", "text/javascript; charset=utf-8"),
-    ("/demo/style.css", "style.css", "text/css; charset=utf-8"),
-    (
-        "/demo/phoenix.mjs",
-        PHOENIX_MODULE,
-        "text/javascript; charset=utf-8",
-    ),
+/// The page's own files: (path, contents, type).
+const FILES: &[(&str, &[u8], &str)] = &[
+    ("/", include_bytes!("../../web/index.html"), "text/html; charset=utf-8"),
+    ("/demo/app.js", include_bytes!("../../web/app.js"), "text/javascript; charset=utf-8"),
+    ("/demo/style.css", include_bytes!("../../web/style.css"), "text/css; charset=utf-8"),
 ];
+
+/// Where phoenix.js's ES module is served.
+const PHOENIX_PATH: &str = "/demo/phoenix.mjs";
+
+/// phoenix.js's ES module, as the build script found it (empty when it
+/// could not: see [`PHOENIX_MISSING`]).
+const PHOENIX_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/phoenix.mjs"));
+
+/// Why this binary has no phoenix.js (empty when it has).
+const PHOENIX_MISSING: &str = env!("PLUME_PHOENIX_JS_MISSING");
 
 /// The path the page asks for a token at.
 const IDENTITY_PATH: &str = "/demo/identity";
 
-/// The demo page's folder, and how to answer its requests.
-#[derive(Debug, Clone)]
-pub struct DemoPage {
-    dir: PathBuf,
-}
+/// The demo page, and how to answer its requests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DemoPage;
 
 impl DemoPage {
-    /// The page in this source tree (`host/web`), when it is there: a
-    /// `plume` binary moved away from its source tree serves no page.
-    pub fn locate() -> Option<DemoPage> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
-        dir.join("index.html").is_file().then_some(DemoPage { dir })
-    }
-
-    /// The page, with its npm packages installed first when `install` is
-    /// set and they are missing or older than the lockfile. A failed
-    /// install is reported and the page served anyway: it then explains
-    /// what is missing in the browser.
-    pub fn prepare(install: bool) -> Option<DemoPage> {
-        let page = DemoPage::locate()?;
-        if install && packages::needs_install(&page.dir) {
-            eprintln!(
-                "plume: installing the demo page's packages (npm ci in {})",
-                page.dir.display()
-            );
-            match packages::install(&page.dir) {
-                Ok(()) => eprintln!("plume: demo page packages installed"),
-                Err(error) => eprintln!(
-                    "plume: warning: {error}; the demo page will say phoenix.js is missing"
-                ),
-            }
-        }
-        Some(page)
-    }
-
     /// Whether `path` is one of the page's URLs.
     pub fn serves(&self, path: &str) -> bool {
-        path == IDENTITY_PATH || FILES.iter().any(|(url, _, _)| *url == path)
+        path == IDENTITY_PATH || path == PHOENIX_PATH || FILES.iter().any(|(url, _, _)| *url == path)
     }
 
     /// Answer a request for one of the page's URLs (see [`serves`]);
@@ -103,33 +75,33 @@ impl DemoPage {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return not_allowed("GET, HEAD");
         }
-        let Some((_, file, content_type)) = FILES.iter().find(|(url, _, _)| *url == path) else {
-            return text(StatusCode::NOT_FOUND, "not found\n");
-        };
-        match tokio::fs::read(self.dir.join(file)).await {
-            Ok(bytes) => {
-                let mut response = text(StatusCode::OK, bytes);
-                let headers = response.headers_mut();
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-                // The page is edited in place during development: always
-                // revalidate rather than show a stale copy.
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                response
-            }
-            Err(_) if *file == PHOENIX_MODULE => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "phoenix.js is not installed for the demo page. Install Node.js with npm and restart \
-                     `plume serve`, or run `npm ci` in {}.\n",
-                    self.dir.display()
+        if path == PHOENIX_PATH {
+            return match PHOENIX_MISSING {
+                "" => file(PHOENIX_JS, "text/javascript; charset=utf-8"),
+                reason => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "This plume was built without phoenix.js ({reason}). Install Node.js with npm, \
+                         then build plume again: its build installs the page's packages.\n"
+                    ),
                 ),
-            ),
-            Err(error) => {
-                tracing::warn!(%error, file, "cannot read a demo page file");
-                text(StatusCode::NOT_FOUND, "not found\n")
-            }
+            };
+        }
+        match FILES.iter().find(|(url, _, _)| *url == path) {
+            Some((_, bytes, content_type)) => file(bytes, content_type),
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
+}
+
+/// One of the page's files.
+fn file(bytes: &'static [u8], content_type: &'static str) -> Response<Body> {
+    let mut response = text(StatusCode::OK, Bytes::from_static(bytes));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Unversioned URLs: revalidate, so a new binary's page is seen at once.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// `POST /demo/identity` with `{"name": N}`: a user token for a new user

@@ -1,5 +1,7 @@
 //! The demo page's npm packages: installed with `npm ci` from the
-//! committed lockfile, so every machine serves the same phoenix.js.
+//! committed lockfile, so every machine serves the same phoenix.js. The
+//! host's build script installs them (this file is its module too), and
+//! the test suite installs its own JavaScript folders the same way.
 
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -10,9 +12,9 @@ use std::time::SystemTime;
 pub enum InstallError {
     #[error("npm is not installed (install Node.js with npm, then run `npm ci` in {dir})")]
     NpmMissing { dir: String },
-    #[error("cannot run npm in {dir}: {source}")]
-    Spawn { dir: String, source: std::io::Error },
-    #[error("`npm ci` in {dir} failed ({status}); its output is above")]
+    #[error("cannot run npm in {dir}: {error}")]
+    Spawn { dir: String, error: std::io::Error },
+    #[error("`npm ci` in {dir} failed ({status})")]
     Failed { dir: String, status: ExitStatus },
 }
 
@@ -48,7 +50,7 @@ pub fn install(dir: &Path) -> Result<(), InstallError> {
             std::io::ErrorKind::NotFound => InstallError::NpmMissing { dir: shown.clone() },
             _ => InstallError::Spawn {
                 dir: shown.clone(),
-                source,
+                error: source,
             },
         })?;
     if status.success() {

@@ -16,6 +16,9 @@
 pub mod binary;
 mod decode;
 mod encode;
+pub mod malformed;
+#[cfg(test)]
+mod properties;
 
 pub use decode::{DecodeError, InPayload, Inbound, OwnedInbound, decode, json_str};
 pub use encode::{Outbound, Payload, Unencodable, encode, encode_frame, json_string};

@@ -12,10 +12,13 @@ use super::{Broadcast, Broker, ChannelKey, Delivery, Live, PublishError, SocketK
 /// a fan-out on another. Publishing takes one shard's read lock.
 const SHARDS: usize = 32;
 
+/// One shard: the subscribers of each of its topics.
+type Shard = RwLock<HashMap<String, Vec<Subscriber>>>;
+
 /// Subscriptions held in memory, for one app on one node.
 pub struct LocalBroker {
     hasher: RandomState,
-    shards: Box<[RwLock<HashMap<String, Vec<Subscriber>>>]>,
+    shards: Box<[Shard]>,
 }
 
 impl Default for LocalBroker {

@@ -7,14 +7,24 @@
 //! interrupt: the clock thread parks, and the next call to start wakes it,
 //! so an idle server does not wake up thousands of times a second.
 //!
+//! The epoch check runs on the call's own thread, so a call traps only if
+//! its thread runs. A long call runs at idle priority (see
+//! [`super::priority`]), and on a machine whose cores are all busy it would
+//! not run at all: so the clock also watches each demoted call, and gives
+//! its thread normal priority back when it got almost no CPU for
+//! [`STARVED_AFTER_TICKS`] ticks.
+//!
 //! [`EPOCH_TICK`]: super::EPOCH_TICK
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use wasmtime::{Engine, EngineWeak};
+
+use super::priority::{CallThread, Sample};
 
 /// Ticks without a call in progress before the clock parks (50 ms at a
 /// 0.5 ms tick).
@@ -24,11 +34,33 @@ const PARK_AFTER_IDLE_TICKS: u32 = 100;
 /// gone (a call that starts wakes it at once).
 const PARK_CHECK: Duration = Duration::from_secs(1);
 
+/// Ticks over which a demoted call that got under a tenth of the CPU
+/// (see [`super::priority::Sample::busy_since`]) is taken for a starved one,
+/// and given normal priority back (2 ms at a 0.5 ms tick). A spinning call
+/// that runs on idle CPU time, pausing one tick after each it runs, gets
+/// about half; an honest call that crossed a tick and then found no idle
+/// time gets nothing, and loses at most these ticks.
+const STARVED_AFTER_TICKS: u32 = 4;
+
 /// Shared between the clock thread and the pools whose calls it times.
 pub(crate) struct Clock {
     in_flight: AtomicUsize,
     parked: AtomicBool,
     thread: Thread,
+    /// The demoted calls in progress (see [`Clock::watch`]).
+    watched: Mutex<Vec<Watched>>,
+    next_watch: AtomicU64,
+    tick: Duration,
+}
+
+/// A demoted call: the thread running it, its CPU time when the clock
+/// last looked, and whether the clock has woken it since the call last
+/// demoted itself.
+struct Watched {
+    id: u64,
+    thread: CallThread,
+    since: Sample,
+    woken: bool,
 }
 
 impl Clock {
@@ -47,6 +79,9 @@ impl Clock {
             in_flight: AtomicUsize::new(0),
             parked: AtomicBool::new(false),
             thread: handle.thread().clone(),
+            watched: Mutex::new(Vec::new()),
+            next_watch: AtomicU64::new(0),
+            tick,
         });
         let _ = sender.send(Arc::downgrade(&clock));
         Ok(clock)
@@ -61,6 +96,67 @@ impl Clock {
             self.thread.unpark();
         }
         InFlight(self)
+    }
+
+    /// Watch a call that `thread` runs at idle priority until
+    /// [`Clock::unwatch`]: whenever it gets under a tenth of the CPU over
+    /// [`STARVED_AFTER_TICKS`] ticks, the clock gives the thread normal
+    /// priority back (the call demotes it again if it spins on).
+    pub fn watch(&self, thread: CallThread) -> u64 {
+        let id = self.next_watch.fetch_add(1, Ordering::Relaxed);
+        let since = thread.sample();
+        self.watched.lock().push(Watched {
+            id,
+            thread,
+            since,
+            woken: false,
+        });
+        id
+    }
+
+    /// Whether the clock gave the watched call's thread normal priority
+    /// back since the last time this was asked.
+    pub fn take_woken(&self, id: u64) -> bool {
+        self.watched
+            .lock()
+            .iter_mut()
+            .find(|watched| watched.id == id)
+            .is_some_and(|watched| std::mem::take(&mut watched.woken))
+    }
+
+    /// The call of [`Clock::watch`] ended. After this returns, the clock
+    /// leaves its thread alone (it may run other calls by then).
+    pub fn unwatch(&self, id: u64) {
+        self.watched.lock().retain(|watched| watched.id != id);
+    }
+
+    /// Give every watched call that starved since the clock last looked
+    /// its thread's normal priority back. The lock is held while it does,
+    /// so a call that ends meanwhile waits in [`Clock::unwatch`] and its
+    /// thread is not touched once it has moved on.
+    fn wake_starved(&self) {
+        let mut watched = self.watched.lock();
+        if watched.is_empty() {
+            return;
+        }
+        let window = self.tick * STARVED_AFTER_TICKS;
+        for call in watched.iter_mut() {
+            if call.since.elapsed() < window {
+                continue;
+            }
+            let now = call.thread.sample();
+            if !now.busy_since(&call.since) {
+                call.thread.wake();
+                call.woken = true;
+            }
+            call.since = now;
+        }
+    }
+
+    /// How many calls the clock watches (for tests).
+    #[cfg(test)]
+    pub fn watched(&self) -> usize {
+        self.watched.lock().len()
     }
 
     /// Whether the clock thread is parked (for tests).
@@ -89,6 +185,7 @@ fn run(engine: &EngineWeak, clock: &Weak<Clock>, tick: Duration) {
             return;
         };
         engine.increment_epoch();
+        clock.wake_starved();
         if clock.in_flight.load(Ordering::SeqCst) != 0 {
             idle_ticks = 0;
             continue;

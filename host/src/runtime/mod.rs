@@ -41,13 +41,14 @@ pub use cache::{CompileCache, Origin};
 pub use channel::ChannelVersion;
 pub use context::{CallContext, ChannelScope, Effect, TimerId};
 pub use native::NativeChannel;
+pub use priority::reset_new_thread;
 pub use socket::SocketVersion;
 
 use host::HostState;
 use pool::World;
 
-/// How often the epoch advances while calls run; a deadline is a whole
-/// number of ticks. A long call hands off its async worker and drops to
+/// How often the epoch advances while calls run; a deadline is checked
+/// against the wall clock at each tick. A long call hands off its async worker and drops to
 /// idle priority at its first tick (see `pool`), so the tick bounds how
 /// long a spinning plugin holds other tenants' sockets: the soak's tenant B
 /// p99 storm/quiet was 2.0x at 1 ms and 1.35x at 0.5 ms (median of 7 runs).
@@ -57,8 +58,10 @@ const EPOCH_TICK: Duration = Duration::from_micros(500);
 /// Limits applied to every call and instance.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// Wall-clock time one call may take before it is interrupted (at least
-    /// this, at most one epoch tick more).
+    /// Wall-clock time one call may take before it is interrupted: at
+    /// least this, and at most one epoch tick more once the call's thread
+    /// runs (a demoted call gets normal priority back for that, see
+    /// `priority`).
     pub deadline: Duration,
     /// Linear memory one instance may grow to, in bytes.
     pub memory_limit: usize,
@@ -87,15 +90,6 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Epoch ticks a call may run: one more than its deadline holds, since
-    /// the first tick may come at any moment of the call, so that every call
-    /// gets at least its whole deadline (and at most one tick more).
-    fn deadline_ticks(&self) -> u64 {
-        (self.deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
-    }
-}
-
 /// Why a plugin call failed. The channel it was made for crashes
 /// (`phx_error`); the socket and every other channel carry on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -115,6 +109,10 @@ pub enum Fault {
 /// Why a component could not be loaded. The message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error(
+        "there is no plugin file at {0}: build the plugins first with `plume build` (`cargo run --release -- build` in plume's source tree), or fix the path"
+    )]
+    Missing(String),
     #[error("cannot read {path}")]
     Read {
         path: String,
@@ -255,9 +253,12 @@ impl Runtime {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing(path.display().to_string()),
+        _ => LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        },
     })
 }
 

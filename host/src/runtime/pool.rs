@@ -111,10 +111,9 @@ const HANDOFF_GRACE: Duration = Duration::from_micros(200);
 
 /// Past its first slice, a call that ran through a slice pauses one epoch
 /// tick after it: a plugin that runs to its deadline gets at most half a
-/// core,
-/// and the sockets of every other tenant keep the rest. The pause counts
-/// against the call's deadline.
-const LONG_CALL_PAUSE_TICKS: u64 = 1;
+/// core, and the sockets of every other tenant keep the rest. The pause
+/// counts against the call's deadline.
+const LONG_CALL_PAUSE_TICKS: u32 = 1;
 
 /// Let the async runtime carry on without this thread, which is stuck in a
 /// long plugin call (or waiting for an instance). Plugin calls run on the
@@ -132,7 +131,7 @@ pub(crate) fn hand_off_worker() {
 
 /// One look at a call that has run past its first slice (see
 /// [`FIRST_SLICE_TICKS`]), on the thread running it.
-fn look_at_long_call(state: &mut HostState) {
+fn look_at_long_call(state: &mut HostState, clock: &Clock) {
     use super::priority::{self, Sample};
     // At every look, not only the first: a hand-off can lose its race (the
     // new worker thread not started when the grace ends, and this thread
@@ -145,11 +144,10 @@ fn look_at_long_call(state: &mut HostState) {
     // put back to normal priority.
     let now = Sample::now();
     match state.last_look {
-        None => priority::demote(),
+        None => priority::demote(clock),
         Some(before) if now.busy_since(&before) => {
-            priority::demote();
-            std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS as u32);
-            state.ticks_left = state.ticks_left.saturating_sub(LONG_CALL_PAUSE_TICKS);
+            priority::demote(clock);
+            std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS);
             // The next look measures from after the pause.
             state.last_look = Some(Sample::now());
             return;
@@ -195,40 +193,40 @@ impl<W: World> Pool<W> {
     fn fresh(&self) -> Result<Instance<W>, Fault> {
         let mut store = Store::new(&self.engine, HostState::new(self.settings.memory_limit));
         store.limiter(|state| &mut state.limiter);
-        // The deadline is counted in slices: at the end of the first, a
-        // long call hands off its worker; at the end of the last, it traps.
-        store.epoch_deadline_callback(|mut ctx| {
+        // The deadline is wall-clock time, checked at every epoch tick the
+        // call's thread reaches: at the first tick a long call hands off
+        // its worker, and at the first tick past its deadline it traps.
+        // Ticks a starved thread missed count all the same.
+        let clock = self.clock.clone();
+        store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
-            if state.ticks_left == 0 {
+            let now = Instant::now();
+            if now >= state.deadline {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
-            let straddling = state.last_look.is_none() && state.call_started.elapsed() < STRADDLING;
+            let straddling = state.last_look.is_none() && now.duration_since(state.call_started) < STRADDLING;
             if !straddling {
-                look_at_long_call(state);
-                if state.ticks_left == 0 {
+                look_at_long_call(state, &clock);
+                if Instant::now() >= state.deadline {
                     return Err(wasmtime::Error::new(Trap::Interrupt));
                 }
             }
-            let slice = state.ticks_left.min(SLICE_TICKS);
-            state.ticks_left -= slice;
-            Ok(wasmtime::UpdateDeadline::Continue(slice))
+            Ok(wasmtime::UpdateDeadline::Continue(SLICE_TICKS))
         });
         self.start_clock(&mut store);
-        let _restore = super::priority::RestoreOnDrop;
+        let _restore = super::priority::RestoreOnDrop(&self.clock);
         let bindings = W::instantiate(&self.pre, &mut store)
             .map_err(|e| Fault::classify(e, self.settings.deadline))?;
         Ok(Instance { store, bindings })
     }
 
-    /// Give a store the call's whole deadline, first slice first.
+    /// Start a store's call: its deadline from now, first slice first.
     fn start_clock(&self, store: &mut Store<HostState>) {
-        let total = self.settings.deadline_ticks();
-        let first = total.min(FIRST_SLICE_TICKS);
         let state = store.data_mut();
-        state.ticks_left = total - first;
         state.last_look = None;
         state.call_started = Instant::now();
-        store.set_epoch_deadline(first);
+        state.deadline = state.call_started + self.settings.deadline;
+        store.set_epoch_deadline(FIRST_SLICE_TICKS);
     }
 
     /// Create one instance now, so that a broken component is reported at
@@ -317,7 +315,7 @@ impl<W: World> Pool<W> {
         // A host function that panics (wasmtime-wasi's blocking streams do
         // when called on an async worker) must fail this call, not the
         // socket task: the panic is caught here and the instance dropped.
-        let restore = super::priority::RestoreOnDrop;
+        let restore = super::priority::RestoreOnDrop(&self.clock);
         let result = catch_plugin_panic(|| f(&instance.bindings, &mut instance.store));
         drop(restore);
         let result = match result {

@@ -7,9 +7,16 @@
 //! kernel then gives it only CPU time no normal thread wants, and a waking
 //! normal thread (an async worker with a message for another tenant's
 //! socket) preempts it at once, instead of waiting for its turn beside the
-//! hostile call. The call keeps its wall-clock deadline, so a plugin that
-//! loops on a busy server reaches it sooner: the tenant that runs long
-//! calls is the one that waits.
+//! hostile call. The tenant that runs long calls is the one that waits.
+//!
+//! On a machine whose cores are all busy with other work there is no CPU
+//! time nobody wants, and a demoted call would not run at all: not to its
+//! end if it is an honest call that crossed a tick, and not to the epoch
+//! check that traps it at its deadline if it spins. So the epoch clock
+//! watches every demoted call (see [`super::clock`]) and gives its thread
+//! normal priority back whenever it got almost no CPU over a few ticks.
+//! Demotion then costs a call at most those few ticks where there is no
+//! idle time, and the deadline holds on a busy machine as on a quiet one.
 //!
 //! Epochs count wall-clock time, so a short call whose thread the kernel
 //! preempted on a busy machine looks long too, and would then wait at idle
@@ -22,14 +29,21 @@
 //! either, a demoted thread would stay demoted when it later becomes an
 //! async worker again, so [`available`] probes both steps once on a scratch
 //! thread, and long calls keep normal priority where they cannot be undone.
+//! A thread inherits its creator's policy, and a demoted call may start an
+//! async worker thread (its hand-off), so every thread the async runtime
+//! starts sets its own priority to normal first ([`reset_new_thread`]).
 
 use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::clock::Clock;
+
 thread_local! {
     /// Whether this thread is demoted for the rest of the current call.
     static DEMOTED: Cell<bool> = const { Cell::new(false) };
+    /// The clock's watch on this thread's current call, once demoted.
+    static WATCHED: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// Whether long calls can be demoted here (and back), probed once.
@@ -66,8 +80,13 @@ impl Sample {
         }
     }
 
+    /// Wall-clock time since this sample.
+    pub fn elapsed(&self) -> Duration {
+        self.wall.elapsed()
+    }
+
     /// Whether this thread ran for at least a tenth of the wall-clock time
-    /// since `before` (taken on the same thread): a call that uses the CPU,
+    /// since `before` (a sample of the same thread): a call that uses the CPU,
     /// if only the idle time it is left, not one that waits for a CPU.
     /// Without a CPU clock, every call counts as busy.
     pub fn busy_since(&self, before: &Sample) -> bool {
@@ -81,26 +100,27 @@ impl Sample {
     }
 }
 
-/// Run the rest of this thread's current plugin call at idle priority.
-pub(crate) fn demote() {
-    if DEMOTED.get() || !available() {
+/// Run the rest of this thread's current plugin call at idle priority,
+/// watched by `clock` until the call ends (see [`Clock::watch`]).
+pub(crate) fn demote(clock: &Clock) {
+    if !available() {
         return;
+    }
+    match WATCHED.get() {
+        // Watched before demoted: the clock must know of every thread it
+        // may have to wake.
+        None => WATCHED.set(Some(clock.watch(CallThread::current()))),
+        // Still demoted, unless the clock has woken the thread since.
+        Some(watch) if DEMOTED.get() && !clock.take_woken(watch) => return,
+        Some(_) => {}
     }
     if sys::set_idle().is_ok() {
         DEMOTED.set(true);
     }
 }
 
-/// Undoes [`demote`] when dropped: held for the length of a plugin call.
-pub(crate) struct RestoreOnDrop;
-
-impl Drop for RestoreOnDrop {
-    fn drop(&mut self) {
-        restore();
-    }
-}
-
-/// Undo [`demote`] now, if this thread is demoted.
+/// Undo [`demote`] now, if this thread is demoted; the clock keeps
+/// watching the call until it ends.
 pub(crate) fn restore() {
     if DEMOTED.replace(false)
         && let Err(error) = sys::set_normal()
@@ -109,34 +129,123 @@ pub(crate) fn restore() {
     }
 }
 
+/// Held for the length of a plugin call: when dropped, the clock stops
+/// watching the call and its thread is back at normal priority.
+pub(crate) struct RestoreOnDrop<'a>(pub &'a Clock);
+
+impl Drop for RestoreOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(watch) = WATCHED.take() {
+            self.0.unwatch(watch);
+        }
+        restore();
+    }
+}
+
+/// A thread running a plugin call, as another thread (the epoch clock)
+/// sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallThread {
+    id: sys::Tid,
+    cpu_clock: Option<sys::CpuClock>,
+}
+
+impl CallThread {
+    /// The calling thread.
+    fn current() -> CallThread {
+        CallThread {
+            id: sys::this_thread(),
+            cpu_clock: sys::this_thread_cpu_clock(),
+        }
+    }
+
+    /// A sample of this thread's CPU time, taken from any thread.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            wall: Instant::now(),
+            cpu: self.cpu_clock.and_then(sys::cpu_time),
+        }
+    }
+
+    /// Give this thread normal priority back.
+    pub fn wake(&self) {
+        if let Err(error) = sys::set_normal_of(self.id) {
+            tracing::warn!("could not give a starved plugin call its CPU priority back: {error}");
+        }
+    }
+}
+
+/// Set the calling thread, just started by the async runtime, to normal
+/// priority: it inherited its creator's, and the creator may be a demoted
+/// call handing off its async worker. Pass it to tokio's
+/// `Builder::on_thread_start`.
+pub fn reset_new_thread() {
+    if available() {
+        let _ = sys::set_normal();
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod sys {
     use std::io;
     use std::time::Duration;
 
-    fn set(policy: libc::c_int) -> io::Result<()> {
+    /// A thread's id (Linux schedules threads, not processes).
+    pub type Tid = libc::pid_t;
+
+    fn set(thread: Tid, policy: libc::c_int) -> io::Result<()> {
         let param = libc::sched_param { sched_priority: 0 };
-        // Pid 0 is the calling thread: Linux schedules threads, not processes.
-        match unsafe { libc::sched_setscheduler(0, policy, &param) } {
+        // SAFETY: sched_setscheduler reads `param` and changes no memory of
+        // this process.
+        match unsafe { libc::sched_setscheduler(thread, policy, &param) } {
             0 => Ok(()),
             _ => Err(io::Error::last_os_error()),
         }
     }
 
+    /// Thread 0 is the calling thread.
     pub fn set_idle() -> io::Result<()> {
-        set(libc::SCHED_IDLE)
+        set(0, libc::SCHED_IDLE)
     }
 
     pub fn set_normal() -> io::Result<()> {
-        set(libc::SCHED_OTHER)
+        set(0, libc::SCHED_OTHER)
     }
 
-    /// The CPU time this thread has used (a system call, not a vDSO read:
-    /// taken only when a call has run a whole epoch tick).
-    pub fn thread_cpu_time() -> Option<Duration> {
+    pub fn set_normal_of(thread: Tid) -> io::Result<()> {
+        set(thread, libc::SCHED_OTHER)
+    }
+
+    pub fn this_thread() -> Tid {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() }
+    }
+
+    /// A clock of one thread's CPU time.
+    pub type CpuClock = libc::clockid_t;
+
+    /// The CPU time on `clock` (a system call, not a vDSO read: taken only
+    /// when a call has run a whole epoch tick).
+    pub fn cpu_time(clock: CpuClock) -> Option<Duration> {
         let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        match unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } {
+        // SAFETY: clock_gettime writes the timespec it is given.
+        match unsafe { libc::clock_gettime(clock, &mut now) } {
             0 => Some(Duration::new(now.tv_sec as u64, now.tv_nsec as u32)),
+            _ => None,
+        }
+    }
+
+    /// The CPU time this thread has used.
+    pub fn thread_cpu_time() -> Option<Duration> {
+        cpu_time(libc::CLOCK_THREAD_CPUTIME_ID)
+    }
+
+    /// The clock of this thread's CPU time, readable from other threads.
+    pub fn this_thread_cpu_clock() -> Option<CpuClock> {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: pthread_getcpuclockid writes the clock id it is given.
+        match unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } {
+            0 => Some(clock),
             _ => None,
         }
     }
@@ -154,7 +263,27 @@ mod sys {
         Err(io::Error::new(io::ErrorKind::Unsupported, "SCHED_IDLE is Linux's"))
     }
 
+    pub type Tid = i32;
+
+    pub fn set_normal_of(_thread: Tid) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "SCHED_IDLE is Linux's"))
+    }
+
+    pub fn this_thread() -> Tid {
+        0
+    }
+
+    pub type CpuClock = i32;
+
+    pub fn cpu_time(_clock: CpuClock) -> Option<std::time::Duration> {
+        None
+    }
+
     pub fn thread_cpu_time() -> Option<std::time::Duration> {
+        None
+    }
+
+    pub fn this_thread_cpu_clock() -> Option<CpuClock> {
         None
     }
 }
@@ -189,23 +318,97 @@ mod tests {
         assert!(!Sample::now().busy_since(&before));
     }
 
+    /// Whether this process may change thread priorities. A test of
+    /// priorities fails where it may not, unless `PLUME_TEST_SKIP_PRIORITY=1`
+    /// says to skip it (a machine without `CAP_SYS_NICE` or an
+    /// `RLIMIT_NICE` of 20).
+    fn priorities_or_skip() -> bool {
+        if available() {
+            return true;
+        }
+        assert!(
+            std::env::var("PLUME_TEST_SKIP_PRIORITY").is_ok_and(|v| v == "1"),
+            "this process may not restore a thread's priority (it needs CAP_SYS_NICE or RLIMIT_NICE of 20); \
+             set PLUME_TEST_SKIP_PRIORITY=1 to skip the tests that need it"
+        );
+        eprintln!("skipped (PLUME_TEST_SKIP_PRIORITY=1): this process may not restore priorities");
+        false
+    }
+
+    /// A clock, and the engine it ticks (it stops when the engine goes).
+    fn clock() -> (wasmtime::Engine, std::sync::Arc<Clock>) {
+        let engine = wasmtime::Engine::default();
+        let clock = Clock::start(&engine, Duration::from_micros(500)).unwrap();
+        (engine, clock)
+    }
+
     #[test]
     fn a_demoted_call_gets_its_priority_back_when_it_ends() {
-        std::thread::spawn(|| {
-            if !available() {
-                eprintln!("skipped: this process may not restore priorities");
+        let (_engine, clock) = clock();
+        std::thread::spawn(move || {
+            if !priorities_or_skip() {
                 return;
             }
             assert_eq!(policy(), libc::SCHED_OTHER);
             {
-                let _restore = RestoreOnDrop;
-                demote();
+                let _restore = RestoreOnDrop(&clock);
+                demote(&clock);
                 assert_eq!(policy(), libc::SCHED_IDLE);
-                demote();
+                demote(&clock);
                 assert_eq!(policy(), libc::SCHED_IDLE);
+                assert_eq!(clock.watched(), 1);
             }
             assert_eq!(policy(), libc::SCHED_OTHER);
             assert!(!DEMOTED.get());
+            assert_eq!(clock.watched(), 0, "the call's end ends the watch");
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A thread that only sleeps gets no CPU, as a demoted one on a busy
+    /// machine: the clock gives it normal priority back.
+    #[test]
+    fn the_clock_gives_a_demoted_call_that_gets_no_cpu_normal_priority() {
+        let (_engine, clock) = clock();
+        std::thread::spawn(move || {
+            if !priorities_or_skip() {
+                return;
+            }
+            let _running = clock.enter();
+            let _restore = RestoreOnDrop(&clock);
+            demote(&clock);
+            assert_eq!(policy(), libc::SCHED_IDLE);
+            let until = Instant::now() + Duration::from_secs(10);
+            while policy() == libc::SCHED_IDLE {
+                assert!(Instant::now() < until, "the clock never restored the starved call's priority");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(policy(), libc::SCHED_OTHER);
+            // A call that spins on demotes itself again.
+            demote(&clock);
+            assert_eq!(policy(), libc::SCHED_IDLE);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_thread_the_runtime_starts_runs_at_normal_priority_whoever_started_it() {
+        std::thread::spawn(|| {
+            if !priorities_or_skip() {
+                return;
+            }
+            sys::set_idle().unwrap();
+            let started = std::thread::spawn(|| {
+                let inherited = policy();
+                reset_new_thread();
+                (inherited, policy())
+            })
+            .join()
+            .unwrap();
+            sys::set_normal().unwrap();
+            assert_eq!(started, (libc::SCHED_IDLE, libc::SCHED_OTHER));
         })
         .join()
         .unwrap();

@@ -35,6 +35,9 @@ pub(super) struct Channel {
     /// The version this channel last ran on; a newer current version runs
     /// `upgrade` on the channel first.
     version: Arc<ChannelVersion>,
+    /// The current version's `upgrade` refused this channel (or crashed):
+    /// it is not tried again for the channel's `terminate`.
+    upgrade_failed: bool,
     config: Arc<str>,
     intercepts: Arc<HashSet<String>>,
     timers: HashMap<TimerId, AbortHandle>,
@@ -67,6 +70,19 @@ fn recover_request(message: &Inbound<'_>) -> Option<(protocol::OwnedInbound, Opt
     let since = asked.as_str().and_then(|text| text.parse::<Position>().ok());
     let stripped = serde_json::to_string(&payload).ok()?;
     Some((protocol::OwnedInbound::new(message).with_json_payload(&stripped)?, since))
+}
+
+impl Channel {
+    /// Whether a message's `join_ref` names this channel: the same
+    /// reference (as JSON: `"1"` is not `1`), or any when the channel was
+    /// joined without one.
+    fn joined_as(&self, join_ref: &serde_json::value::RawValue) -> bool {
+        if self.join_ref == protocol::NULL || self.join_ref == join_ref.get() {
+            return true;
+        }
+        let parse = |raw: &str| serde_json::from_str::<serde_json::Value>(raw).ok();
+        parse(&self.join_ref).is_some_and(|ours| parse(join_ref.get()) == Some(ours))
+    }
 }
 
 fn status(status: ReplyStatus) -> &'static str {
@@ -222,6 +238,7 @@ impl Connection {
                     view,
                     plugin: plugin.clone(),
                     version,
+                    upgrade_failed: false,
                     config,
                     intercepts,
                     timers: HashMap::new(),
@@ -253,10 +270,23 @@ impl Connection {
         }
     }
 
+    /// `phx_leave`, answered as Phoenix.Socket answers it:
+    /// - no channel on the topic (never joined, a refused join, left
+    ///   already): an ok reply with the leave's own references, and nothing
+    ///   to close;
+    /// - the topic's channel, named by its join_ref (or joined without one,
+    ///   as old V1 clients do): an ok reply, then `phx_close`;
+    /// - a channel of a later join: the leave is ignored. It was sent for an
+    ///   earlier channel on the topic, which the rejoin already closed (the
+    ///   client has its `phx_close`), and must not end the new one.
     pub(super) fn leave(&mut self, topic: &str, message: &Inbound<'_>) {
         let Some(&key) = self.topics.get(topic) else {
-            return self.unmatched(message);
+            return self.reply_raw(message, "ok", "{}");
         };
+        if !self.channels.get(&key).is_some_and(|channel| channel.joined_as(message.join_ref)) {
+            tracing::debug!(socket = self.key, topic, join_ref = message.join_ref.get(), "ignored a leave for an earlier join of the topic");
+            return;
+        }
         self.reply_channel(key, message.reference.get(), Payload::Reply { status: "ok", response: "{}" });
         if let Some(channel) = self.remove_channel(key, "leave") {
             self.send_control(&channel, "phx_close");
@@ -509,8 +539,59 @@ impl Connection {
             Ok((Err(reason), _)) => Fault::Trap(format!("upgrade from {from} refused: {reason}")),
             Err(fault) => fault,
         };
+        if let Some(channel) = self.channels.get_mut(&key) {
+            channel.upgrade_failed = true;
+        }
         self.crash(key, &outcome);
         None
+    }
+
+    /// The version a leaving channel's `terminate` runs on, with the
+    /// channel's assigns as that version knows them: the current version,
+    /// after its `upgrade` when the channel last ran on an older one (a
+    /// channel that leaves without another call since a swap would
+    /// otherwise show the new code state it never migrated). When that
+    /// upgrade fails, the version the channel ran on terminates it, with
+    /// the assigns it wrote.
+    fn terminating_version(&mut self, key: ChannelKey, channel: &mut Channel) -> Arc<ChannelVersion> {
+        if channel.upgrade_failed {
+            return channel.version.clone();
+        }
+        let current = channel.plugin.current();
+        if Arc::ptr_eq(&current, &channel.version) {
+            return current;
+        }
+        let from = channel.version.id().to_owned();
+        let scope = ChannelScope::new(self.key, key, channel.topic.clone());
+        let ctx = self.context(&channel.plugin, &channel.config, scope);
+        let (ctx, upgraded) = current.upgrade(ctx, &from, &channel.view.assigns);
+        self.deliver_broadcasts(ctx);
+        match upgraded {
+            Ok(Ok(assigns)) => {
+                if let Some(assigns) = assigns {
+                    channel.view.assigns = assigns;
+                }
+                current
+            }
+            Ok(Err(reason)) => {
+                tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, from, reason, "upgrade refused a leaving channel; its terminate runs on the version it had");
+                channel.version.clone()
+            }
+            Err(fault) => {
+                tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, from, %fault, "upgrade failed on a leaving channel; its terminate runs on the version it had");
+                channel.version.clone()
+            }
+        }
+    }
+
+    /// The broadcasts a call made, when nothing else it did can apply: the
+    /// channel is leaving, and may no longer push or set timers.
+    fn deliver_broadcasts(&mut self, ctx: CallContext) {
+        for effect in ctx.effects {
+            if let Effect::Deliver(message) = effect {
+                self.deliver_own(message);
+            }
+        }
     }
 
     fn set_assigns(&mut self, key: ChannelKey, assigns: Option<String>) {
@@ -535,10 +616,10 @@ impl Connection {
                 Effect::SendSelf(message) => self.pending.push_back(Pending::Info(key, message)),
                 Effect::Subscribe(topic) => self.subscribe_extra(key, topic),
                 Effect::Unsubscribe(topic) => {
-                    if let Some(channel) = self.channels.get_mut(&key) {
-                        if channel.extra_topics.remove(&topic) {
-                            self.app.broker.unsubscribe(&topic, self.key, key);
-                        }
+                    if let Some(channel) = self.channels.get_mut(&key)
+                        && channel.extra_topics.remove(&topic)
+                    {
+                        self.app.broker.unsubscribe(&topic, self.key, key);
                     }
                 }
                 Effect::Reply { reference, ok, body } => {
@@ -684,7 +765,7 @@ impl Connection {
     }
 
     fn detach_channel(&mut self, key: ChannelKey, terminate_reason: Option<&str>) -> Option<Channel> {
-        let channel = self.channels.remove(&key)?;
+        let mut channel = self.channels.remove(&key)?;
         self.topics.remove(&channel.topic);
         self.app.broker.unsubscribe(&channel.topic, self.key, key);
         for topic in &channel.extra_topics {
@@ -701,18 +782,15 @@ impl Connection {
         channel.plugin.channel_left();
         if let Some(reason) = terminate_reason {
             let scope = ChannelScope::new(self.key, key, channel.topic.clone());
+            let version = self.terminating_version(key, &mut channel);
             let ctx = self.context(&channel.plugin, &channel.config, scope);
-            let (ctx, result) = channel.plugin.current().terminate(ctx, reason, &channel.view);
+            let (ctx, result) = version.terminate(ctx, reason, &channel.view);
             if let Err(fault) = result {
                 tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, %fault, "terminate failed");
             }
             // A terminating channel may still broadcast and write; it can no
             // longer push or set timers, having left.
-            for effect in ctx.effects {
-                if let Effect::Deliver(message) = effect {
-                    self.deliver_own(message);
-                }
-            }
+            self.deliver_broadcasts(ctx);
         }
         // Its presences go after its terminate ran (Phoenix order: a
         // `user_left` broadcast from terminate precedes the `leaves` diff).

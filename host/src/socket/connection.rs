@@ -281,7 +281,7 @@ impl Connection {
                     }
                 }
                 event = events.recv() => {
-                    let Some(event) = event else { return None };
+                    let event = event?;
                     self.on_event(event);
                     for _ in 1..EVENTS_PER_WAKE {
                         match events.try_recv() {
@@ -356,17 +356,8 @@ impl Connection {
             return;
         }
         if let Some((reference, join_ref, topic)) = readable {
-            let response = serde_json::json!({ "reason": format!("malformed message: {reason}") }).to_string();
-            self.send(&Outbound {
-                join_ref: join_ref.map_or(protocol::NULL, RawValue::get),
-                reference: reference.get(),
-                topic: topic.map_or("\"phoenix\"", RawValue::get),
-                event: "phx_reply",
-                payload: Payload::Reply {
-                    status: "error",
-                    response: &response,
-                },
-            });
+            let response = protocol::malformed::response(reason);
+            self.send(&protocol::malformed::reply(reference, join_ref, topic, &response));
         }
     }
 

@@ -19,8 +19,9 @@ pub fn origin_allowed(app: &App, headers: &hyper::HeaderMap, peer: SocketAddr) -
 }
 
 /// A place among the app's `max_connections`, or the 503 that refuses
-/// the connection and says why.
-pub fn admit(app: &Arc<App>, peer: SocketAddr) -> Result<crate::app::Admission, hyper::Response<super::Body>> {
+/// the connection and says why (boxed: a response is large, and most
+/// connections are admitted).
+pub fn admit(app: &Arc<App>, peer: SocketAddr) -> Result<crate::app::Admission, Box<hyper::Response<super::Body>>> {
     app.admit().ok_or_else(|| {
         crate::app::Figures::count(&app.figures.limit_refusals, 1);
         tracing::info!(app = %app.id, %peer, limit = app.limits.max_connections, "refused: the app is at its connection limit");
@@ -34,7 +35,7 @@ pub fn admit(app: &Arc<App>, peer: SocketAddr) -> Result<crate::app::Admission, 
         response
             .headers_mut()
             .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("5"));
-        response
+        Box::new(response)
     })
 }
 
@@ -72,7 +73,7 @@ pub fn accept(app: &Arc<App>, params: &str, info: &ConnectInfo) -> Result<(Strin
         return Ok(("{}".to_owned(), None));
     };
     let version = plugin.current();
-    let ctx = CallContext::new(app.clone(), plugin.name.clone(), "{}".into(), None);
+    let ctx = CallContext::new(app.clone(), plugin.name.clone(), app.socket_config.clone(), None);
     let (ctx, accepted) = version.connect(ctx, params, info);
     let assigns = accepted.map_err(Refused::Crashed)?.map_err(Refused::ByPlugin)?;
     let (_, id) = version.id_for(ctx, &assigns);

@@ -39,7 +39,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub(super) fn upgrade(server: &Arc<Server>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let key = match websocket::handshake_key(request.headers()) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let response = websocket::switching_protocols(&key);
     websocket::spawn(server, request, peer, websocket::config(MAX_MESSAGE_BYTES), echo);

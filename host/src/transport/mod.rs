@@ -1,25 +1,29 @@
-//! HTTP: the listener, request routing, and the WebSocket upgrade.
+//! HTTP: the listeners, request routing on the client port, and the
+//! WebSocket upgrade.
+//!
+//! The client port serves what clients need: sockets, long-poll and the
+//! demo page. What operators read is on the admin listener ([`crate::admin`]).
 
 pub mod connect;
 mod echo;
+pub mod listener;
 pub mod longpoll;
 pub mod origin;
+pub mod peers;
 mod websocket;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::App;
+
+pub use longpoll::{DEFAULT_WINDOW as DEFAULT_LONGPOLL_WINDOW, Sessions};
 
 /// What request handlers share.
 pub struct Server {
@@ -48,39 +52,15 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body>
     response
 }
 
-/// Accept connections until shutdown. Each connection is served on its own
-/// task; WebSocket upgrades continue as socket tasks.
-pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
-    let mut shutdown = server.shutdown.clone();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: keep serving the
-                    // sockets we have, try again shortly.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+/// Accept client connections until shutdown (see [`listener::serve`]);
+/// WebSocket upgrades continue as socket tasks.
+pub async fn accept_loop(listener: TcpListener, server: Arc<Server>, http: listener::Http) {
+    let shutdown = server.shutdown.clone();
+    listener::serve(listener, shutdown, http, move |request, peer| {
         let server = server.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(route(&server, request, peer).await) }
-            });
-            let connection = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "HTTP connection ended with an error");
-            }
-        });
-    }
+        async move { route(&server, request, peer).await }
+    })
+    .await;
 }
 
 async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
@@ -100,28 +80,6 @@ async fn route(server: &Arc<Server>, request: Request<Incoming>, peer: std::net:
     }
     if server.websocket_echo_path.as_deref() == Some(path.as_str()) {
         return echo::upgrade(server, request, peer);
-    }
-    if path == "/_plume/plugins" {
-        let status: Vec<serde_json::Value> = server.apps.iter().map(|app| app.plugin_status()).collect();
-        let body = serde_json::to_string_pretty(&serde_json::json!({ "apps": status })).unwrap_or_default();
-        let mut response = text(StatusCode::OK, body);
-        response.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/json"),
-        );
-        return response;
-    }
-    if path == "/metrics" {
-        let mut body: String = server.apps.iter().map(|app| app.prometheus()).collect();
-        if let Some(cluster) = &server.cluster {
-            body.push_str(&cluster.prometheus());
-        }
-        let mut response = text(StatusCode::OK, body);
-        response.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-        );
-        return response;
     }
     if let (Some(page), Some(app)) = (&server.demo_page, server.apps.first())
         && page.serves(&path)

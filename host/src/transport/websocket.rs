@@ -23,12 +23,12 @@ use hyper::{Request, Response, StatusCode};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::peers::ClientStream;
 use super::{Body, Server, text};
 use crate::app::App;
 use crate::protocol::Serializer;
@@ -46,21 +46,21 @@ pub(super) type WebSocket = WebSocketStream<UpgradedIo>;
 /// hyper hands an upgraded connection over with the rest of its HTTP read
 /// buffer, and that buffer (8 KiB) stays allocated for as long as the
 /// connection lives, even when nothing is left in it: half of what an idle
-/// socket cost. When the connection is a plain TCP stream with nothing
+/// socket cost. When the connection is a client's TCP stream with nothing
 /// read ahead (the normal case: a client waits for the 101 before sending
 /// frames), plume takes the stream back and lets the buffer go.
 pub(super) enum UpgradedIo {
-    Tcp(TcpStream),
+    Tcp(ClientStream),
     /// Bytes the client sent right behind its handshake, read ahead by
     /// hyper: they are read first.
-    ReadAhead(bytes::Bytes, TcpStream),
+    ReadAhead(bytes::Bytes, ClientStream),
     /// Another kind of connection: hyper's own wrapper.
     Upgraded(TokioIo<Upgraded>),
 }
 
 impl UpgradedIo {
     fn new(upgraded: Upgraded) -> UpgradedIo {
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+        match upgraded.downcast::<TokioIo<ClientStream>>() {
             Ok(parts) if parts.read_buf.is_empty() => UpgradedIo::Tcp(parts.io.into_inner()),
             // Keep only the bytes read ahead, not the whole buffer.
             Ok(parts) => UpgradedIo::ReadAhead(bytes::Bytes::copy_from_slice(&parts.read_buf), parts.io.into_inner()),
@@ -126,7 +126,7 @@ impl AsyncWrite for UpgradedIo {
 /// The prefix phoenix.js puts before the `authToken` in the subprotocol list.
 const AUTH_TOKEN_PREFIX: &str = "base64url.bearer.phx.";
 
-fn header_str<'h>(headers: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -152,8 +152,9 @@ fn subprotocols(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// The client's `Sec-WebSocket-Key` when `headers` ask for a WebSocket
-/// (RFC 6455 §4.2.1), or the 400 response that says what was missing.
-pub(super) fn handshake_key(headers: &HeaderMap) -> Result<String, Response<Body>> {
+/// (RFC 6455 §4.2.1), or the 400 response that says what was missing
+/// (boxed: a response is large, and most handshakes are fine).
+pub(super) fn handshake_key(headers: &HeaderMap) -> Result<String, Box<Response<Body>>> {
     match header_str(headers, header::SEC_WEBSOCKET_KEY) {
         Some(key)
             if has_token(headers, header::CONNECTION, "upgrade")
@@ -162,10 +163,10 @@ pub(super) fn handshake_key(headers: &HeaderMap) -> Result<String, Response<Body
         {
             Ok(key.to_owned())
         }
-        _ => Err(text(
+        _ => Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "expected a WebSocket upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13)\n",
-        )),
+        ))),
     }
 }
 
@@ -223,7 +224,7 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, request: Request<Inc
     let headers = request.headers();
     let key = match handshake_key(headers) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
 
     if !super::connect::origin_allowed(app, headers, peer) {
@@ -231,7 +232,7 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, request: Request<Inc
     }
     let admission = match super::connect::admit(app, peer) {
         Ok(admission) => admission,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (params, vsn) = super::connect::query_params(request.uri().query());
     let Some(serializer) = Serializer::from_vsn(vsn.as_deref()) else {

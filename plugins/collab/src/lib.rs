@@ -60,14 +60,14 @@ impl Channel for Collab {
 
     fn handle_info(message: Payload, socket: &mut Socket) -> HandleInfo {
         let after_join = message.value().ok().and_then(|m| m.get("after_join").and_then(Value::as_bool));
-        if after_join == Some(true) {
-            if let (Some(user), Some(meta)) = (socket.get::<User>("user"), socket.get::<Value>("meta")) {
-                if let Err(err) = presence::track(&user.id.to_string(), &meta) {
-                    log::error(&format!("cannot track the user: {err}"));
-                }
-                if let Err(err) = presence::push_state() {
-                    log::error(&format!("cannot push presence_state: {err}"));
-                }
+        if after_join == Some(true)
+            && let (Some(user), Some(meta)) = (socket.get::<User>("user"), socket.get::<Value>("meta"))
+        {
+            if let Err(err) = presence::track(&user.id.to_string(), &meta) {
+                log::error(&format!("cannot track the user: {err}"));
+            }
+            if let Err(err) = presence::push_state() {
+                log::error(&format!("cannot push presence_state: {err}"));
             }
         }
         HandleInfo::NoReply

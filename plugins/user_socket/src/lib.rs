@@ -24,8 +24,10 @@ const SALT: &str = "user socket";
 /// How old a user token may be.
 const MAX_AGE: Duration = Duration::from_secs(86_400);
 
-/// The socket handler.
-struct UserSocket;
+/// The socket handler. Public, as every demo plugin's handler is: a native
+/// build of the crate (its unit tests, `cargo build --workspace`) has no
+/// component exports, and would otherwise find the whole handler unused.
+pub struct UserSocket;
 
 /// The connection's params; the rest is ignored.
 #[derive(Deserialize)]

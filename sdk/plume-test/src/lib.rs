@@ -190,6 +190,7 @@ struct RouteSpec {
 pub struct HarnessBuilder {
     routes: Vec<RouteSpec>,
     socket: Option<String>,
+    socket_config: Option<Value>,
     secret: Option<String>,
     http_allow: Vec<String>,
 }
@@ -230,6 +231,14 @@ impl HarnessBuilder {
         self
     }
 
+    /// Give the socket plugin `config` (a JSON object), which its
+    /// `connect` and `id` read through `plume_sdk::config`, as a server
+    /// gives it `socket_config`.
+    pub fn socket_config(mut self, config: Value) -> Self {
+        self.socket_config = Some(config);
+        self
+    }
+
     /// Sign and verify tokens with this `secret_key_base` (default: the
     /// development secret a server uses when none is configured).
     pub fn secret_key_base(mut self, secret: &str) -> Self {
@@ -256,8 +265,11 @@ impl HarnessBuilder {
         let files = plugins::build(&names)?;
         let text = self.config_text(&names, &files)?;
         let workspace = plugins::workspace()?;
-        let loaded = plume::config::parse(&text, "the plume-test harness configuration", &workspace)
+        let mut loaded = plume::config::parse(&text, "the plume-test harness configuration", &workspace)
             .map_err(|e| e.to_string())?;
+        // A harness is no deployment: without a secret_key_base it signs
+        // with the development secret, as the demo app does.
+        loaded.secrets = plume::config::SecretRule::DevelopmentAllowed;
         let runtime = wasm_runtime()?;
         let app = plume::server::build_app(&loaded, &runtime).map_err(|e| format!("{e:#}"))?;
         let app = Arc::try_unwrap(app).map_err(|_| "the app is shared before the harness could wrap its broker".to_owned())?;
@@ -307,6 +319,14 @@ impl HarnessBuilder {
         }
         if !self.http_allow.is_empty() {
             app.insert("http_allow".into(), self.http_allow.clone().into());
+        }
+        if let Some(config) = &self.socket_config {
+            let config = toml::Value::try_from(config)
+                .map_err(|e| format!("the socket config is not representable in TOML (no nulls): {e}"))?;
+            if !config.is_table() {
+                return Err("the socket config must be a JSON object".into());
+            }
+            app.insert("socket_config".into(), config);
         }
         let mut plugins = toml::Table::new();
         for (name, file) in names.iter().zip(files) {
@@ -369,6 +389,7 @@ impl Harness {
         HarnessBuilder {
             routes: Vec::new(),
             socket: None,
+            socket_config: None,
             secret: None,
             http_allow: Vec::new(),
         }

@@ -114,3 +114,15 @@ fn a_plugin_that_is_not_in_the_workspace_is_reported() {
     let error = Harness::builder().channel("no_such_plugin").try_build().err().expect("refused");
     assert!(error.contains("no_such_plugin"), "{error}");
 }
+
+#[test]
+fn a_socket_plugin_reads_the_socket_config_the_harness_gives_it() {
+    let harness = Harness::builder()
+        .socket("configured_socket")
+        .socket_config(json!({"key": "k", "id_prefix": "gated"}))
+        .build();
+    assert!(harness.connect(json!({"key": "wrong", "user": "1"})).is_err(), "connect checks the configured key");
+    let socket = harness.connect(json!({"key": "k", "user": "1"})).expect("the configured key opens");
+    assert_eq!(socket.assigns()["socket_config"], json!({"key": "k", "id_prefix": "gated"}));
+    assert_eq!(socket.id(), Some("gated:1"), "id reads the config too");
+}

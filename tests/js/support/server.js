@@ -2,13 +2,17 @@
 // a free loopback port, and they stop when the test ends.
 //
 // The binary and the built plugins come from the environment (the Rust
-// wrapper tests/phoenix_js.rs sets both):
+// wrapper tests/phoenix_js.rs sets them):
 //   PLUME_BIN         the `plume` binary
 //   PLUME_PLUGIN_DIR  the folder of the built `.wasm` plugins
+//   PLUME_TEST_COMPILE_CACHE  (optional) a compile cache holding those
+//                     plugins compiled: each server's own cache starts as
+//                     hard links to its entries, so no server compiles them
+//                     again and none uses ~/.cache/plume
 
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -29,6 +33,23 @@ function fromEnv(name) {
 
 const PLUME_BIN = fromEnv("PLUME_BIN");
 const PLUME_PLUGIN_DIR = fromEnv("PLUME_PLUGIN_DIR");
+const COMPILE_CACHE = process.env.PLUME_TEST_COMPILE_CACHE;
+
+/** A compile cache of its own in `dir`, seeded from COMPILE_CACHE. */
+function ownCompileCache(dir) {
+  const cache = join(dir, "compile-cache");
+  mkdirSync(cache);
+  if (COMPILE_CACHE) {
+    for (const name of readdirSync(COMPILE_CACHE).filter((name) => name.endsWith(".cwasm"))) {
+      try {
+        linkSync(join(COMPILE_CACHE, name), join(cache, name));
+      } catch {
+        copyFileSync(join(COMPILE_CACHE, name), join(cache, name));
+      }
+    }
+  }
+  return cache;
+}
 
 /**
  * The secret_key_base of every server this process starts, and of every
@@ -97,18 +118,25 @@ export class Server {
  * variables (`PLUME_REDIS_URL` makes it a node of a cluster).
  */
 export async function startServer(t, { bind = "127.0.0.1:0", config, env = {} } = {}) {
-  let dir = null;
+  // Every server runs in a scratch folder of its own, with its own cache.
+  const dir = mkdtempSync(join(tmpdir(), "plume-js-"));
   let args;
   if (config === undefined) {
     args = ["serve", "--bind", bind, "--no-build", "--plugin-dir", PLUME_PLUGIN_DIR];
   } else {
-    dir = mkdtempSync(join(tmpdir(), "plume-js-"));
     const path = join(dir, "plume.toml");
     writeFileSync(path, config.replaceAll("{plugins}", PLUME_PLUGIN_DIR));
     args = ["serve", "--bind", bind, "--config", path];
   }
   const child = spawn(PLUME_BIN, args, {
-    env: { ...process.env, SECRET_KEY_BASE: SECRET, PLUME_LOG: process.env.PLUME_LOG || "info", ...env },
+    cwd: dir,
+    env: {
+      ...process.env,
+      SECRET_KEY_BASE: SECRET,
+      PLUME_LOG: process.env.PLUME_LOG || "info",
+      PLUME_CACHE_DIR: ownCompileCache(dir),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const log = [];

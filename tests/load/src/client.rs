@@ -114,6 +114,13 @@ impl Target {
         })
     }
 
+    /// Sign tokens with `secret`, the server's `secret_key_base`, instead
+    /// of the development secret (which only the demo app accepts).
+    pub fn with_secret(mut self, secret: &str) -> Target {
+        self.tokens = Tokens::new(secret.as_bytes());
+        self
+    }
+
     /// The endpoint's URL, without credentials, for reports.
     pub fn url(&self) -> String {
         format!("ws://{}{}", self.addr, self.path)

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod chart;
 pub mod client;
 pub mod compare;
+pub mod deadline;
 pub mod echo;
 pub mod latency;
 pub mod process;

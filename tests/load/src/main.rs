@@ -12,6 +12,7 @@ use plume_load::backend::{self, BackendArgs};
 use plume_load::chart::{self, ChartArgs};
 use plume_load::client::Target;
 use plume_load::compare::{self, CompareArgs};
+use plume_load::deadline::{self, DeadlineArgs};
 use plume_load::process;
 use plume_load::scenario::Scenario;
 use plume_load::scenario::fanout::FanoutArgs;
@@ -52,6 +53,8 @@ enum Command {
     Soak(SoakArgs),
     /// Start plume with an API key and a slow backend on loopback: server API publish rates (single, batched) against plugin broadcasts, and ping p99 while 1,000 plugin HTTP requests are in flight.
     Backend(BackendArgs),
+    /// Start plume with the probe plugin beside busy loops: how long a spinning call takes to get phx_error.
+    Deadline(DeadlineArgs),
     /// Draw a PNG of fan-out latency (p50, p99) against delivery rate from what `compare ... fanout --sweep` printed.
     Chart(ChartArgs),
 }
@@ -122,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(&args, &runtime),
         Command::Soak(args) => soak::run(&args, &runtime),
         Command::Backend(args) => backend::run(&args, &runtime),
+        Command::Deadline(args) => deadline::run(&args, &runtime),
         Command::Chart(args) => chart::run(&args),
     }
 }

@@ -67,6 +67,10 @@ struct SoakResult {
     server_rss_end_bytes: u64,
 }
 
+/// The soak server's `SECRET_KEY_BASE` (an app served with `--config`
+/// needs one) and its clients' tokens' secret.
+const SECRET: &str = "plume-load-soak-secret-key-base-0123456789abcdef0123456789abcdef0123";
+
 /// Tenant A: the hostile probe, a short deadline, few instances, a small
 /// outbound queue. Tenant B: the room plugin with the defaults.
 fn config(plugins: &std::path::Path) -> String {
@@ -147,7 +151,10 @@ pub fn run(args: &SoakArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result
     let config_path = dir.join("plume.toml");
     std::fs::write(&config_path, config(&plugins))?;
     let mut command = Command::new(&args.plume);
-    command.args(["serve", "--bind", "127.0.0.1:0", "--config"]).arg(&config_path);
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .env("SECRET_KEY_BASE", SECRET);
     let server = Server::start("plume", command)?;
     let pid = server.pid();
     let addr = server.addr;
@@ -175,8 +182,8 @@ pub fn run(args: &SoakArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result
 }
 
 async fn soak(args: &SoakArgs, addr: std::net::SocketAddr, pid: u32) -> anyhow::Result<SoakResult> {
-    let b = Arc::new(Target::new(&format!("ws://{addr}/b/socket/websocket"), 4, Some(pid))?);
-    let a = Arc::new(Target::new(&format!("ws://{addr}/a/socket/websocket"), 4, Some(pid))?);
+    let b = Arc::new(Target::new(&format!("ws://{addr}/b/socket/websocket"), 4, Some(pid))?.with_secret(SECRET));
+    let a = Arc::new(Target::new(&format!("ws://{addr}/a/socket/websocket"), 4, Some(pid))?.with_secret(SECRET));
     let phase = Duration::from_secs(args.seconds);
 
     // Tenant B's pingers record into the histogram of the current phase.

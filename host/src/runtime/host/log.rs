@@ -16,7 +16,7 @@ impl Host for HostState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let plugin = &*call.plugin;
         let app = &*call.app.id;

@@ -30,13 +30,13 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) call: Option<CallContext>,
-    /// Epoch ticks the call in progress has left after the current slice.
-    pub(crate) ticks_left: u64,
     /// When the host last looked at the call in progress, if it has run
     /// past its first slice: see `pool`.
     pub(crate) last_look: Option<super::priority::Sample>,
     /// When the call in progress started.
     pub(crate) call_started: std::time::Instant,
+    /// When the call in progress traps: its start plus its deadline.
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl HostState {
@@ -48,9 +48,9 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_limit),
             call: None,
-            ticks_left: 0,
             last_look: None,
             call_started: std::time::Instant::now(),
+            deadline: std::time::Instant::now(),
         }
     }
 

@@ -1,4 +1,6 @@
-//! `plugin-config`: the route's configuration from `plume.toml`.
+//! `plugin-config`: the plugin's configuration from `plume.toml`: its
+//! route's `config` for a channel plugin, the app's `socket_config` for
+//! the socket plugin.
 
 use super::HostState;
 use crate::runtime::bindings::imports::plugin_config::Host;

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::{WINDOW, post, poll, status_body};
+use super::{DEFAULT_WINDOW, post, poll, status_body};
 use crate::app::App;
 use crate::cluster::Cluster;
 use crate::transport::Server;
@@ -91,6 +91,14 @@ impl Forwarder {
         }));
     }
 
+    /// How long an empty poll waits on this node.
+    fn window(&self) -> Duration {
+        self.server
+            .get()
+            .and_then(Weak::upgrade)
+            .map_or(DEFAULT_WINDOW, |server| server.longpoll.window)
+    }
+
     fn receive(self: &Arc<Self>, bytes: &[u8]) {
         let message = match serde_json::from_slice::<Forwarded>(bytes) {
             Ok(message) => message,
@@ -108,8 +116,9 @@ impl Forwarder {
             Forwarded::LpPoll { id, from, tenant, session, token } => {
                 let forwarder = self.clone();
                 tokio::spawn(async move {
+                    let window = forwarder.window();
                     let body = match forwarder.session(&tenant, session) {
-                        Some((_, session)) => poll(&session, &token).await,
+                        Some((_, session)) => poll(&session, &token, window).await,
                         None => status_body(410),
                     };
                     forwarder.reply(&from, id, body);
@@ -173,7 +182,9 @@ pub(super) async fn poll_elsewhere(server: &Server, app: &App, target: Target) -
                 session: target.session,
                 token: target.token,
             },
-            WINDOW + POLL_GRACE,
+            // Nodes of a cluster share their configuration: the other
+            // node's window is this one's.
+            server.longpoll.window + POLL_GRACE,
         )
         .await
 }

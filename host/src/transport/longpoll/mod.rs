@@ -43,8 +43,9 @@ use crate::protocol::{Serializer, json_string};
 use crate::runtime::ConnectInfo;
 use crate::socket::{self, Accepted, Transport};
 
-/// How long an empty poll waits for frames (Phoenix's `window_ms`).
-pub const WINDOW: Duration = Duration::from_secs(10);
+/// How long an empty poll waits for frames by default: Phoenix's
+/// `window_ms` (`[server] longpoll_window_ms`).
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
 /// The salt session tokens are signed with.
 const SALT: &str = "plume longpoll";
@@ -53,9 +54,11 @@ const SALT: &str = "plume longpoll";
 const INBOUND_QUEUE: usize = 1024;
 
 /// The live long-poll sessions of a server.
-#[derive(Default)]
 pub struct Sessions {
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
+    /// How long an empty poll waits; a session nobody polls for two
+    /// windows ends.
+    window: Duration,
 }
 
 /// Where the session a request names is.
@@ -167,6 +170,14 @@ fn poll_body(status: u16, token: &str, messages: &[String]) -> String {
 }
 
 impl Sessions {
+    /// No sessions yet; an empty poll waits `window`.
+    pub fn new(window: Duration) -> Sessions {
+        Sessions {
+            sessions: Mutex::default(),
+            window,
+        }
+    }
+
     /// The session key `session` names here, if it is live.
     fn local(&self, key: u64) -> Option<Arc<Session>> {
         let session = self.sessions.lock().get(&key).cloned()?;
@@ -212,7 +223,7 @@ pub(super) async fn handle(server: &Arc<Server>, app: &Arc<App>, request: Reques
     let found = find(server, app, &request);
     let method = request.method().clone();
     match (method, found) {
-        (Method::GET, Found::Here(session, token)) => json_response(poll(&session, &token).await),
+        (Method::GET, Found::Here(session, token)) => json_response(poll(&session, &token, server.longpoll.window).await),
         (Method::GET, Found::There(target)) => match forward::poll_elsewhere(server, app, target).await {
             Some(body) => json_response(body),
             None => open(server, app, &request, peer),
@@ -238,7 +249,7 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
     }
     let admission = match super::connect::admit(app, peer) {
         Ok(admission) => admission,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let query = socket_query(request.uri().query().unwrap_or(""));
     let (params, vsn) = super::connect::query_params(Some(&query));
@@ -275,7 +286,7 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
     let transport = SessionTransport {
         session,
         inbound: rx,
-        expire_after: 2 * WINDOW,
+        expire_after: 2 * server.longpoll.window,
     };
     let accepted = Accepted {
         app: app.clone(),
@@ -318,9 +329,9 @@ fn socket_query(query: &str) -> String {
 
 /// Frames queued for the session, at once, or 204 after an empty window:
 /// the response's body.
-async fn poll(session: &Session, token: &str) -> String {
+async fn poll(session: &Session, token: &str, window: Duration) -> String {
     session.touch();
-    let deadline = tokio::time::Instant::now() + WINDOW;
+    let deadline = tokio::time::Instant::now() + window;
     loop {
         let notified = session.ready.notified();
         {
@@ -348,10 +359,8 @@ async fn poll(session: &Session, token: &str) -> String {
 fn line_frame(line: &str) -> Message {
     use base64::Engine as _;
     let json = line.trim_start().starts_with(['[', '{']);
-    if !json {
-        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line.trim()) {
-            return Message::Binary(bytes.into());
-        }
+    if !json && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line.trim()) {
+        return Message::Binary(bytes.into());
     }
     Message::Text(line.into())
 }

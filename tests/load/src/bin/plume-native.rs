@@ -56,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(plume::runtime::reset_new_thread)
         .build()
         .context("cannot start the async runtime")?
         .block_on(plume::server::serve_on(runtime, loaded, cli.serve.bind, None, None))

@@ -276,6 +276,9 @@ impl Channel for Probe {
 
     fn terminate(reason: &str, socket: &Socket) {
         log::info(&format!("probe terminate {} {reason}", socket.topic()));
+        // Kept where a test can read it back over the wire, after a
+        // restart too (on the durable store): the last reason per topic.
+        let _ = kv::set(&format!("terminated:{}", socket.topic()), reason, None);
         let _ = channel::broadcast_to(
             "probe:watch",
             "terminated",

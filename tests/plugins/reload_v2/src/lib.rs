@@ -1,8 +1,10 @@
 //! Version 2 of the hot-reload test plugin: answers `ping` differently, and
 //! its `upgrade` records the version it came from in the assigns, refusing
-//! channels whose count is 13 (so a test can watch one upgrade fail).
+//! channels whose count is 13 (so a test can watch one upgrade fail). Its
+//! `terminate` broadcasts `terminated` with the assigns it sees, so a test
+//! can tell whether a leaving channel was upgraded first.
 
-use plume_sdk::{Assigns, Channel, HandleIn, Join, Payload, Reply, Socket, Value, json};
+use plume_sdk::{Assigns, Channel, HandleIn, Join, Payload, Reply, Socket, Value, channel, json};
 
 pub struct Counter;
 
@@ -27,6 +29,18 @@ impl Channel for Counter {
             .into(),
             _ => HandleIn::stop(format!("unknown event: {event}")),
         }
+    }
+
+    fn terminate(reason: &str, socket: &Socket) {
+        let _ = channel::broadcast(
+            "terminated",
+            &json!({
+                "version": 2,
+                "reason": reason,
+                "count": socket.get::<u64>("count"),
+                "upgraded_from": socket.get::<Value>("upgraded_from"),
+            }),
+        );
     }
 
     fn upgrade(from_version: &str, assigns: &mut Assigns) -> Result<(), String> {
