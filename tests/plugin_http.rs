@@ -207,7 +207,7 @@ async fn a_channel_that_leaves_while_its_request_is_in_flight_gets_nothing_and_t
 async fn a_name_that_resolves_to_loopback_is_refused_even_when_allowed() {
     let backend = Backend::start(|_| Answer::Json(200, json!({})));
     let by_name = format!("http://localhost:{}", backend.addr.port());
-    let server = start(&[by_name.clone()], "");
+    let server = start(std::slice::from_ref(&by_name), "");
     let (mut client, join) = probe(&server, "probe:h").await;
     send(&mut client, &join, json!({"method": "GET", "url": format!("{by_name}/")})).await;
     let http = outcome(&mut client).await;

@@ -180,7 +180,7 @@ impl SelfSigned {
             .expect("openssl (Debian: apt-get install openssl) makes a certificate");
         assert!(made.status.success(), "openssl req: {}", String::from_utf8_lossy(&made.stderr));
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-        let child = std::process::Command::new("openssl")
+        let mut child = std::process::Command::new("openssl")
             .args(["s_server", "-quiet", "-www", "-accept"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("-cert")
@@ -198,6 +198,8 @@ impl SelfSigned {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("openssl s_server did not listen on {port}");
     }
 

@@ -42,6 +42,9 @@ pub use names::{Layout, Names};
 
 use link::{Connector, Link, LinkEvents};
 
+/// What a node does with a message sent to it alone (long-poll forwarding).
+pub type NodeMessageHandler = Arc<dyn Fn(Vec<u8>) + Send + Sync>;
+
 /// How often a node says it is alive (and probes its own subscriber
 /// connection). Centrifugo's presence refresh and Phoenix.Tracker's
 /// broadcast period are of this order.
@@ -55,6 +58,7 @@ pub const DOWN_AFTER: Duration = Duration::from_secs(10);
 /// What a cluster is: where its Redis is, and when a silent node counts as
 /// down.
 #[derive(Debug, Clone)]
+
 pub struct Settings {
     pub redis_url: String,
     pub down_after: Duration,
@@ -99,7 +103,7 @@ struct Hub {
     /// way round.
     members: RwLock<HashMap<String, Vec<Weak<dyn Member>>>>,
     /// Whoever handles messages addressed to this node.
-    node_messages: RwLock<Option<Arc<dyn Fn(Vec<u8>) + Send + Sync>>>,
+    node_messages: RwLock<Option<NodeMessageHandler>>,
     undecodable: AtomicU64,
 }
 
@@ -307,7 +311,7 @@ impl Cluster {
     }
 
     /// Handle messages addressed to this node.
-    pub fn on_node_message(&self, handler: Arc<dyn Fn(Vec<u8>) + Send + Sync>) {
+    pub fn on_node_message(&self, handler: NodeMessageHandler) {
         *self.hub.node_messages.write() = Some(handler);
     }
 

@@ -86,6 +86,10 @@ fn phx_ref(meta: &RawValue) -> Option<String> {
     serde_json::from_str::<WireRef>(meta.get()).ok().map(|r| r.phx_ref)
 }
 
+/// Presences that joined and left, as (key, meta) pairs.
+type Joins = Vec<(String, String)>;
+type Leaves = Vec<(String, String)>;
+
 impl Change {
     /// The change a `presence_diff` payload describes.
     fn parse(payload: &str) -> Option<Change> {
@@ -305,7 +309,7 @@ impl Presence {
     /// Replace the copy of `topic` with `entries` (the other nodes' ones),
     /// then apply what was buffered. Returns the difference to the copy as
     /// it was, for this node's clients.
-    fn replace_copy(&self, topic: &str, snapshot: Vec<Entry>, node: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    fn replace_copy(&self, topic: &str, snapshot: Vec<Entry>, node: &str) -> (Joins, Leaves) {
         let mut state = self.state.lock();
         let keys = state.topics.entry(topic.to_owned()).or_default();
         let mut before: HashMap<String, (String, String)> = HashMap::new();

@@ -85,7 +85,7 @@ pub(super) struct Pool {
 
 enum Target {
     Server(Client),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// An open connection: to the server, or to every master of the cluster.
@@ -125,7 +125,7 @@ impl Pool {
                 .response_timeout(IO_TIMEOUT)
                 .retries(0)
                 .build()
-                .map(Target::Cluster),
+                .map(|client| Target::Cluster(Box::new(client))),
             None => Client::open(url).map(Target::Server),
         }
         .map_err(|e| {

@@ -38,16 +38,18 @@ pub(in crate::transport) struct Target {
 /// What nodes send each other about long-poll sessions, on their own
 /// channels.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[serde(tag = "t")]
 enum Forwarded {
-    LpPoll {
+    #[serde(rename = "lp_poll")]
+    Poll {
         id: u64,
         from: String,
         tenant: String,
         session: u64,
         token: String,
     },
-    LpPost {
+    #[serde(rename = "lp_post")]
+    Post {
         id: u64,
         from: String,
         tenant: String,
@@ -55,7 +57,8 @@ enum Forwarded {
         body: String,
         ndjson: bool,
     },
-    LpReply {
+    #[serde(rename = "lp_reply")]
+    Reply {
         id: u64,
         body: String,
     },
@@ -108,12 +111,12 @@ impl Forwarder {
             }
         };
         match message {
-            Forwarded::LpReply { id, body } => {
+            Forwarded::Reply { id, body } => {
                 if let Some(waiter) = self.waiting.lock().remove(&id) {
                     let _ = waiter.send(body);
                 }
             }
-            Forwarded::LpPoll { id, from, tenant, session, token } => {
+            Forwarded::Poll { id, from, tenant, session, token } => {
                 let forwarder = self.clone();
                 tokio::spawn(async move {
                     let window = forwarder.window();
@@ -124,7 +127,7 @@ impl Forwarder {
                     forwarder.reply(&from, id, body);
                 });
             }
-            Forwarded::LpPost { id, from, tenant, session, body, ndjson } => {
+            Forwarded::Post { id, from, tenant, session, body, ndjson } => {
                 let forwarder = self.clone();
                 tokio::spawn(async move {
                     let body = match forwarder.session(&tenant, session) {
@@ -145,7 +148,7 @@ impl Forwarder {
     }
 
     fn reply(&self, to: &str, id: u64, body: String) {
-        let message = serde_json::to_vec(&Forwarded::LpReply { id, body }).unwrap_or_default();
+        let message = serde_json::to_vec(&Forwarded::Reply { id, body }).unwrap_or_default();
         if let Err(error) = self.cluster.send_to_node(to, message) {
             tracing::debug!(%error, node = to, "a long-poll answer could not be sent back");
         }
@@ -175,7 +178,7 @@ pub(super) async fn poll_elsewhere(server: &Server, app: &App, target: Target) -
     forwarder
         .ask(
             &target.node,
-            |id, from| Forwarded::LpPoll {
+            |id, from| Forwarded::Poll {
                 id,
                 from,
                 tenant,
@@ -197,7 +200,7 @@ pub(super) async fn post_elsewhere(server: &Server, app: &App, target: Target, b
     forwarder
         .ask(
             &target.node,
-            |id, from| Forwarded::LpPost {
+            |id, from| Forwarded::Post {
                 id,
                 from,
                 tenant,
