@@ -1,5 +1,7 @@
 //! plume-load: run a load scenario against a server that is already
-//! running, or `compare` to start the servers and run one against each.
+//! running, `compare` to start the servers and run one against each, or
+//! `cluster` to run the fan-out across plume nodes over Redis beside one
+//! node alone.
 //!
 //! Each run prints one JSON result line on stdout and a human summary on
 //! stderr.
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use plume_load::chart::{self, ChartArgs};
 use plume_load::client::Target;
+use plume_load::cluster::{self, ClusterArgs};
 use plume_load::compare::{self, CompareArgs};
 use plume_load::process;
 use plume_load::scenario::Scenario;
@@ -47,6 +50,8 @@ enum Command {
     Presence(Direct<PresenceArgs>),
     /// Start plume-echo and plume (and plume-native: --servers echo,plume,native), run one scenario against each, and print them with plume's ratios.
     Compare(CompareArgs),
+    /// Start a Redis, plume nodes on it and one plume alone; run the fan-out on the nodes (publisher on node 1) and on the single node: latency, delivery, and Redis's cost per broadcast.
+    Cluster(ClusterArgs),
     /// Start plume with two tenants: A runs hostile plugins and a broadcast storm while B pings; B's p99 quiet and during the storm.
     Soak(SoakArgs),
     /// Draw a PNG of fan-out latency (p50, p99) against delivery rate from what `compare ... fanout --sweep` printed.
@@ -117,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_direct(&runtime, direct.target, Scenario::Presence(direct.scenario))
         }
         Command::Compare(args) => compare::run(&args, &runtime),
+        Command::Cluster(args) => cluster::run(&args, &runtime),
         Command::Soak(args) => soak::run(&args, &runtime),
         Command::Chart(args) => chart::run(&args),
     }
