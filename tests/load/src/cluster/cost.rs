@@ -19,7 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::redis::{Info, StatsConnection};
+use super::redis::{CommandStat, Info, StatsConnection};
+use crate::latency::Micros;
 use crate::report::{Count, Figure};
 use crate::scenario::fanout::{Probed, StepProbe};
 
@@ -63,27 +64,29 @@ pub struct Sample {
 /// connection's own traffic: `earlier`'s reply went out after `earlier` was
 /// read, and `later`'s request came in before `later` was.
 fn delta(earlier: &Sample, later: &Sample) -> Counters {
-    let calls = |info: &Info, wanted: &dyn Fn(&str) -> bool| -> f64 {
-        info.calls
+    let sum = |info: &Info, wanted: &dyn Fn(&str) -> bool, of: fn(&CommandStat) -> u64| -> f64 {
+        info.commands
             .iter()
             .filter(|(name, _)| wanted(name))
-            .map(|(_, &calls)| calls as f64)
+            .map(|(_, stat)| of(stat) as f64)
             .sum()
     };
-    let between = |wanted: &dyn Fn(&str) -> bool| {
-        calls(&later.redis, wanted) - calls(&earlier.redis, wanted)
+    let calls = |wanted: &dyn Fn(&str) -> bool| {
+        sum(&later.redis, wanted, |stat| stat.calls) - sum(&earlier.redis, wanted, |stat| stat.calls)
     };
+    let usec = |wanted: &dyn Fn(&str) -> bool| {
+        sum(&later.redis, wanted, |stat| stat.usec) - sum(&earlier.redis, wanted, |stat| stat.usec)
+    };
+    let publish = |name: &str| name == "publish" || name == "spublish";
     let plume = |name: &str| {
         later.plume.get(name).copied().unwrap_or(0.0)
             - earlier.plume.get(name).copied().unwrap_or(0.0)
     };
     let (e, l) = (&earlier.redis, &later.redis);
     Counters(BTreeMap::from([
-        ("redis_commands", between(&|name| name != "info")),
-        (
-            "redis_publishes",
-            between(&|name| name == "publish" || name == "spublish"),
-        ),
+        ("redis_commands", calls(&|name| name != "info")),
+        ("redis_publishes", calls(&publish)),
+        ("redis_publish_us", usec(&publish)),
         (
             "redis_bytes_in",
             l.net_input_bytes.saturating_sub(e.net_input_bytes + l.request_bytes) as f64,
@@ -108,6 +111,37 @@ fn delta(earlier: &Sample, later: &Sample) -> Counters {
             plume("plume_cluster_command_failures_total"),
         ),
     ]))
+}
+
+/// A command Redis ran in the background: how often, and how long it held
+/// Redis each time (Redis runs one command at a time: a broadcast that
+/// comes in meanwhile waits).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct BackgroundCommand {
+    name: String,
+    calls_per_s: f64,
+    us_per_call: f64,
+}
+
+/// The commands run between `earlier` and `later`, `window_s` apart, the
+/// statistics connection's `INFO` left out, longest calls first.
+fn background_commands(earlier: &Info, later: &Info, window_s: f64) -> Vec<BackgroundCommand> {
+    let mut commands: Vec<BackgroundCommand> = later
+        .commands
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .filter_map(|(name, stat)| {
+            let before = earlier.commands.get(name).copied().unwrap_or_default();
+            let calls = stat.calls.saturating_sub(before.calls);
+            (calls > 0).then(|| BackgroundCommand {
+                name: name.clone(),
+                calls_per_s: calls as f64 / window_s,
+                us_per_call: stat.usec.saturating_sub(before.usec) as f64 / calls as f64,
+            })
+        })
+        .collect();
+    commands.sort_by(|a, b| b.us_per_call.total_cmp(&a.us_per_call));
+    commands
 }
 
 /// What a step cost, net of the background over its window, per broadcast.
@@ -165,6 +199,7 @@ pub struct RedisCost {
     nodes: Vec<SocketAddr>,
     background: Duration,
     background_per_s: Counters,
+    background_commands: Vec<BackgroundCommand>,
 }
 
 impl RedisCost {
@@ -180,6 +215,7 @@ impl RedisCost {
             nodes,
             background,
             background_per_s: Counters::default(),
+            background_commands: Vec::new(),
         })
     }
 
@@ -207,8 +243,21 @@ impl StepProbe for RedisCost {
         let after = self.sample().await?;
         let window_s = after.at.duration_since(before.at).as_secs_f64().max(1e-3);
         self.background_per_s = delta(&before, &after).map(|_, value| value / window_s);
+        self.background_commands = background_commands(&before.redis, &after.redis, window_s);
+        let longest = self
+            .background_commands
+            .first()
+            .map(|command| {
+                format!(
+                    "; the longest call: {} {} ({:.1} a second)",
+                    command.name.to_uppercase(),
+                    Micros(command.us_per_call.round() as u64),
+                    command.calls_per_s
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "cluster: background: {:.1} Redis commands/s, {} B/s in, {} B/s out, {:.2} ms of Redis CPU/s",
+            "cluster: background: {:.1} Redis commands/s, {} B/s in, {} B/s out, {:.2} ms of Redis CPU/s{longest}",
             self.background_per_s.get("redis_commands"),
             Count(self.background_per_s.get("redis_bytes_in")),
             Count(self.background_per_s.get("redis_bytes_out")),
@@ -240,6 +289,7 @@ impl StepProbe for RedisCost {
                 "broadcasts": sent,
                 "measured": measured.json(),
                 "background_per_s": self.background_per_s.json(),
+                "background_commands": self.background_commands,
                 "per_broadcast": each.json(),
                 "node_subscriptions": subscriptions,
             }),
@@ -250,15 +300,29 @@ impl StepProbe for RedisCost {
             Figure::new("redis_bytes_in_per_broadcast", "B", each.get("redis_bytes_in")),
             Figure::new("redis_bytes_out_per_broadcast", "B", each.get("redis_bytes_out")),
             Figure::new("redis_cpu_us_per_broadcast", "µs", each.get("redis_cpu_s") * 1e6),
+            Figure::new("redis_publish_us_per_broadcast", "µs", each.get("redis_publish_us")),
             Figure::new("node_round_trips_per_broadcast", "trips", each.get("plume_round_trips")),
             Figure::new("node_receipts_per_broadcast", "nodes", each.get("plume_messages_received")),
             Figure::new("node_messages_dropped", "msgs", dropped),
+            Figure::new(
+                "redis_background_commands_per_sec",
+                "/s",
+                self.background_per_s.get("redis_commands"),
+            ),
+            Figure::new(
+                "redis_background_longest_call_us",
+                "µs",
+                self.background_commands
+                    .first()
+                    .map_or(0.0, |command| command.us_per_call),
+            ),
         ];
         let summary = format!(
-            "Redis per broadcast (net of {:.1} background commands/s): {:.2} commands ({:.2} PUBLISH), {} B in, {} B out, {:.1} µs of Redis CPU; the nodes made {:.2} round trips to Redis a broadcast and heard each {:.2} times; {} messages dropped; {} Redis channels held by the nodes",
+            "Redis per broadcast (net of {:.1} background commands/s): {:.2} commands ({:.2} PUBLISH, {:.1} µs in them), {} B in, {} B out, {:.1} µs of Redis CPU; the nodes made {:.2} round trips to Redis a broadcast and heard each {:.2} times; {} messages dropped; {} Redis channels held by the nodes",
             self.background_per_s.get("redis_commands"),
             each.get("redis_commands"),
             each.get("redis_publishes"),
+            each.get("redis_publish_us"),
             Count(each.get("redis_bytes_in")),
             Count(each.get("redis_bytes_out")),
             each.get("redis_cpu_s") * 1e6,
@@ -279,14 +343,18 @@ impl StepProbe for RedisCost {
 mod tests {
     use super::*;
 
+    fn stat(calls: u64, usec: u64) -> CommandStat {
+        CommandStat { calls, usec }
+    }
+
     fn sample(at: Instant, publishes: u64, info_calls: u64, bytes: (u64, u64), plume: f64) -> Sample {
         Sample {
             at,
             redis: Info {
-                calls: BTreeMap::from([
-                    ("publish".to_owned(), publishes),
-                    ("zadd".to_owned(), publishes / 100),
-                    ("info".to_owned(), info_calls),
+                commands: BTreeMap::from([
+                    ("publish".to_owned(), stat(publishes, publishes * 3)),
+                    ("zadd".to_owned(), stat(publishes / 100, 0)),
+                    ("info".to_owned(), stat(info_calls, 50)),
                 ]),
                 net_input_bytes: bytes.0,
                 net_output_bytes: bytes.1,
@@ -306,10 +374,39 @@ mod tests {
         let d = delta(&earlier, &later);
         assert_eq!(d.get("redis_publishes"), 1000.0);
         assert_eq!(d.get("redis_commands"), 1010.0, "INFO is not counted: {d:?}");
+        assert_eq!(d.get("redis_publish_us"), 3000.0);
         assert_eq!(d.get("redis_bytes_in"), 150_000.0);
         assert_eq!(d.get("redis_bytes_out"), 300_000.0);
         assert_eq!(d.get("plume_round_trips"), 100.0);
         assert!((d.get("redis_cpu_s") - 0.01).abs() < 1e-9);
+    }
+
+    #[test]
+    fn background_commands_come_longest_call_first_without_info() {
+        let earlier = Info {
+            commands: BTreeMap::from([
+                ("publish".to_owned(), stat(10, 20)),
+                ("eval".to_owned(), stat(1, 900)),
+                ("info".to_owned(), stat(1, 40)),
+            ]),
+            ..Info::default()
+        };
+        let later = Info {
+            commands: BTreeMap::from([
+                ("publish".to_owned(), stat(18, 36)),
+                ("eval".to_owned(), stat(5, 4900)),
+                ("zadd".to_owned(), stat(4, 8)),
+                ("info".to_owned(), stat(2, 80)),
+            ]),
+            ..Info::default()
+        };
+        let commands = background_commands(&earlier, &later, 4.0);
+        let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["eval", "publish", "zadd"]);
+        assert_eq!(commands[0].us_per_call, 1000.0);
+        assert_eq!(commands[0].calls_per_s, 1.0);
+        assert_eq!(commands[1].us_per_call, 2.0);
+        assert_eq!(commands[1].calls_per_s, 2.0);
     }
 
     #[test]

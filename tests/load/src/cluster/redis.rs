@@ -170,12 +170,22 @@ impl Drop for RedisServer {
     }
 }
 
+/// One command's statistics so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommandStat {
+    pub calls: u64,
+    /// Time Redis spent running it, in microseconds: Redis does nothing
+    /// else meanwhile.
+    pub usec: u64,
+}
+
 /// What `INFO stats commandstats cpu` said, and what asking cost.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Info {
-    /// Calls of each command so far, by name (`cmdstat_<name>:calls=N`),
-    /// the commands scripts ran included.
-    pub calls: BTreeMap<String, u64>,
+    /// Each command's statistics, by name (`cmdstat_<name>:calls=N,usec=M`),
+    /// the commands scripts ran included (a script's own time includes
+    /// theirs).
+    pub commands: BTreeMap<String, CommandStat>,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     /// User and system CPU time Redis has used, in seconds.
@@ -194,12 +204,18 @@ pub fn parse_info(text: &str) -> Info {
             continue;
         };
         if let Some(command) = key.strip_prefix("cmdstat_") {
-            let calls = value
-                .split(',')
-                .find_map(|field| field.strip_prefix("calls="))
-                .and_then(|calls| calls.parse().ok())
-                .unwrap_or(0);
-            info.calls.insert(command.to_owned(), calls);
+            let field = |name: &str| -> u64 {
+                value
+                    .split(',')
+                    .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+                    .and_then(|number| number.parse().ok())
+                    .unwrap_or(0)
+            };
+            let stat = CommandStat {
+                calls: field("calls"),
+                usec: field("usec"),
+            };
+            info.commands.insert(command.to_owned(), stat);
             continue;
         }
         match key {
@@ -273,9 +289,15 @@ mod tests {
                     cmdstat_info:calls=3,usec=90,usec_per_call=30.00,rejected_calls=0,failed_calls=0\r\n\r\n\
                     # CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:0.750000\r\nused_cpu_sys_children:9.0\r\n";
         let info = parse_info(text);
-        assert_eq!(info.calls.get("publish"), Some(&1000));
-        assert_eq!(info.calls.get("info"), Some(&3));
-        assert_eq!(info.calls.len(), 2);
+        assert_eq!(
+            info.commands.get("publish"),
+            Some(&CommandStat {
+                calls: 1000,
+                usec: 2000
+            })
+        );
+        assert_eq!(info.commands.get("info").map(|stat| stat.calls), Some(3));
+        assert_eq!(info.commands.len(), 2);
         assert_eq!(info.net_input_bytes, 98_765);
         assert_eq!(info.net_output_bytes, 43_210);
         assert!((info.cpu_s - 2.0).abs() < 1e-9, "{info:?}");
