@@ -121,6 +121,15 @@ impl Target {
         self
     }
 
+    /// Another server reached the same way as this one (as many source
+    /// addresses, tokens signed with the same secret): a second node of a
+    /// cluster, say.
+    pub fn sibling(&self, url: &str, server_pid: Option<u32>) -> Result<Target, ClientError> {
+        let mut sibling = Target::new(url, self.sources.len(), server_pid)?;
+        sibling.tokens = self.tokens.clone();
+        Ok(sibling)
+    }
+
     /// The endpoint's URL, without credentials, for reports.
     pub fn url(&self) -> String {
         format!("ws://{}{}", self.addr, self.path)

@@ -1,5 +1,7 @@
 //! plume-load: run a load scenario against a server that is already
-//! running, or `compare` to start the servers and run one against each.
+//! running, `compare` to start the servers and run one against each, or
+//! `cluster` to run the fan-out across plume nodes over Redis beside one
+//! node alone.
 //!
 //! Each run prints one JSON result line on stdout and a human summary on
 //! stderr.
@@ -11,6 +13,7 @@ use clap::{Parser, Subcommand};
 use plume_load::backend::{self, BackendArgs};
 use plume_load::chart::{self, ChartArgs};
 use plume_load::client::Target;
+use plume_load::cluster::{self, ClusterArgs};
 use plume_load::compare::{self, CompareArgs};
 use plume_load::deadline::{self, DeadlineArgs};
 use plume_load::process;
@@ -49,6 +52,8 @@ enum Command {
     Presence(Direct<PresenceArgs>),
     /// Start plume-echo and plume (and plume-native: --servers echo,plume,native), run one scenario against each, and print them with plume's ratios.
     Compare(CompareArgs),
+    /// Start a Redis, plume nodes on it and one plume alone; run the fan-out on the nodes (publisher on node 1) and on the single node: latency, delivery, and Redis's cost per broadcast.
+    Cluster(ClusterArgs),
     /// Start plume with two tenants: A runs hostile plugins and a broadcast storm while B pings; B's p99 quiet and during the storm.
     Soak(SoakArgs),
     /// Start plume with an API key and a slow backend on loopback: server API publish rates (single, batched) against plugin broadcasts, and ping p99 while 1,000 plugin HTTP requests are in flight.
@@ -123,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_direct(&runtime, direct.target, Scenario::Presence(direct.scenario))
         }
         Command::Compare(args) => compare::run(&args, &runtime),
+        Command::Cluster(args) => cluster::run(&args, &runtime),
         Command::Soak(args) => soak::run(&args, &runtime),
         Command::Backend(args) => backend::run(&args, &runtime),
         Command::Deadline(args) => deadline::run(&args, &runtime),

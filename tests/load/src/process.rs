@@ -135,23 +135,27 @@ fn parse_machine_busy(stat: &str, ticks_per_second: u64) -> Option<Duration> {
 /// Measures the CPU both processes use over one window of wall time, and
 /// what the rest of the machine used meanwhile: a run beside someone
 /// else's compile is not a measurement, and `others_cores` says so.
+///
+/// The server may be several processes (the nodes of a cluster and its
+/// Redis): their CPU times are summed, as the cost of serving the run.
 pub struct CpuMeter {
     started: Instant,
     tool: CpuTime,
-    server: Option<(u32, CpuTime)>,
+    servers: Vec<(u32, CpuTime)>,
     machine: Duration,
 }
 
 impl CpuMeter {
-    pub fn start(server_pid: Option<u32>) -> io::Result<CpuMeter> {
-        let server = match server_pid {
-            Some(pid) => Some((pid, process_cpu(pid).map_err(|e| server_gone(pid, e))?)),
-            None => None,
-        };
+    /// Starts measuring this process and `servers` (none: the tool only).
+    pub fn start(servers: &[u32]) -> io::Result<CpuMeter> {
+        let servers = servers
+            .iter()
+            .map(|&pid| Ok((pid, process_cpu(pid).map_err(|e| server_gone(pid, e))?)))
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(CpuMeter {
             started: Instant::now(),
             tool: own_cpu()?,
-            server,
+            servers,
             machine: machine_busy()?,
         })
     }
@@ -159,14 +163,15 @@ impl CpuMeter {
     pub fn stop(&self) -> io::Result<CpuReport> {
         let window = self.started.elapsed();
         let tool = own_cpu()?.since(self.tool);
-        let server = match self.server {
-            Some((pid, before)) => Some(
-                process_cpu(pid)
-                    .map_err(|e| server_gone(pid, e))?
-                    .since(before),
-            ),
-            None => None,
-        };
+        let mut server: Option<CpuTime> = None;
+        for &(pid, before) in &self.servers {
+            let used = process_cpu(pid)
+                .map_err(|e| server_gone(pid, e))?
+                .since(before);
+            let sum = server.get_or_insert_default();
+            sum.user += used.user;
+            sum.system += used.system;
+        }
         let machine = machine_busy()?.saturating_sub(self.machine);
         let per_second = |busy: Duration| busy.as_secs_f64() / window.as_secs_f64().max(1e-9);
         let usage = |cpu: CpuTime| CpuUse {
@@ -195,7 +200,8 @@ fn server_gone(pid: u32, error: io::Error) -> io::Error {
     )
 }
 
-/// CPU used over a window, by the tool and (when known) the server.
+/// CPU used over a window, by the tool and (when known) the server, summed
+/// over its processes.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CpuReport {
     pub window_s: f64,

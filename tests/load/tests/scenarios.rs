@@ -110,6 +110,58 @@ fn fanout_delivers_every_message_to_every_subscriber() {
     assert_eq!(result["subscribers_closed"], 0);
 }
 
+/// Two echo servers are not a cluster: what the publisher's server
+/// broadcasts never reaches the other's subscribers, so each server's
+/// share shows exactly where the deliveries were counted.
+#[test]
+fn fanout_shares_subscribers_with_other_nodes_and_counts_each_share() {
+    let main = Echo::start();
+    let other = Echo::start();
+    let other_url = format!("ws://{}/socket/websocket", other.addr);
+    let result = run(
+        &main,
+        &[
+            "fanout",
+            "--subscribers",
+            "21",
+            "--rate",
+            "20",
+            "--seconds",
+            "1",
+            "--drain-seconds",
+            "1",
+            "--node",
+            &other_url,
+        ],
+    );
+    assert_eq!(
+        result["subscribers_per_node"],
+        serde_json::json!([11, 10]),
+        "{result}"
+    );
+    let step = &result["steps"][0];
+    assert_eq!(step["sent"], 20, "{result}");
+    assert_eq!(step["expected"], 20 * 21);
+    assert_eq!(step["received"], 20 * 11);
+    assert_eq!(step["missing"], 20 * 10);
+    assert_eq!(step["kept_up"], false);
+    let nodes = step["nodes"].as_array().expect("a share per server");
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(
+        nodes[0]["url"],
+        format!("ws://{}/socket/websocket", main.addr)
+    );
+    assert_eq!(nodes[0]["subscribers"], 11);
+    assert_eq!(nodes[0]["expected"], 20 * 11);
+    assert_eq!(nodes[0]["received"], 20 * 11);
+    assert_eq!(nodes[0]["latency_us"]["count"], 20 * 11);
+    assert_eq!(nodes[1]["url"], other_url);
+    assert_eq!(nodes[1]["expected"], 20 * 10);
+    assert_eq!(nodes[1]["received"], 0);
+    assert_eq!(result["publish_replies_ok"], 20);
+    assert_eq!(result["subscribers_closed"], 0);
+}
+
 #[test]
 fn idle_measures_the_servers_memory_and_heartbeats() {
     let echo = Echo::start();

@@ -25,7 +25,7 @@ use server::Server;
 
 /// A pause between runs, so that one run's closing sockets are gone from
 /// both processes before the next starts.
-const BETWEEN_RUNS: Duration = Duration::from_secs(1);
+pub(crate) const BETWEEN_RUNS: Duration = Duration::from_secs(1);
 
 /// The servers a comparison can start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -214,7 +214,7 @@ const QUIET_CORES: f64 = 0.15;
 
 /// Waits, up to `limit`, until the machine has been quiet for two seconds
 /// in a row; says whether it was.
-fn wait_until_quiet(limit: Duration) -> anyhow::Result<bool> {
+pub(crate) fn wait_until_quiet(limit: Duration) -> anyhow::Result<bool> {
     let deadline = Instant::now() + limit;
     let mut quiet_seconds = 0;
     let mut told = false;
@@ -242,7 +242,9 @@ fn wait_until_quiet(limit: Duration) -> anyhow::Result<bool> {
     Ok(false)
 }
 
-fn binary(
+/// The binary `given`, or `name` beside this tool; an error that says how
+/// to build it, or which `flag` names it, when it is not there.
+pub(crate) fn binary(
     given: Option<PathBuf>,
     beside: &Path,
     name: &str,
@@ -266,20 +268,30 @@ fn echo_command(path: &Path) -> Command {
 
 /// `plume-native` takes `plume serve`'s flags.
 fn native_command(path: &Path, args: &CompareArgs) -> Command {
-    plume_serve_flags(Command::new(path), args)
+    serve_flags(
+        Command::new(path),
+        args.build_plugins,
+        args.plugin_dir.as_deref(),
+    )
 }
 
 fn plume_command(mut command: Command, args: &CompareArgs) -> Command {
     command.arg("serve");
-    plume_serve_flags(command, args)
+    serve_flags(command, args.build_plugins, args.plugin_dir.as_deref())
 }
 
-fn plume_serve_flags(mut command: Command, args: &CompareArgs) -> Command {
+/// `plume serve`'s flags for a benchmark: a free loopback port, the demo
+/// app's plugins from `plugin_dir`, built first only if `build_plugins`.
+pub(crate) fn serve_flags(
+    mut command: Command,
+    build_plugins: bool,
+    plugin_dir: Option<&Path>,
+) -> Command {
     command.args(["--bind", "127.0.0.1:0"]);
-    if !args.build_plugins {
+    if !build_plugins {
         command.arg("--no-build");
     }
-    if let Some(dir) = &args.plugin_dir {
+    if let Some(dir) = plugin_dir {
         command.arg("--plugin-dir").arg(dir);
     }
     // Per-connection info logs would be measured as server work; warnings
@@ -337,7 +349,7 @@ fn rows(results: &[(ServerKind, Vec<Figure>)], keep_runs: bool) -> Vec<Row> {
         .collect()
 }
 
-fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();

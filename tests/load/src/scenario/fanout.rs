@@ -10,7 +10,15 @@
 //! stalls the publisher is charged for the stall (no coordinated omission).
 //! Subscribers tally on their own and file their counts when they move on
 //! to the next step or stop, so the hot path takes no lock.
+//!
+//! With `--node URL` (repeatable) the subscribers are shared evenly between
+//! the main target, which also holds the publisher, and each node: the
+//! nodes of a cluster, where most deliveries cross from node to node. The
+//! totals are counted exactly as on one server, and each node's share is
+//! reported beside them. `plume-load cluster` runs it so, with a
+//! [`StepProbe`] that measures what each step cost the cluster's Redis.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +26,7 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
+use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -67,6 +76,12 @@ pub struct FanoutArgs {
     /// The topic everyone joins.
     #[arg(long, default_value = "room:fanout")]
     pub topic: String,
+    /// Another server to spread the subscribers over (repeatable), e.g. a
+    /// second node of a cluster, as ws://127.0.0.1:PORT/socket/websocket.
+    /// The subscribers are shared evenly between the main target (which
+    /// holds the publisher) and each node.
+    #[arg(long = "node", value_name = "URL")]
+    pub nodes: Vec<String>,
 }
 
 impl FanoutArgs {
@@ -87,9 +102,97 @@ impl FanoutArgs {
     }
 }
 
+/// `total` subscribers shared as evenly as can be among `servers`, the first
+/// servers taking one more when it does not divide.
+pub fn shares(total: usize, servers: usize) -> Vec<usize> {
+    let servers = servers.max(1);
+    (0..servers)
+        .map(|server| total / servers + usize::from(server < total % servers))
+        .collect()
+}
+
+/// Where the run's sockets go, and which processes serve it.
+pub struct Placement {
+    /// The publisher's server; it holds the first share of subscribers.
+    pub main: Arc<Target>,
+    /// Further servers that the subscribers are shared with.
+    pub nodes: Vec<Arc<Target>>,
+    /// The processes whose CPU time is the server's: every node's, and
+    /// anything else they need (a cluster's Redis).
+    pub server_pids: Vec<u32>,
+}
+
+impl Placement {
+    /// The main target and `--node`s, with the main target's process.
+    pub fn of(args: &FanoutArgs, main: Arc<Target>) -> anyhow::Result<Placement> {
+        let nodes = args
+            .nodes
+            .iter()
+            .map(|url| Ok(Arc::new(main.sibling(url, None)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Placement {
+            server_pids: main.server_pid.into_iter().collect(),
+            main,
+            nodes,
+        })
+    }
+
+    fn servers(&self) -> impl Iterator<Item = &Arc<Target>> {
+        std::iter::once(&self.main).chain(&self.nodes)
+    }
+}
+
+/// Something measured over each step beside the fan-out's own figures:
+/// what the step cost a cluster's Redis, say. Each step's window runs from
+/// its first publish until its drain ended.
+pub trait StepProbe {
+    /// What `start` noted, for `stop` to subtract.
+    type Mark;
+    /// Every subscriber has joined; the first step is about to start.
+    fn ready(&mut self) -> impl Future<Output = anyhow::Result<()>>;
+    /// A step starts publishing.
+    fn start(&mut self) -> impl Future<Output = anyhow::Result<Self::Mark>>;
+    /// The step's drain ended; it published `sent` broadcasts.
+    fn stop(&mut self, mark: Self::Mark, sent: u64)
+    -> impl Future<Output = anyhow::Result<Probed>>;
+}
+
+/// What a [`StepProbe`] measured over one step.
+#[derive(Default)]
+pub struct Probed {
+    /// Added to the step's JSON object.
+    pub fields: Map<String, Value>,
+    /// Headline figures, named as the step's own (a sweep adds the rate).
+    pub figures: Vec<Figure>,
+    /// A line for the summary.
+    pub summary: Option<String>,
+}
+
+/// The probe of a plain run: nothing beside the fan-out's own figures.
+pub struct NoProbe;
+
+impl StepProbe for NoProbe {
+    type Mark = ();
+
+    async fn ready(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn stop(&mut self, (): (), _sent: u64) -> anyhow::Result<Probed> {
+        Ok(Probed::default())
+    }
+}
+
 #[derive(Serialize)]
 struct FanoutResult {
     subscribers: usize,
+    /// Subscribers per server, the publisher's first (with `--node`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscribers_per_node: Vec<usize>,
     seconds: u64,
     topic: String,
     steps: Vec<StepResult>,
@@ -121,6 +224,26 @@ struct StepResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     publish_error: Option<String>,
     cpu: CpuReport,
+    /// Each server's share (with `--node`), the publisher's first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    nodes: Vec<NodeStep>,
+    /// What the step's probe measured.
+    #[serde(flatten)]
+    probed: Map<String, Value>,
+    #[serde(skip)]
+    probed_figures: Vec<Figure>,
+    #[serde(skip)]
+    probed_summary: Option<String>,
+}
+
+/// One server's subscribers over one step.
+#[derive(Serialize)]
+struct NodeStep {
+    url: String,
+    subscribers: usize,
+    expected: u64,
+    received: u64,
+    latency_us: Summary,
 }
 
 /// Where subscribers leave what they counted, per step.
@@ -130,7 +253,8 @@ struct Board {
     expected: Vec<u64>,
     /// Subscribers that have all of each step's messages.
     complete: Vec<AtomicUsize>,
-    tallies: Vec<Mutex<Tally>>,
+    /// Per step, per server.
+    tallies: Vec<Vec<Mutex<Tally>>>,
 }
 
 impl Board {
@@ -138,17 +262,28 @@ impl Board {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    /// Adds a subscriber's tally of `step` to the step's, and clears it.
-    fn file(&self, step: usize, tally: &mut Tally) {
-        let mut filed = self.tallies[step]
+    /// Adds the tally of `step` of a subscriber on server `node` to the
+    /// step's, and clears it.
+    fn file(&self, step: usize, node: usize, tally: &mut Tally) {
+        self.tallies[step][node]
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        filed.received += tally.received;
-        filed.latency.merge(&tally.latency);
-        filed.last_receipt_us = filed.last_receipt_us.max(tally.last_receipt_us);
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .add(tally);
         tally.received = 0;
         tally.latency.reset();
         tally.last_receipt_us = 0;
+    }
+
+    /// Step `step`'s tally on each server.
+    fn step_tallies(&self, step: usize) -> Vec<Tally> {
+        self.tallies[step]
+            .iter()
+            .map(|tally| {
+                let mut copy = Tally::default();
+                copy.add(&tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+                copy
+            })
+            .collect()
     }
 }
 
@@ -157,6 +292,14 @@ struct Tally {
     received: u64,
     latency: Latencies,
     last_receipt_us: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.received += other.received;
+        self.latency.merge(&other.latency);
+        self.last_receipt_us = self.last_receipt_us.max(other.last_receipt_us);
+    }
 }
 
 /// How a subscriber ended.
@@ -180,20 +323,46 @@ struct Published {
     error: Option<String>,
     drain: Duration,
     cpu: CpuReport,
+    probed: Probed,
 }
 
+/// Runs the fan-out against `target`, and the `--node`s.
 pub async fn run(args: &FanoutArgs, target: Arc<Target>) -> anyhow::Result<Outcome> {
+    run_on(args, Placement::of(args, target)?, &mut NoProbe).await
+}
+
+/// Runs the fan-out on `placement`'s servers, `probe` measuring each step.
+pub async fn run_on(
+    args: &FanoutArgs,
+    placement: Placement,
+    probe: &mut impl StepProbe,
+) -> anyhow::Result<Outcome> {
     let rates = args.rates()?;
     let expected: Vec<u64> = rates
         .iter()
         .map(|rate| (rate * args.seconds as f64).round() as u64)
         .collect();
-    let subscribers = client::open_joined(&target, args.subscribers, 1, SETUP_CONCURRENCY, |_| {
-        Some(args.topic.clone())
-    })
-    .await?
-    .all()?;
-    let publisher = client::open_joined(&target, 1, args.subscribers as u64 + 1, 1, |_| {
+    let servers: Vec<&Arc<Target>> = placement.servers().collect();
+    let shares = shares(args.subscribers, servers.len());
+    let mut subscribers = Vec::with_capacity(servers.len());
+    let mut first_user = 1;
+    for (&target, &share) in servers.iter().zip(&shares) {
+        eprintln!(
+            "fanout: joining {} subscribers to {} on {}",
+            Count(share as f64),
+            args.topic,
+            target.url()
+        );
+        let opened =
+            client::open_joined(target, share, first_user, SETUP_CONCURRENCY, |_| {
+                Some(args.topic.clone())
+            })
+            .await?
+            .all()?;
+        subscribers.push(opened);
+        first_user += share as u64;
+    }
+    let publisher = client::open_joined(&placement.main, 1, first_user, 1, |_| {
         Some(args.topic.clone())
     })
     .await?
@@ -207,22 +376,33 @@ pub async fn run(args: &FanoutArgs, target: Arc<Target>) -> anyhow::Result<Outco
         complete: expected.iter().map(|_| AtomicUsize::new(0)).collect(),
         tallies: expected
             .iter()
-            .map(|_| Mutex::new(Tally::default()))
+            .map(|_| servers.iter().map(|_| Mutex::new(Tally::default())).collect())
             .collect(),
         expected,
     });
     let (stop, stopped) = watch::channel(false);
     let mut listening = JoinSet::new();
-    for opened in subscribers {
-        listening.spawn(subscribe(opened.ws, board.clone(), stopped.clone()));
+    for (node, opened) in subscribers.into_iter().enumerate() {
+        for opened in opened {
+            listening.spawn(subscribe(opened.ws, node, board.clone(), stopped.clone()));
+        }
     }
     let (mut sink, stream) = publisher.ws.split();
     let replies = tokio::spawn(count_replies(stream, stopped.clone()));
+    probe.ready().await?;
 
     let mut published = Vec::with_capacity(rates.len());
     let mut reference = wire::JOIN_REF;
     for (step, &rate) in rates.iter().enumerate() {
-        let meter = CpuMeter::start(target.server_pid)?;
+        eprintln!(
+            "fanout: publishing {rate} msg/s for {} s to {} subscribers (rate {} of {})",
+            args.seconds,
+            Count(args.subscribers as f64),
+            step + 1,
+            rates.len()
+        );
+        let meter = CpuMeter::start(&placement.server_pids)?;
+        let mark = probe.start().await?;
         let start_us = board.now_us();
         let (sent, error) =
             publish(&mut sink, &args.topic, step, rate, &board, &mut reference).await;
@@ -234,13 +414,17 @@ pub async fn run(args: &FanoutArgs, target: Arc<Target>) -> anyhow::Result<Outco
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let stalled = error.is_some();
+        let drain = drain_start.elapsed();
+        let cpu = meter.stop()?;
+        let probed = probe.stop(mark, sent).await?;
         published.push(Published {
             rate,
             start_us,
             sent,
             error,
-            drain: drain_start.elapsed(),
-            cpu: meter.stop()?,
+            drain,
+            cpu,
+            probed,
         });
         if stalled {
             break;
@@ -271,9 +455,27 @@ pub async fn run(args: &FanoutArgs, target: Arc<Target>) -> anyhow::Result<Outco
         .into_iter()
         .enumerate()
         .map(|(step, run)| {
-            let tally = board.tallies[step]
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let per_node = board.step_tallies(step);
+            let mut tally = Tally::default();
+            for node in &per_node {
+                tally.add(node);
+            }
+            let nodes = if per_node.len() > 1 {
+                per_node
+                    .iter()
+                    .zip(&servers)
+                    .zip(&shares)
+                    .map(|((node, target), &share)| NodeStep {
+                        url: target.url(),
+                        subscribers: share,
+                        expected: run.sent * share as u64,
+                        received: node.received,
+                        latency_us: node.latency.summary(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let expected = run.sent * args.subscribers as u64;
             let window_s = tally.last_receipt_us.saturating_sub(run.start_us) as f64 / 1e6;
             let latency = tally.latency.summary();
@@ -294,11 +496,16 @@ pub async fn run(args: &FanoutArgs, target: Arc<Target>) -> anyhow::Result<Outco
                 kept_up: missing == 0 && run.error.is_none() && latency.p99 <= keep_up_p99_us,
                 publish_error: run.error,
                 cpu: run.cpu,
+                nodes,
+                probed: run.probed.fields,
+                probed_figures: run.probed.figures,
+                probed_summary: run.probed.summary,
             }
         })
         .collect();
     let result = FanoutResult {
         subscribers: args.subscribers,
+        subscribers_per_node: if shares.len() > 1 { shares } else { Vec::new() },
         seconds: args.seconds,
         topic: args.topic.clone(),
         sustainable_deliveries_per_sec: steps
@@ -403,8 +610,14 @@ async fn count_replies(mut stream: SplitStream<Ws>, mut stop: watch::Receiver<bo
     replies
 }
 
-/// One subscriber: tallies stamped messages until told to stop or closed.
-async fn subscribe(mut ws: Ws, board: Arc<Board>, mut stop: watch::Receiver<bool>) -> Ended {
+/// One subscriber, on server `node`: tallies stamped messages until told to
+/// stop or closed.
+async fn subscribe(
+    mut ws: Ws,
+    node: usize,
+    board: Arc<Board>,
+    mut stop: watch::Receiver<bool>,
+) -> Ended {
     let mut tally = Tally::default();
     let mut step_tallied: Option<usize> = None;
     let mut unrecognized = 0;
@@ -440,7 +653,7 @@ async fn subscribe(mut ws: Ws, board: Arc<Board>, mut stop: watch::Receiver<bool
                     let now_us = board.now_us();
                     if step_tallied != Some(step) {
                         if let Some(previous) = step_tallied {
-                            board.file(previous, &mut tally);
+                            board.file(previous, node, &mut tally);
                         }
                         step_tallied = Some(step);
                     }
@@ -457,7 +670,7 @@ async fn subscribe(mut ws: Ws, board: Arc<Board>, mut stop: watch::Receiver<bool
         }
     };
     if let Some(step) = step_tallied {
-        board.file(step, &mut tally);
+        board.file(step, node, &mut tally);
     }
     Ended {
         closed_by_server,
@@ -492,6 +705,21 @@ fn describe(result: &FanoutResult) -> String {
             step.cpu,
             if step.kept_up { "; kept up" } else { "; FELL BEHIND" }
         ));
+        for (index, node) in step.nodes.iter().enumerate() {
+            lines.push(format!(
+                "  node {} ({}{}): {} subscribers, received {} of {}; latency {}",
+                index + 1,
+                node.url,
+                if index == 0 { ", the publisher's" } else { "" },
+                Count(node.subscribers as f64),
+                Count(node.received as f64),
+                Count(node.expected as f64),
+                node.latency_us
+            ));
+        }
+        if let Some(summary) = &step.probed_summary {
+            lines.push(format!("  {summary}"));
+        }
         if let Some(error) = &step.publish_error {
             lines.push(format!("  publisher: {error}"));
         }
@@ -555,6 +783,28 @@ fn figures(result: &FanoutResult, sweep: bool) -> Vec<Figure> {
         ));
         figures.extend(cpu_figures(&step.cpu, name));
         figures.extend(cost_figures(&step.cpu, step.received, name));
+        for (index, node) in step.nodes.iter().enumerate() {
+            let node_name = |figure: &str| name(&format!("node{}_{figure}", index + 1));
+            let received_pct = if node.expected > 0 {
+                node.received as f64 * 100.0 / node.expected as f64
+            } else {
+                0.0
+            };
+            figures.push(Figure::new(node_name("received_pct"), "%", received_pct));
+            figures.push(Figure::new(
+                node_name("p50_us"),
+                "µs",
+                node.latency_us.p50 as f64,
+            ));
+            figures.push(Figure::new(
+                node_name("p99_us"),
+                "µs",
+                node.latency_us.p99 as f64,
+            ));
+        }
+        for figure in &step.probed_figures {
+            figures.push(Figure::new(name(&figure.name), figure.unit, figure.value));
+        }
     }
     if sweep {
         figures.push(Figure::new(
@@ -569,6 +819,22 @@ fn figures(result: &FanoutResult, sweep: bool) -> Vec<Figure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribers_are_shared_evenly_the_first_servers_taking_the_rest() {
+        assert_eq!(shares(2000, 2), vec![1000, 1000]);
+        assert_eq!(shares(7, 3), vec![3, 2, 2]);
+        assert_eq!(shares(2, 3), vec![1, 1, 0]);
+        assert_eq!(shares(5, 1), vec![5]);
+        assert_eq!(shares(5, 0), vec![5]);
+        for (total, servers) in [(1, 4), (1999, 2), (18_999, 7)] {
+            let split = shares(total, servers);
+            assert_eq!(split.len(), servers);
+            assert_eq!(split.iter().sum::<usize>(), total);
+            let (most, least) = (split.iter().max(), split.iter().min());
+            assert!(most.zip(least).is_some_and(|(m, l)| m - l <= 1), "{split:?}");
+        }
+    }
 
     #[test]
     fn stamps_carry_the_step_and_the_due_time() {

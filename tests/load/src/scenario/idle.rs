@@ -91,7 +91,7 @@ pub async fn run(args: &IdleArgs, target: Arc<Target>) -> anyhow::Result<Outcome
     tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
     let rss_joined = process::rss_bytes(pid)?;
 
-    let meter = CpuMeter::start(target.server_pid)?;
+    let meter = CpuMeter::start(target.server_pid.as_slice())?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.hold_seconds);
     let period = Duration::from_secs(args.heartbeat_seconds);

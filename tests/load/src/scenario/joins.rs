@@ -64,7 +64,7 @@ pub async fn run(args: &JoinsArgs, target: Arc<Target>) -> anyhow::Result<Outcom
     let gate = Arc::new(Semaphore::new(args.concurrency));
     let topic: Arc<str> = args.topic.as_str().into();
 
-    let meter = CpuMeter::start(target.server_pid)?;
+    let meter = CpuMeter::start(target.server_pid.as_slice())?;
     let start = Instant::now();
     let mut storm = JoinSet::new();
     for (index, url) in urls.into_iter().enumerate() {

@@ -127,7 +127,7 @@ pub async fn run(args: &PresenceArgs, target: Arc<Target>) -> anyhow::Result<Out
     let rss_before = rss(target.server_pid);
     let gate = Arc::new(Semaphore::new(args.concurrency));
     let topic: Arc<str> = args.topic.as_str().into();
-    let meter = CpuMeter::start(target.server_pid)?;
+    let meter = CpuMeter::start(target.server_pid.as_slice())?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.timeout_seconds);
     let mut run = JoinSet::new();

@@ -68,7 +68,7 @@ pub async fn run(args: &RpcArgs, target: Arc<Target>) -> anyhow::Result<Outcome>
     .await?
     .all()?;
 
-    let meter = CpuMeter::start(target.server_pid)?;
+    let meter = CpuMeter::start(target.server_pid.as_slice())?;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut loops = JoinSet::new();
     for opened in sockets {
