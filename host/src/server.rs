@@ -82,7 +82,7 @@ pub async fn join_cluster(loaded: &Loaded) -> anyhow::Result<Option<Arc<Cluster>
     let Some(settings) = loaded.config.cluster.settings() else {
         return Ok(None);
     };
-    eprintln!("plume: joining the cluster at {}", settings.redis_url);
+    eprintln!("plume: joining the cluster at {}", crate::kv::redacted_url(&settings.redis_url));
     let cluster = Cluster::join(&settings).await?;
     let layout = match cluster.names().layout {
         crate::cluster::Layout::Standalone => "one Redis",

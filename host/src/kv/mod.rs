@@ -29,6 +29,7 @@ use std::time::Duration;
 pub use self::memory::MemoryEngine;
 pub use self::redb::RedbEngine;
 pub use self::redis::RedisEngine;
+pub(crate) use self::redis::redacted as redacted_url;
 
 /// A stored value and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,6 +62,7 @@
 //! namespace's load stays on one master (see [`pool`] for slot moves).
 
 mod pool;
+pub(crate) use pool::redacted;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

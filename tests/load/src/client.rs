@@ -79,6 +79,17 @@ pub struct Target {
     pub server_pid: Option<u32>,
 }
 
+/// The secret tokens are signed with unless a scenario sets one:
+/// `SECRET_KEY_BASE` when set (the same variable the server reads, so a
+/// server started with `--config` and its secret in the environment can be
+/// measured), else the development secret the demo app accepts.
+fn default_secret() -> String {
+    std::env::var("SECRET_KEY_BASE")
+        .ok()
+        .filter(|secret| !secret.is_empty())
+        .unwrap_or_else(|| plume::config::DEV_SECRET.to_owned())
+}
+
 impl Target {
     /// A target from a `ws://HOST:PORT/PATH` URL of a loopback address
     /// (`localhost` counts), reached from `sources` loopback addresses.
@@ -109,7 +120,7 @@ impl Target {
             addr,
             path: path.to_owned(),
             sources,
-            tokens: Tokens::new(plume::config::DEV_SECRET.as_bytes()),
+            tokens: Tokens::new(default_secret().as_bytes()),
             server_pid,
         })
     }

@@ -296,7 +296,7 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
 }
 
 /// `url` with its password replaced by `***`, for messages and logs.
-pub(super) fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
