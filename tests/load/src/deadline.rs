@@ -68,6 +68,10 @@ struct DeadlineResult {
     within_bound: usize,
 }
 
+/// The server's `SECRET_KEY_BASE` (an app served with `--config` needs one
+/// of its own) and its client's tokens' secret.
+const SECRET: &str = "plume-load-deadline-secret-key-base-0123456789abcdef0123456789abcdef";
+
 fn config(plugins: &std::path::Path, deadline_ms: u64) -> String {
     let p = plugins.display();
     format!(
@@ -153,7 +157,10 @@ pub fn run(args: &DeadlineArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
     let config_path = dir.join("plume.toml");
     std::fs::write(&config_path, config(&plugins, args.deadline_ms))?;
     let mut command = Command::new(&args.plume);
-    command.args(["serve", "--bind", "127.0.0.1:0", "--config"]).arg(&config_path);
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .env("SECRET_KEY_BASE", SECRET);
     if args.no_priority_rights {
         without_priority_rights(&mut command);
     }
@@ -185,7 +192,7 @@ pub fn run(args: &DeadlineArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
 }
 
 async fn spin_rounds(args: &DeadlineArgs, addr: std::net::SocketAddr, pid: u32) -> anyhow::Result<DeadlineResult> {
-    let target = Target::new(&format!("ws://{addr}/socket/websocket"), 1, Some(pid))?;
+    let target = Target::new(&format!("ws://{addr}/socket/websocket"), 1, Some(pid))?.with_secret(SECRET);
     let mut ws = target.open(0, &target.socket_url(1)?).await?;
     let give_up = Duration::from_secs(args.give_up_seconds);
     let mut rounds = Vec::with_capacity(args.rounds);

@@ -122,12 +122,25 @@ pub fn reply(text: &str) -> Option<Reply> {
     Some(Reply { reference, status })
 }
 
-/// The `body` of a `new_msg` broadcast, `[null,null,topic,"new_msg",{.."body":"B"..}]`,
+/// The `body` of a `new_msg` broadcast, `[null,null,topic,"new_msg",{.."body":"B"..}]`
+/// (or with a history position in the ref slot, `[null,"<epoch>:<offset>",...]`),
 /// when B needs no unescaping (the fan-out scenario's bodies never do).
 pub fn new_msg_body(text: &str) -> Option<&str> {
     const EVENT: &str = "\"new_msg\",{";
     const KEY: &str = "\"body\":\"";
-    let rest = text.strip_prefix("[null,null,")?;
+    let rest = match text.strip_prefix("[null,null,") {
+        Some(rest) => rest,
+        None => {
+            // A position: 16 hex digits, a colon, an offset, quoted.
+            let positioned = text.strip_prefix("[null,\"")?;
+            let end = positioned.find('"')?;
+            let (epoch, offset) = positioned[..end].split_once(':')?;
+            if epoch.len() != 16 || !epoch.bytes().all(|b| b.is_ascii_hexdigit()) || !offset.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            positioned[end + 1..].strip_prefix(',')?
+        }
+    };
     let payload = &rest[rest.find(EVENT)? + EVENT.len()..];
     let body = &payload[payload.find(KEY)? + KEY.len()..];
     let body = &body[..body.find('"')?];
@@ -193,6 +206,16 @@ mod tests {
         assert_eq!(
             new_msg_body(r#"[null,null,"room:f","other",{"body":"1:9"}]"#),
             None
+        );
+        assert_eq!(
+            new_msg_body(r#"[null,"00000000000000ff:42","room:f","new_msg",{"body":"2:5"}]"#),
+            Some("2:5"),
+            "a broadcast with its history position"
+        );
+        assert_eq!(
+            new_msg_body(r#"[null,"7","room:f","new_msg",{"body":"2:5"}]"#),
+            None,
+            "a reply's ref is no position"
         );
         assert_eq!(
             new_msg_body(r#"["1",null,"room:f","new_msg",{"body":"1:9"}]"#),

@@ -339,7 +339,8 @@ fn run_cluster(
         main,
         nodes: others,
     };
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|node| node.addr).collect();
+    // Their admin listeners, where `/metrics` is.
+    let addrs: Vec<SocketAddr> = nodes.iter().map(Server::admin_addr).collect::<anyhow::Result<_>>()?;
     let background = Duration::from_secs(args.background_seconds);
     let outcome = runtime.block_on(async {
         let mut probe = RedisCost::connect(redis.addr(), addrs, background).await?;

@@ -26,6 +26,8 @@ pub struct Server {
     name: String,
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// plume's admin listener (`/metrics`), once it printed its line.
+    admin: Arc<Mutex<Option<SocketAddr>>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -54,10 +56,14 @@ impl Server {
             });
         }
         let (found, address) = mpsc::channel();
+        let admin = Arc::new(Mutex::new(None));
         if let Some(pipe) = child.stdout.take() {
+            let admin = admin.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Some(addr) = listening_address(&line) {
+                    if line.contains("admin listening on ") {
+                        *admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = listening_address(&line);
+                    } else if let Some(addr) = listening_address(&line) {
                         let _ = found.send(addr);
                     }
                 }
@@ -67,6 +73,7 @@ impl Server {
             name: name.to_owned(),
             child: Some(child),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin,
             stderr,
         };
         match address.recv_timeout(START_TIMEOUT) {
@@ -82,6 +89,21 @@ impl Server {
                 "{name} exited before it was listening; its last output:\n{}",
                 server.stop_and_tail()
             )),
+        }
+    }
+
+    /// plume's admin listener (where `/metrics` is): printed right after
+    /// its client address, so waited for a moment.
+    pub fn admin_addr(&self) -> anyhow::Result<SocketAddr> {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(addr) = *self.admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+                return Ok(addr);
+            }
+            if std::time::Instant::now() >= until {
+                anyhow::bail!("{} printed no `admin listening on ADDR` line", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
