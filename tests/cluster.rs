@@ -204,6 +204,61 @@ async fn chat_presence_is_the_same_on_every_node() {
     assert_eq!(state_c["42"]["metas"][0]["phx_ref"], ref_a.as_str(), "{state_c}");
 }
 
+/// The reply to `reference` on `client`, skipping broadcasts and pushes.
+async fn reply_to(client: &mut Client, reference: &str) -> Value {
+    loop {
+        let frame = client.recv().await;
+        if frame[1] == json!(reference) && frame[3] == "phx_reply" {
+            return frame[4].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn chat_messages_and_their_history_are_shared_by_every_node() {
+    let redis = Redis::start();
+    let node1 = Server::start_node(&redis.url());
+    let node2 = Server::start_node(&redis.url());
+    let topic = "chat:cluster-history";
+    let mut a = node1.client(42).await;
+    let (join_a, _) = join_chat(&mut a, topic, 42).await;
+    let mut b = node2.client(7).await;
+    let (join_b, _) = join_chat(&mut b, topic, 7).await;
+
+    // a's message is stored (in the cluster's key-value store) and reaches b
+    // on the other node.
+    let sent = a.push(&join_a, topic, "new_message", json!({"message": "hello from node 1"})).await;
+    let reply = reply_to(&mut a, &sent).await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    let id = reply["response"]["id"].clone();
+    let heard = next_event(&mut b, "new_message").await;
+    assert_eq!(heard[4]["id"], id, "{heard}");
+    assert_eq!(heard[4]["content"], "hello from node 1");
+
+    // b's message, stored through node 2, is in the same room's history.
+    let sent = b.push(&join_b, topic, "new_message", json!({"message": "and from node 2"})).await;
+    assert_eq!(reply_to(&mut b, &sent).await["status"], "ok");
+
+    // A newcomer on node 2 and a on node 1 read one history, in order.
+    let asked = a.push(&join_a, topic, "history", json!({})).await;
+    let history = reply_to(&mut a, &asked).await;
+    let contents: Vec<&str> = history["response"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|message| message["content"].as_str())
+        .collect();
+    assert_eq!(contents, ["hello from node 1", "and from node 2"], "{history}");
+    let mut c = node2.client(9).await;
+    let (join_c, _) = join_chat(&mut c, topic, 9).await;
+    let asked = c.push(&join_c, topic, "history", json!({})).await;
+    let history = reply_to(&mut c, &asked).await;
+    let messages = history["response"]["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "{history}");
+    assert_eq!(messages[0]["id"], id);
+    assert_eq!(messages[1]["user"]["id"], 7);
+}
+
 #[tokio::test]
 async fn a_killed_node_s_presences_leave_every_other_node_within_the_bound() {
     let redis = Redis::start();
