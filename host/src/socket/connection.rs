@@ -39,6 +39,34 @@ pub struct Accepted {
     /// Its place among the app's `max_connections`, given back when the
     /// socket ends.
     pub admission: crate::app::Admission,
+    /// Its count among the app's connections and its id's.
+    pub counted: Counted,
+}
+
+/// A socket counted among its app's connections (and its id's, which
+/// `connections_of` reads) from before the client is told it is connected
+/// until the socket ends: a client that saw its upgrade answered is in the
+/// figures, even when its socket task has not run yet. A socket whose
+/// upgrade never completes is uncounted when this is dropped.
+pub struct Counted {
+    app: Arc<App>,
+    id: Option<String>,
+}
+
+impl Counted {
+    pub fn new(app: &Arc<App>, id: Option<&str>) -> Counted {
+        app.figures.socket_opened(id);
+        Counted {
+            app: app.clone(),
+            id: id.map(str::to_owned),
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.app.figures.socket_closed(self.id.as_deref());
+    }
 }
 
 /// How long a join waits for its topic to go live across the cluster
@@ -149,6 +177,7 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
     // The socket's place among the app's connections is given back when
     // this function returns, after every channel has terminated.
     let _admission = accepted.admission;
+    let counted = accepted.counted;
     let mut conn = Connection {
         app: accepted.app,
         key: accepted.key,
@@ -166,7 +195,6 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
         malformed_in_a_row: 0,
         events: socket_rate,
     };
-    conn.app.figures.socket_opened(conn.socket_id.as_deref());
     if let Some(id) = &conn.socket_id {
         // Not waited for: a disconnect sent while the cluster learns of
         // this socket finds it at its next connect.
@@ -196,7 +224,7 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
     if let Some(id) = &conn.socket_id {
         conn.app.broker.unsubscribe(id, conn.key, 0);
     }
-    conn.app.figures.socket_closed(conn.socket_id.as_deref());
+    drop(counted);
     if let Some(closing) = ended {
         let frame = closing.frame();
         if closing != Closing::Shutdown {

@@ -24,7 +24,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use crate::pubsub::{ChannelKey, Delivery, Inbox, SocketKey};
 use crate::runtime::TimerId;
 
-pub use connection::{Accepted, serve};
+pub use connection::{Accepted, Counted, serve};
 pub use transport::Transport;
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);

@@ -287,6 +287,7 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, request: Request<Inc
         key: socket::next_socket_key(),
         serializer,
         assigns,
+        counted: socket::Counted::new(app, socket_id.as_deref()),
         socket_id,
         admission,
     };
