@@ -1,4 +1,5 @@
-//! The demo page (`host/web`, served at `/`) in a real browser: headless
+//! The demo page (`host/web`, served at `/`) and the operator's dashboard
+//! (`/dashboard` on the admin listener) in a real browser: headless
 //! Chromium, Debian's `/usr/bin/chromium`, driven by playwright-core from
 //! the Node scripts in `tests/browser`, against a real `plume serve` of the
 //! demo app. Each test starts its own server and runs one script with
