@@ -267,6 +267,11 @@ async fn twenty_swaps_under_closed_loop_pings_lose_nothing() {
         assert_eq!(versions.len(), 2, "each client saw both versions: {versions:?}");
     }
     assert_eq!(plugin_faults(&server), 0, "no channel crashed");
+    let metrics = server.admin_page("/metrics");
+    assert!(
+        metrics.contains("plume_plugin_swaps_total{tenant=\"demo\",plugin=\"counter\"} 20\n"),
+        "every swap is counted:\n{metrics}"
+    );
 }
 
 /// The app's `plume_plugin_faults_total` at `/metrics`.

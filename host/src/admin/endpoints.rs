@@ -13,13 +13,58 @@ pub const ALL: &[Endpoint] = &[
         path: "/metrics",
         about: "per-app figures in the Prometheus text format",
         answer: metrics,
+        open: false,
     },
     Endpoint {
         path: "/_plume/plugins",
         about: "every plugin: file, routes, version, load time, channels, last load error (JSON)",
         answer: plugins,
+        open: false,
+    },
+    Endpoint {
+        path: "/dashboard",
+        about: "the dashboard: live figures of every tenant and plugin (a web page; asks for the token)",
+        answer: dashboard,
+        // The page holds no data: it asks for the token and sends it with
+        // each `/dashboard/data` request.
+        open: true,
+    },
+    Endpoint {
+        path: "/dashboard/data",
+        about: "what the dashboard shows (JSON)",
+        answer: dashboard_data,
+        open: false,
     },
 ];
+
+/// `GET /dashboard`: the page.
+fn dashboard(_admin: &Admin, request: Request<Incoming>) -> Answer<'_> {
+    Box::pin(async move {
+        if let Some(refused) = only_get(&request) {
+            return refused;
+        }
+        let mut response = typed(text(StatusCode::OK, super::dashboard::PAGE), "text/html; charset=utf-8");
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    })
+}
+
+/// `GET /dashboard/data`: the figures the page draws.
+fn dashboard_data(admin: &Admin, request: Request<Incoming>) -> Answer<'_> {
+    Box::pin(async move {
+        if let Some(refused) = only_get(&request) {
+            return refused;
+        }
+        let body = admin.sampler.data().to_string();
+        let mut response = typed(text(StatusCode::OK, body), "application/json");
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    })
+}
 
 /// `GET /metrics`: the figures of every app, labelled by tenant.
 fn metrics(admin: &Admin, request: Request<Incoming>) -> Answer<'_> {

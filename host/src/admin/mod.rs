@@ -12,6 +12,7 @@
 //! function that answers it, with the request in hand (so an endpoint may
 //! upgrade it to a WebSocket). The token check runs before any of them.
 
+mod dashboard;
 mod endpoints;
 mod token;
 
@@ -39,8 +40,10 @@ pub struct Admin {
     apps: Vec<Arc<App>>,
     /// The cluster this node is in, whose figures `/metrics` adds.
     cluster: Option<Arc<crate::cluster::Cluster>>,
-    /// Asked of every request when set.
+    /// Asked of every request when set (but of [`Endpoint::open`] pages).
     token: Option<AdminToken>,
+    /// Recent figures, for the dashboard.
+    sampler: Arc<dashboard::Sampler>,
 }
 
 /// What an endpoint returns: its response, once ready.
@@ -52,6 +55,8 @@ pub struct Endpoint {
     /// What it shows, for the index at `/`.
     pub about: &'static str,
     pub answer: for<'a> fn(&'a Admin, Request<Incoming>) -> Answer<'a>,
+    /// Served without the token: a page that holds no data itself.
+    pub open: bool,
 }
 
 impl Admin {
@@ -74,6 +79,7 @@ impl Admin {
             );
         }
         Ok(Admin {
+            sampler: Arc::new(dashboard::Sampler::new(apps.clone())),
             apps,
             cluster,
             token: token.as_deref().map(AdminToken::new),
@@ -83,13 +89,14 @@ impl Admin {
     /// What the start-up line says of it.
     pub fn describe(&self) -> &'static str {
         match self.token {
-            Some(_) => "/metrics, /_plume/plugins; bearer token required",
-            None => "/metrics, /_plume/plugins; no token: loopback only",
+            Some(_) => "/metrics, /_plume/plugins, /dashboard; bearer token required",
+            None => "/metrics, /_plume/plugins, /dashboard; no token: loopback only",
         }
     }
 
     /// Serve the admin pages on `listener` until `shutdown` flips.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>, http: Http) {
+        tokio::spawn(self.sampler.clone().run(shutdown.clone()));
         listener::serve(listener, shutdown, http, move |request, peer| {
             let admin = self.clone();
             async move { admin.route(request, peer).await }
@@ -99,18 +106,19 @@ impl Admin {
 
     /// Answer one request: the token first, then the endpoint of its path.
     pub async fn route(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        if let Some(token) = &self.token {
+        let path = request.uri().path().to_owned();
+        let endpoint = endpoints::ALL.iter().find(|endpoint| endpoint.path == path);
+        if let Some(token) = self.token.as_ref().filter(|_| !endpoint.is_some_and(|e| e.open)) {
             let authorization = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
             if !token.accepts(authorization) {
                 tracing::info!(%peer, path = request.uri().path(), "admin request refused: no valid bearer token");
                 return unauthorized();
             }
         }
-        let path = request.uri().path().to_owned();
         if path == "/" {
             return index();
         }
-        match endpoints::ALL.iter().find(|endpoint| endpoint.path == path) {
+        match endpoint {
             Some(endpoint) => (endpoint.answer)(self, request).await,
             None => text(StatusCode::NOT_FOUND, "not found: see / for the admin pages\n"),
         }

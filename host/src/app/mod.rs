@@ -11,6 +11,7 @@ mod figures;
 mod plugin;
 mod rate;
 mod route;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -244,6 +245,13 @@ impl App {
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{tenant=\"{tenant}\"}} {value}\n"));
         }
+        let channel_plugins = self.channel_plugins();
+        let mut plugins: Vec<(&str, &telemetry::Telemetry)> = Vec::new();
+        if let Some(socket) = &self.socket_plugin {
+            plugins.push((&socket.name, &socket.telemetry));
+        }
+        plugins.extend(channel_plugins.iter().map(|p| (&*p.name, &p.telemetry)));
+        out.push_str(&telemetry::prometheus(&self.id, &plugins));
         out
     }
 

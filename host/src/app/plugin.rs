@@ -23,12 +23,14 @@ pub struct Plugin<V> {
     /// Why the last attempt to load a new version failed, if it did; the
     /// version serving is unaffected.
     last_error: Mutex<Option<String>>,
+    /// What the host measures of its calls (see [`super::telemetry`]).
+    pub telemetry: super::telemetry::Telemetry,
 }
 
 pub type ChannelPlugin = Plugin<ChannelVersion>;
 pub type SocketPlugin = Plugin<SocketVersion>;
 
-impl<V> Plugin<V> {
+impl<V: VersionInfo> Plugin<V> {
     pub fn new(name: &str, path: PathBuf, version: V) -> Self {
         Plugin {
             name: name.into(),
@@ -36,6 +38,7 @@ impl<V> Plugin<V> {
             current: ArcSwap::from_pointee(version),
             channels: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            telemetry: super::telemetry::Telemetry::default(),
         }
     }
 
@@ -47,11 +50,15 @@ impl<V> Plugin<V> {
     /// Make `version` the one serving; calls in flight finish on the old one.
     pub fn swap(&self, version: V) -> Arc<V> {
         *self.last_error.lock() = None;
-        self.current.swap(Arc::new(version))
+        let to = version.id().to_owned();
+        let old = self.current.swap(Arc::new(version));
+        self.telemetry.swapped(old.id(), &to);
+        old
     }
 
     /// Remember why a new version was refused.
     pub fn set_last_error(&self, error: String) {
+        self.telemetry.load_failed(&error);
         *self.last_error.lock() = Some(error);
     }
 

@@ -14,6 +14,7 @@ use tokio::task::AbortHandle;
 use super::connection::{Connection, Pending, write};
 use super::{SocketEvent, next_channel_key};
 use crate::app::ChannelPlugin;
+use crate::app::telemetry::{Call, JoinOutcome};
 use crate::protocol::{self, Body, Inbound, Outbound, Payload, json_str};
 use crate::history::Recovery;
 use crate::pubsub::{ChannelKey, Delivery, Position, Subscriber, Subscription};
@@ -223,10 +224,16 @@ impl Connection {
         let refused = match joined {
             Err(fault) => {
                 tracing::warn!(app = %self.app.id, plugin = %plugin.name, topic = %topic, %fault, "join crashed");
+                plugin.telemetry.joined(JoinOutcome::Crashed);
+                plugin.telemetry.faulted(&fault);
                 Some(r#"{"reason":"join crashed"}"#.to_owned())
             }
-            Ok((Err(payload), _)) => Some(payload),
+            Ok((Err(payload), _)) => {
+                plugin.telemetry.joined(JoinOutcome::Refused);
+                Some(payload)
+            }
             Ok((Ok(joined), intercepts)) => {
+                plugin.telemetry.joined(JoinOutcome::Ok);
                 let mut view = view;
                 if let Some(assigns) = joined.assigns {
                     view.assigns = assigns;
@@ -299,7 +306,7 @@ impl Connection {
         };
         let payload = WitPayload::from(message.payload);
         let reference = message.reference.get();
-        let handled = self.call_for_push(key, Some(reference), |version, ctx, view| {
+        let handled = self.call_for_push(key, Some(reference), Call::HandleIn(event), |version, ctx, view| {
             version.handle_in(ctx, event, &payload, view)
         });
         let Some(handled) = handled else {
@@ -409,7 +416,7 @@ impl Connection {
                 &lent
             }
         };
-        let Some(handled) = self.call(key, |version, ctx, view| version.handle_out(ctx, &message.event, payload, view)) else {
+        let Some(handled) = self.call(key, Call::HandleOut, |version, ctx, view| version.handle_out(ctx, &message.event, payload, view)) else {
             return;
         };
         self.set_assigns(key, handled.assigns);
@@ -422,7 +429,7 @@ impl Connection {
 
     /// Deliver `message` to the channel's `handle-info`.
     pub(super) fn info(&mut self, key: ChannelKey, message: &str) {
-        let Some(handled) = self.call(key, |version, ctx, view| version.handle_info(ctx, message, view)) else {
+        let Some(handled) = self.call(key, Call::HandleInfo, |version, ctx, view| version.handle_info(ctx, message, view)) else {
             return;
         };
         self.set_assigns(key, handled.assigns);
@@ -462,17 +469,21 @@ impl Connection {
     fn call<R>(
         &mut self,
         key: ChannelKey,
+        timed: Call<'_>,
         f: impl FnOnce(&ChannelVersion, CallContext, &SocketView) -> (CallContext, Result<R, Fault>),
     ) -> Option<R> {
-        self.call_for_push(key, None, f)
+        self.call_for_push(key, None, timed, f)
     }
 
     /// [`call`](Self::call) for `handle-in`: `push_ref` is the reference
-    /// of the push being handled, which `socket-ref` hands out.
+    /// of the push being handled, which `socket-ref` hands out. The call
+    /// (not the upgrade before it, nor applying its effects) is timed as
+    /// `timed` in its plugin's telemetry.
     fn call_for_push<R>(
         &mut self,
         key: ChannelKey,
         push_ref: Option<&str>,
+        timed: Call<'_>,
         f: impl FnOnce(&ChannelVersion, CallContext, &SocketView) -> (CallContext, Result<R, Fault>),
     ) -> Option<R> {
         self.upgrade_if_needed(key)?;
@@ -491,7 +502,9 @@ impl Connection {
         );
         let version = channel.version.clone();
         let channel = self.channels.get(&key)?;
+        let started = std::time::Instant::now();
         let (ctx, result) = f(&version, ctx, &channel.view);
+        channel.plugin.telemetry.timed(timed, started.elapsed());
         self.apply(key, ctx);
         match result {
             Ok(value) => Some(value),
@@ -578,6 +591,7 @@ impl Connection {
                 channel.version.clone()
             }
             Err(fault) => {
+                channel.plugin.telemetry.faulted(&fault);
                 tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, from, %fault, "upgrade failed on a leaving channel; its terminate runs on the version it had");
                 channel.version.clone()
             }
@@ -744,6 +758,7 @@ impl Connection {
             return;
         };
         tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, %fault, "channel crashed");
+        channel.plugin.telemetry.faulted(fault);
         let figures = &self.app.figures;
         crate::app::Figures::count(&figures.plugin_faults, 1);
         match fault {
@@ -780,12 +795,16 @@ impl Connection {
         });
         self.app.figures.channel_left();
         channel.plugin.channel_left();
+        // A channel that crashed past its deadline ends without a terminate
+        // call; it is counted as the crash it was.
+        channel.plugin.telemetry.terminated(terminate_reason.unwrap_or("crash"));
         if let Some(reason) = terminate_reason {
             let scope = ChannelScope::new(self.key, key, channel.topic.clone());
             let version = self.terminating_version(key, &mut channel);
             let ctx = self.context(&channel.plugin, &channel.config, scope);
             let (ctx, result) = version.terminate(ctx, reason, &channel.view);
             if let Err(fault) = result {
+                channel.plugin.telemetry.faulted(&fault);
                 tracing::warn!(app = %self.app.id, plugin = %channel.plugin.name, topic = %channel.topic, %fault, "terminate failed");
             }
             // A terminating channel may still broadcast and write; it can no

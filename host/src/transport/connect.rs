@@ -89,6 +89,9 @@ pub fn connect(app: &Arc<App>, params: &str, info: &ConnectInfo, peer: SocketAdd
             None
         }
         Err(Refused::Crashed(fault)) => {
+            if let Some(plugin) = &app.socket_plugin {
+                plugin.telemetry.faulted(&fault);
+            }
             let plugin = app.socket_plugin.as_ref().map(|p| p.name.clone()).unwrap_or_default();
             tracing::warn!(app = %app.id, %plugin, %peer, %fault, "the socket plugin crashed; connection refused");
             None
