@@ -43,28 +43,56 @@ pub struct Accepted {
     pub counted: Counted,
 }
 
-/// A socket counted among its app's connections (and its id's, which
-/// `connections_of` reads) from before the client is told it is connected
-/// until the socket ends: a client that saw its upgrade answered is in the
-/// figures, even when its socket task has not run yet. A socket whose
-/// upgrade never completes is uncounted when this is dropped.
+/// A socket registered with its app from before the client is told it is
+/// connected until the socket ends: counted among the app's connections
+/// (and its id's, which `connections_of` reads), and subscribed to its
+/// socket id, with its mailbox. A client that saw its upgrade answered is
+/// in the figures and is closed by a disconnect of its id (an admin's ban),
+/// even when its socket task has not run yet. A socket whose upgrade never
+/// completes is unregistered when this is dropped.
 pub struct Counted {
     app: Arc<App>,
+    key: SocketKey,
     id: Option<String>,
+    mailbox: Mailbox,
+    /// The mailbox's receiving end, taken by the socket task.
+    events: Option<mpsc::Receiver<SocketEvent>>,
+    overflow: Arc<Notify>,
 }
 
 impl Counted {
-    pub fn new(app: &Arc<App>, id: Option<&str>) -> Counted {
+    pub fn new(app: &Arc<App>, key: SocketKey, id: Option<&str>) -> Counted {
+        let (mailbox, events, overflow) = Mailbox::new(app.limits.outbound_queue);
         app.figures.socket_opened(id);
+        if let Some(id) = id {
+            // Not waited for: a disconnect sent while the cluster learns of
+            // this socket finds it at its next connect.
+            let _live = app.broker.subscribe(
+                id,
+                Subscriber {
+                    socket: key,
+                    channel: 0,
+                    kind: Subscription::SocketId,
+                    inbox: Arc::new(mailbox.clone()),
+                },
+            );
+        }
         Counted {
             app: app.clone(),
+            key,
             id: id.map(str::to_owned),
+            mailbox,
+            events: Some(events),
+            overflow,
         }
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
+        if let Some(id) = &self.id {
+            self.app.broker.unsubscribe(id, self.key, 0);
+        }
         self.app.figures.socket_closed(self.id.as_deref());
     }
 }
@@ -172,12 +200,16 @@ pub(super) struct Connection {
 /// Run a socket until the client goes away, it is disconnected, or the
 /// server shuts down. Every channel's `terminate` runs before this returns.
 pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: watch::Receiver<bool>) {
-    let (mailbox, mut events, overflow) = Mailbox::new(accepted.app.limits.outbound_queue);
+    let mut counted = accepted.counted;
+    let (mailbox, overflow) = (counted.mailbox.clone(), counted.overflow.clone());
+    let Some(mut events) = counted.events.take() else {
+        tracing::error!(socket = accepted.key, "a socket's mailbox was taken twice");
+        return;
+    };
     let socket_rate = crate::app::Bucket::full(accepted.app.limits.max_events_per_second_per_socket);
     // The socket's place among the app's connections is given back when
     // this function returns, after every channel has terminated.
     let _admission = accepted.admission;
-    let counted = accepted.counted;
     let mut conn = Connection {
         app: accepted.app,
         key: accepted.key,
@@ -195,19 +227,6 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
         malformed_in_a_row: 0,
         events: socket_rate,
     };
-    if let Some(id) = &conn.socket_id {
-        // Not waited for: a disconnect sent while the cluster learns of
-        // this socket finds it at its next connect.
-        let _live = conn.app.broker.subscribe(
-            id,
-            Subscriber {
-                socket: conn.key,
-                channel: 0,
-                kind: Subscription::SocketId,
-                inbox: conn.inbox.clone(),
-            },
-        );
-    }
 
     let ended = conn.run(&mut ws, &mut events, &overflow, &mut shutdown).await;
 
@@ -221,9 +240,7 @@ pub async fn serve<T: Transport>(mut ws: T, accepted: Accepted, mut shutdown: wa
         conn.app.broker.unsubscribe(&topic, conn.key, waiting.key);
     }
     conn.close_all_channels(reason);
-    if let Some(id) = &conn.socket_id {
-        conn.app.broker.unsubscribe(id, conn.key, 0);
-    }
+    // Unsubscribes the socket id and uncounts the socket.
     drop(counted);
     if let Some(closing) = ended {
         let frame = closing.frame();

@@ -282,12 +282,13 @@ pub(super) fn upgrade(server: &Arc<Server>, app: &Arc<App>, request: Request<Inc
         response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("phoenix"));
     }
 
+    let key = socket::next_socket_key();
     let accepted = Accepted {
         app: app.clone(),
-        key: socket::next_socket_key(),
+        key,
         serializer,
         assigns,
-        counted: socket::Counted::new(app, socket_id.as_deref()),
+        counted: socket::Counted::new(app, key, socket_id.as_deref()),
         socket_id,
         admission,
     };

@@ -185,7 +185,7 @@ pub(crate) fn open(harness: &Rc<Inner>, admission: plume::app::Admission, assign
         key,
         serializer: plume::protocol::Serializer::V2,
         assigns: assigns.clone(),
-        counted: plume::socket::Counted::new(&harness.app, id.as_deref()),
+        counted: plume::socket::Counted::new(&harness.app, key, id.as_deref()),
         socket_id: id.clone(),
         admission,
     };

@@ -293,7 +293,7 @@ fn open(server: &Arc<Server>, app: &Arc<App>, request: &Request<Incoming>, peer:
         key,
         serializer,
         assigns,
-        counted: crate::socket::Counted::new(app, socket_id.as_deref()),
+        counted: crate::socket::Counted::new(app, key, socket_id.as_deref()),
         socket_id,
         admission,
     };
