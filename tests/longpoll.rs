@@ -222,5 +222,8 @@ async fn a_session_nobody_polls_for_two_windows_ends_and_its_channels_with_it() 
             break;
         }
     }
-    assert!(last_seen.elapsed() >= 2 * WINDOW, "the session ended after {:?}", last_seen.elapsed());
+    // `last_seen` is taken once the last poll's answer has been read; the
+    // server touched the session a moment before it sent that answer.
+    let slack = Duration::from_millis(50);
+    assert!(last_seen.elapsed() + slack >= 2 * WINDOW, "the session ended after {:?}", last_seen.elapsed());
 }
