@@ -80,21 +80,6 @@ async fn next_event_within(client: &mut Client, event: &str, patience: Duration)
     }
 }
 
-/// Send a heartbeat; everything before its reply is returned (the barrier:
-/// a frame that was going to arrive before it has).
-async fn until_heartbeat(client: &mut Client) -> Vec<Value> {
-    let reference = client.next_ref();
-    client.send(json!([null, reference, "phoenix", "heartbeat", {}])).await;
-    let mut before = Vec::new();
-    loop {
-        let frame = client.recv().await;
-        if frame[3] == "phx_reply" && frame[1] == reference.as_str() {
-            return before;
-        }
-        before.push(frame);
-    }
-}
-
 #[tokio::test]
 async fn a_room_broadcast_reaches_subscribers_on_every_node_exactly_once() {
     let redis = Redis::start();
@@ -115,7 +100,7 @@ async fn a_room_broadcast_reaches_subscribers_on_every_node_exactly_once() {
     }
     // Exactly once: the next frame anyone gets is its heartbeat's reply.
     for client in [&mut a, &mut b, &mut c] {
-        assert_eq!(until_heartbeat(client).await, Vec::<Value>::new());
+        assert_eq!(support::barrier::frames_until_heartbeat(client).await, Vec::<Value>::new());
     }
 }
 
@@ -135,7 +120,7 @@ async fn broadcasts_keep_their_order_across_nodes() {
         let frame = next_event(&mut b, "new_msg").await;
         assert_eq!(frame[4]["body"], i.to_string());
     }
-    assert_eq!(until_heartbeat(&mut b).await, Vec::<Value>::new());
+    assert_eq!(support::barrier::frames_until_heartbeat(&mut b).await, Vec::<Value>::new());
 }
 
 #[tokio::test]
@@ -158,7 +143,7 @@ async fn a_node_hears_only_the_topics_its_sockets_joined() {
     for (client, join_ref) in [(&mut b, &join_b), (&mut b2, &join_b2), (&mut a, &join_a)] {
         let reference = client.next_ref();
         client.send(json!([join_ref, reference, "room:quiet", "phx_leave", {}])).await;
-        let _ = until_heartbeat(client).await;
+        let _ = support::barrier::frames_until_heartbeat(client).await;
     }
     let started = Instant::now();
     while redis.numsub(channel) != 0 {
@@ -334,7 +319,7 @@ async fn a_disconnect_by_socket_id_closes_the_users_sockets_on_every_node() {
     for victim in [&mut victim_1, &mut victim_2] {
         assert_eq!(victim.expect_close().await.map(u16::from), Some(1011));
     }
-    assert_eq!(until_heartbeat(&mut bystander).await, Vec::<Value>::new(), "the other user stays");
+    assert_eq!(support::barrier::frames_until_heartbeat(&mut bystander).await, Vec::<Value>::new(), "the other user stays");
 }
 
 #[tokio::test]
@@ -375,14 +360,14 @@ async fn redis_restarting_drops_no_socket_and_broadcasts_resume_without_duplicat
     assert!(received.windows(2).all(|w| w[0] < w[1]), "in order, no duplicates: {received:?}");
     assert_eq!(received.last(), Some(&sent), "the last one sent arrived: {received:?}");
     // Both sockets stayed open all along: they still answer.
-    assert_eq!(until_heartbeat(&mut a).await.iter().filter(|f| f[3] != "new_msg" && f[3] != "phx_reply").count(), 0);
+    assert_eq!(support::barrier::frames_until_heartbeat(&mut a).await.iter().filter(|f| f[3] != "new_msg" && f[3] != "phx_reply").count(), 0);
     for i in 0..20 {
         a.push(&join_a, "room:restart", "new_msg", json!({"body": format!("steady {i}")})).await;
     }
     for i in 0..20 {
         assert_eq!(next_event(&mut b, "new_msg").await[4]["body"], format!("steady {i}"));
     }
-    assert_eq!(until_heartbeat(&mut b).await, Vec::<Value>::new());
+    assert_eq!(support::barrier::frames_until_heartbeat(&mut b).await, Vec::<Value>::new());
 }
 
 #[tokio::test]
@@ -422,7 +407,7 @@ async fn sharded_pubsub_on_a_redis_cluster_carries_broadcasts_and_presence() {
         b.join_ok(&topic).await;
         a.push(&join_a, &topic, "new_msg", json!({"body": room.to_string()})).await;
         assert_eq!(next_event(&mut b, "new_msg").await[4]["body"], room.to_string());
-        assert_eq!(until_heartbeat(&mut b).await, Vec::<Value>::new(), "once");
+        assert_eq!(support::barrier::frames_until_heartbeat(&mut b).await, Vec::<Value>::new(), "once");
         clients.push((a, b));
     }
     for master in &cluster.nodes {
@@ -576,7 +561,7 @@ async fn collab_cursor_updates_reach_the_other_node_as_presence_diffs() {
     bob.join_ok(topic).await;
     let state = next_event(&mut bob, "presence_state").await;
     assert_eq!(state[4]["10"]["metas"][0]["phx_ref"], first_ref, "bob sees ann from the other node: {state}");
-    let _ = until_heartbeat(&mut bob).await;
+    let _ = support::barrier::frames_until_heartbeat(&mut bob).await;
 
     ann.push(&join_ann, topic, "cursor_moved", json!({"position": {"line": 3, "ch": 7}})).await;
     let diff = next_event(&mut bob, "presence_diff").await;

@@ -64,20 +64,6 @@ fn start() -> Server {
     Server::start_config(CONFIG).expect("the history server starts")
 }
 
-/// Send a heartbeat; return every frame before its reply.
-async fn until_heartbeat(client: &mut Client) -> Vec<Value> {
-    let reference = client.next_ref();
-    client.send(json!([null, reference, "phoenix", "heartbeat", {}])).await;
-    let mut before = Vec::new();
-    loop {
-        let frame = client.recv().await;
-        if frame[3] == "phx_reply" && frame[1] == reference.as_str() {
-            return before;
-        }
-        before.push(frame);
-    }
-}
-
 /// Push `n` messages from `client` on `topic`, each `"<prefix><i>"`; returns
 /// the positions the broadcasts carried, as `client` saw them.
 async fn send(client: &mut Client, join_ref: &str, topic: &str, prefix: &str, n: usize) -> Vec<String> {
@@ -93,7 +79,7 @@ async fn send(client: &mut Client, join_ref: &str, topic: &str, prefix: &str, n:
         }
     }
     // The replies to the pushes.
-    let _ = until_heartbeat(client).await;
+    let _ = support::barrier::frames_until_heartbeat(client).await;
     positions
 }
 
@@ -137,7 +123,7 @@ async fn broadcasts_on_a_history_topic_carry_their_position_in_the_ref_slot() {
     // A topic without history: null, as in Phoenix.
     let join_plain = a.join_ok("room:plain").await;
     a.push(&join_plain, "room:plain", "new_msg", json!({"body": "x"})).await;
-    let frames = until_heartbeat(&mut a).await;
+    let frames = support::barrier::frames_until_heartbeat(&mut a).await;
     let broadcast = frames.iter().find(|f| f[3] == "new_msg").expect("the broadcast");
     assert_eq!(broadcast[1], Value::Null);
 }
@@ -150,7 +136,7 @@ async fn a_rejoin_with_the_last_position_gets_what_it_missed_in_order_then_live_
     let join_a = a.join_ok("room:recover").await;
     let join_b = b.join_ok("room:recover").await;
     let seen = send(&mut a, &join_a, "room:recover", "before", 2).await;
-    let _ = until_heartbeat(&mut b).await;
+    let _ = support::barrier::frames_until_heartbeat(&mut b).await;
     drop(b);
 
     let missed = send(&mut a, &join_a, "room:recover", "missed", 5).await;
@@ -166,7 +152,7 @@ async fn a_rejoin_with_the_last_position_gets_what_it_missed_in_order_then_live_
     assert_eq!(recovery, json!({"recovered": true, "count": 5, "position": missed[4]}));
     // Live traffic continues, each once.
     let next = send(&mut a, &join_a, "room:recover", "live", 1).await;
-    let frames = until_heartbeat(&mut b).await;
+    let frames = support::barrier::frames_until_heartbeat(&mut b).await;
     assert_eq!(frames, vec![json!([null, next[0], "room:recover", "new_msg", {"body": "live0", "user_id": 1}])]);
     let _ = join_b;
 }
@@ -231,7 +217,7 @@ async fn the_plugin_never_sees_the_recover_key() {
     let mut a = server.client(1).await;
     let (join_ref, reply) = a.join("probe:recover", json!({"echo_payload": true, "_recover": "0000000000000001:1", "x": 1})).await;
     assert_eq!(reply, json!([join_ref, join_ref, "probe:recover", "phx_reply", {"response": {"payload": {"echo_payload": true, "x": 1}}, "status": "ok"}]));
-    let recovery = until_heartbeat(&mut a).await;
+    let recovery = support::barrier::frames_until_heartbeat(&mut a).await;
     assert_eq!(recovery.len(), 1);
     assert_eq!(recovery[0][3], "plume_recovery");
     assert_eq!(recovery[0][4]["recovered"], false);
@@ -247,7 +233,7 @@ async fn a_route_with_recovery_off_passes_the_key_to_the_plugin_and_replays_noth
     let mut b = server.client(2).await;
     let (join_ref, reply) = b.join("room:norecover", json!({"_recover": seen[0]})).await;
     assert_eq!(reply[4]["status"], "ok", "{reply}");
-    assert_eq!(until_heartbeat(&mut b).await, Vec::<Value>::new(), "no replay, no plume_recovery");
+    assert_eq!(support::barrier::frames_until_heartbeat(&mut b).await, Vec::<Value>::new(), "no replay, no plume_recovery");
     let _ = join_ref;
 }
 
@@ -291,7 +277,7 @@ async fn broadcasts_made_while_a_client_recovers_arrive_once() {
         for i in 0..200 {
             p.push(&join_p, "room:race", "new_msg", json!({"body": i.to_string()})).await;
         }
-        let _ = until_heartbeat(&mut p).await;
+        let _ = support::barrier::frames_until_heartbeat(&mut p).await;
     });
     tokio::time::sleep(Duration::from_millis(5)).await;
     let mut b = server.client(2).await;
@@ -302,7 +288,7 @@ async fn broadcasts_made_while_a_client_recovers_arrive_once() {
     let started = Instant::now();
     while offsets.last().copied().unwrap_or(0) < 201 {
         assert!(started.elapsed() < Duration::from_secs(10), "offsets so far: {offsets:?}");
-        for frame in until_heartbeat(&mut b).await {
+        for frame in support::barrier::frames_until_heartbeat(&mut b).await {
             if frame[3] == "new_msg" {
                 offsets.push(parse(frame[1].as_str().expect("position")).1);
             }

@@ -55,3 +55,18 @@ impl Client {
         }
     }
 }
+
+/// The frames `client` receives before the reply to a heartbeat sent now:
+/// everything queued for it before that moment, in order.
+pub async fn frames_until_heartbeat(client: &mut Client) -> Vec<serde_json::Value> {
+    let reference = client.next_ref();
+    client.send(serde_json::json!([null, reference, "phoenix", "heartbeat", {}])).await;
+    let mut before = Vec::new();
+    loop {
+        let frame = client.recv().await;
+        if frame[3] == "phx_reply" && frame[1] == reference.as_str() {
+            return before;
+        }
+        before.push(frame);
+    }
+}

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
-mod barrier;
+pub mod barrier;
 pub mod busy;
 pub mod compile_cache;
 pub mod node;
