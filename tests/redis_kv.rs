@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::redis_server::RedisServer;
+use support::redis::Redis;
 use support::{Client, Refused, Server, TempDir};
 
 /// The demo app's shared-state channels, with `kv` as the `[kv]` table.
@@ -53,7 +53,7 @@ plugin = "admin"
 }
 
 /// A plume server storing in the Redis at `url`.
-fn start(redis: &RedisServer) -> Server {
+fn start(redis: &Redis) -> Server {
     Server::start_config(&config(&format!("engine = \"redis\"\nurl = \"{}\"", redis.url())))
         .unwrap_or_else(|log| panic!("the server starts:\n{log}"))
 }
@@ -134,7 +134,7 @@ async fn donate_times(client: &mut Client, join_ref: &str, topic: &str, times: u
 
 #[tokio::test]
 async fn two_players_on_two_servers_play_one_game() {
-    let redis = RedisServer::start();
+    let redis = Redis::start();
     let (one, two) = (start(&redis), start(&redis));
     let topic = "game:g1";
     let mut ann = user(&one, 10, "ann").await;
@@ -184,7 +184,7 @@ async fn played(client: &mut Client, reference: &str) -> bool {
 
 #[tokio::test]
 async fn two_moves_racing_for_one_turn_on_two_servers_play_once() {
-    let redis = RedisServer::start();
+    let redis = Redis::start();
     let (one, two) = (start(&redis), start(&redis));
     let mut ann_one = user(&one, 10, "ann").await;
     let mut ann_two = user(&two, 10, "ann").await;
@@ -212,7 +212,7 @@ async fn two_moves_racing_for_one_turn_on_two_servers_play_once() {
 
 #[tokio::test]
 async fn donations_on_two_servers_add_up_without_losing_one() {
-    let redis = RedisServer::start();
+    let redis = Redis::start();
     let (one, two) = (start(&redis), start(&redis));
     let campaign = "donations:campaign:shared";
     let mut ann = user(&one, 10, "ann").await;
@@ -236,7 +236,7 @@ async fn donations_on_two_servers_add_up_without_losing_one() {
 
 #[tokio::test]
 async fn the_state_outlives_every_plume_and_a_ban_holds_on_the_other_server() {
-    let redis = RedisServer::start();
+    let redis = Redis::start();
     let (one, two) = (start(&redis), start(&redis));
     let topic = "game:kept";
     let campaign = "donations:campaign:kept";
@@ -291,7 +291,7 @@ fn start_with_env(config: &str, redis_url: Option<&str>) -> Result<Server, Strin
 
 #[tokio::test]
 async fn plume_redis_url_names_the_redis_when_the_config_does_not() {
-    let redis = RedisServer::start();
+    let redis = Redis::start();
     let by_env = start_with_env(&config("engine = \"redis\""), Some(&redis.url())).unwrap_or_else(|log| panic!("{log}"));
     let by_config = start(&redis);
     let mut ann = user(&by_env, 10, "ann").await;
@@ -304,7 +304,7 @@ async fn plume_redis_url_names_the_redis_when_the_config_does_not() {
 
 #[tokio::test]
 async fn start_up_stops_with_the_url_when_redis_is_unreachable_or_unnamed() {
-    let mut redis = RedisServer::start();
+    let mut redis = Redis::start();
     redis.stop();
     match Server::start_config(&config(&format!("engine = \"redis\"\nurl = \"{}\"", redis.url()))) {
         Ok(_) => panic!("a server started without its Redis"),
@@ -327,7 +327,7 @@ async fn start_up_stops_with_the_url_when_redis_is_unreachable_or_unnamed() {
 /// whichever node a client is on.
 #[tokio::test]
 async fn cluster_nodes_share_the_default_store_on_the_clusters_redis() {
-    let redis = RedisServer::start();
+    let redis = Redis::start();
     let node = || start_with_env(&config(""), Some(&redis.url())).unwrap_or_else(|log| panic!("a node starts:\n{log}"));
     let (one, two) = (node(), node());
     for server in [&one, &two] {

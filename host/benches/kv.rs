@@ -21,8 +21,8 @@ use plume::kv::{Kv, KvEngine, MemoryEngine, Quota, RedisEngine};
 
 // The tests' Redis fixture; the bench only starts it (no restarts).
 #[allow(dead_code)]
-#[path = "../../tests/support/redis_server.rs"]
-mod redis_server;
+#[path = "../../tests/support/redis.rs"]
+mod test_redis;
 
 /// The default app limits (`max_kv_keys`, `max_kv_bytes`).
 const QUOTA: Quota = Quota {
@@ -54,7 +54,7 @@ fn operations(c: &mut Criterion, engine_name: &str, engine: Arc<dyn KvEngine>) {
 
 fn engines(c: &mut Criterion) {
     operations(c, "memory", Arc::new(MemoryEngine::default()));
-    let redis = redis_server::RedisServer::start();
+    let redis = test_redis::Redis::start();
     let mut connection = redis::Client::open(redis.url())
         .and_then(|client| client.get_connection())
         .expect("a connection");
@@ -62,7 +62,7 @@ fn engines(c: &mut Criterion) {
         b.iter(|| redis::cmd("PING").query::<String>(&mut connection).expect("PONG"))
     });
     operations(c, "redis", Arc::new(RedisEngine::open(&redis.url()).expect("the engine opens")));
-    let cluster = redis_server::RedisCluster::start();
+    let cluster = test_redis::RedisCluster::start();
     operations(c, "redis-cluster", Arc::new(RedisEngine::open(&cluster.url()).expect("the engine opens")));
 }
 

@@ -14,7 +14,6 @@ pub mod compile_cache;
 pub mod node;
 pub mod priority;
 pub mod redis;
-pub mod redis_server;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,220 +1,265 @@
-//! Real Redis servers for the cluster tests: `redis-server` processes on
-//! free loopback ports, in temporary directories, with nothing saved to
-//! disk, started and stopped by the tests themselves (never a system
-//! service).
+//! A real `redis-server` for a test: its own process on a free port, in its
+//! own temporary directory, with persistence off (`--save ''`,
+//! `--appendonly no`), stopped when dropped; and a real Redis Cluster of
+//! three such servers joined with `redis-cli --cluster create`. No system
+//! service is used.
+//!
+//! The end-to-end tests reach this file as `support::redis`; the key-value
+//! engine's unit tests and its bench include it too (`host/src/kv/mod.rs`,
+//! `host/benches/kv.rs`), so all of them start Redis the same way.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::TempDir;
-
-/// How long a Redis server may take to accept connections.
+/// How long a fresh `redis-server` may take to answer PING.
 const START_PATIENCE: Duration = Duration::from_secs(10);
 
-/// A free TCP port on loopback (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// One `redis-server`.
+/// A running `redis-server`.
 pub struct Redis {
-    child: Option<Child>,
-    pub port: u16,
-    dir: TempDir,
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    /// Arguments beyond the defaults (cluster mode).
     extra: Vec<String>,
 }
 
-fn redis_server() -> &'static str {
-    if Command::new("redis-server").arg("--version").output().is_err() {
-        panic!("redis-server is not installed: the cluster tests need it (Debian: apt-get install redis-server; .ci/run installs it)");
-    }
-    "redis-server"
-}
-
 impl Redis {
-    /// A standalone Redis on a free port.
+    /// Start a Redis on a free port. Panics, with the reason, when
+    /// `redis-server` is missing or does not come up: the test cannot run.
     pub fn start() -> Redis {
-        Redis::start_with(&[])
+        Redis::start_with(Vec::new, free_port)
     }
 
-    /// A Redis with extra `--name value` arguments.
-    pub fn start_with(extra: &[&str]) -> Redis {
-        let mut redis = Redis {
-            child: None,
-            port: free_port(),
-            dir: TempDir::new("redis"),
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        redis.spawn();
-        redis
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(redis_server())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir.0)
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let started = Instant::now();
-        while started.elapsed() < START_PATIENCE {
-            if self.ping() {
-                return;
+    /// Start a server with `extra()` arguments on a port `port()` picks.
+    fn start_with(extra: impl Fn() -> Vec<String>, port: impl Fn() -> u16) -> Redis {
+        let dir = std::env::temp_dir().join(format!("plume-redis-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory for redis-server");
+        // Another process may take the free port between the probe and
+        // redis-server's bind: try a few ports.
+        let mut last = String::new();
+        for _ in 0..5 {
+            let (port, extra) = (port(), extra());
+            match spawn(port, &dir, &extra) {
+                Ok(child) => return Redis { child, port, dir, extra },
+                Err(why) => last = why,
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not answer on port {} within {START_PATIENCE:?}", self.port);
+        panic!("redis-server did not start: {last}");
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Whether it answers PING.
-    pub fn ping(&self) -> bool {
-        matches!(self.command(&["PING"]), Some(Resp::Simple(pong)) if pong == "PONG")
-    }
-
-    /// Run one command; its reply.
-    pub fn command(&self, args: &[&str]) -> Option<Resp> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
-        Resp::read(&mut BufReader::new(stream))
-    }
-
-    /// How many clients listen to `channel` (PUBSUB NUMSUB).
-    pub fn numsub(&self, channel: &str) -> i64 {
-        match self.command(&["PUBSUB", "NUMSUB", channel]) {
-            Some(Resp::Array(items)) => match items.get(1) {
-                Some(Resp::Int(n)) => *n,
-                _ => 0,
-            },
-            _ => 0,
-        }
-    }
-
-    /// Kill it (SIGKILL): everything in it is gone.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Start it again on the same port, empty.
+    /// Kill the server (SIGKILL) and start a new, empty one on the same
+    /// port: what a plume sees when its Redis restarts without persistence.
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        self.stop();
+        self.resume();
     }
 
-    pub fn dir(&self) -> PathBuf {
-        self.dir.0.clone()
+    /// Kill the server (SIGKILL): Redis is gone until [`Redis::resume`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-}
 
-/// A Redis reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resp {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<String>),
-    Array(Vec<Resp>),
-}
-
-impl Resp {
-    fn read(reader: &mut impl BufRead) -> Option<Resp> {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end_matches("\r\n");
-        let (kind, rest) = line.split_at_checked(1)?;
-        Some(match kind {
-            "+" => Resp::Simple(rest.to_owned()),
-            "-" => Resp::Error(rest.to_owned()),
-            ":" => Resp::Int(rest.parse().ok()?),
-            "$" => {
-                let len: i64 = rest.parse().ok()?;
-                if len < 0 {
-                    return Some(Resp::Bulk(None));
+    /// Start a new, empty server on the port of the stopped one.
+    pub fn resume(&mut self) {
+        let started = Instant::now();
+        // The port is free again once the killed server's socket is closed.
+        loop {
+            match spawn(self.port, &self.dir, &self.extra) {
+                Ok(child) => {
+                    self.child = child;
+                    return;
                 }
-                let mut body = vec![0u8; len as usize + 2];
-                reader.read_exact(&mut body).ok()?;
-                Resp::Bulk(Some(String::from_utf8_lossy(&body[..len as usize]).into_owned()))
+                Err(why) if started.elapsed() > START_PATIENCE => panic!("redis-server did not restart: {why}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
-            "*" => {
-                let len: i64 = rest.parse().ok()?;
-                Resp::Array((0..len.max(0)).map(|_| Resp::read(reader)).collect::<Option<Vec<_>>>()?)
-            }
-            _ => return None,
-        })
-    }
-
-    /// The text of a bulk or simple string.
-    pub fn text(&self) -> &str {
-        match self {
-            Resp::Simple(s) | Resp::Error(s) | Resp::Bulk(Some(s)) => s,
-            _ => "",
         }
     }
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        self.kill();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// A Redis Cluster of three masters, joined with `redis-cli --cluster create`.
+/// A Redis Cluster of three masters (no replicas) on loopback, the slots
+/// split evenly, ready when `start` returns.
 pub struct RedisCluster {
-    pub nodes: Vec<Redis>,
+    nodes: Vec<Redis>,
 }
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
         let nodes: Vec<Redis> = (0..3)
-            .map(|_| Redis::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]))
+            .map(|_| {
+                Redis::start_with(
+                    || {
+                        ["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{}.conf", unique())]
+                            .map(String::from)
+                            .to_vec()
+                    },
+                    free_cluster_port,
+                )
+            })
             .collect();
-        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addresses: Vec<String> = nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
         let output = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .output()
-            .expect("redis-cli runs (Debian: apt-get install redis-tools)");
+            .expect("redis-cli runs (Debian: apt-get install redis-tools; .ci/run installs it)");
         assert!(
             output.status.success(),
             "redis-cli --cluster create failed: {}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        let cluster = RedisCluster { nodes };
+        let mut connections: Vec<::redis::Connection> = nodes.iter().map(|node| node.connection()).collect();
         let started = Instant::now();
-        while started.elapsed() < START_PATIENCE {
-            if cluster.nodes.iter().all(|n| n.command(&["CLUSTER", "INFO"]).is_some_and(|info| info.text().contains("cluster_state:ok"))) {
-                return cluster;
-            }
+        while !connections.iter_mut().all(|connection| {
+            ::redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query::<String>(connection)
+                .is_ok_and(|info| info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3"))
+        }) {
+            assert!(started.elapsed() < START_PATIENCE, "the cluster did not form within {START_PATIENCE:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the Redis Cluster did not reach cluster_state:ok within {START_PATIENCE:?}");
+        RedisCluster { nodes }
     }
 
-    /// The URL of one node, as plume is given it.
+    /// `redis+cluster://127.0.0.1:<port>,...`, every node: the key-value
+    /// engine's form. A plume node is given one node's plain URL instead
+    /// (`nodes()[i].url()`) and finds the cluster itself.
     pub fn url(&self) -> String {
-        self.nodes[0].url()
+        let nodes: Vec<String> = self.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
+        format!("redis+cluster://{}", nodes.join(","))
     }
+
+    /// The nodes, for tests that move slots between them.
+    pub fn nodes(&self) -> &[Redis] {
+        &self.nodes
+    }
+}
+
+impl Redis {
+    /// A plain connection to this one server.
+    pub fn connection(&self) -> ::redis::Connection {
+        ::redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("a connection to the test's redis-server")
+    }
+
+    /// How many clients listen to `channel` (`PUBSUB NUMSUB`).
+    pub fn numsub(&self, channel: &str) -> i64 {
+        let (_, count): (String, i64) = ::redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query(&mut self.connection())
+            .expect("PUBSUB NUMSUB");
+        count
+    }
+
+    /// The shard channels this server carries (`PUBSUB SHARDCHANNELS`).
+    pub fn shard_channels(&self) -> Vec<String> {
+        ::redis::cmd("PUBSUB")
+            .arg("SHARDCHANNELS")
+            .query(&mut self.connection())
+            .expect("PUBSUB SHARDCHANNELS")
+    }
+}
+
+/// A free port whose cluster bus port (10000 above) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Start `redis-server` on `port` and wait until it answers there.
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Result<Child, String> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run redis-server ({e}); install it (apt-get install redis-server)"))?;
+    let started = Instant::now();
+    while started.elapsed() < START_PATIENCE {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server on port {port} exited with {status}"));
+        }
+        if serves(port, child.id()) {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("redis-server on port {port} did not answer within {START_PATIENCE:?}"))
+}
+
+/// Whether the Redis answering on `port` is the process `pid`, and not
+/// another test's server that took the port first.
+fn serves(port: u16, pid: u32) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"INFO server\r\n").is_err() {
+        return false;
+    }
+    let wanted = format!("process_id:{pid}\r\n");
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(read) = stream.read(&mut chunk) {
+        if read == 0 {
+            break;
+        }
+        reply.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&reply);
+        if text.contains(&wanted) {
+            return true;
+        }
+        if text.contains("process_id:") && text.contains("\r\nprocess_supervised") {
+            return false;
+        }
+    }
+    false
 }

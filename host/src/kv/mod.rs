@@ -17,9 +17,11 @@ mod conformance;
 mod memory;
 mod redb;
 mod redis;
-/// The tests' `redis-server`, shared with the end-to-end tests.
+/// The tests' `redis-server`, shared with the end-to-end tests (whose
+/// helpers these unit tests do not all use).
 #[cfg(test)]
-#[path = "../../../tests/support/redis_server.rs"]
+#[allow(dead_code)]
+#[path = "../../../tests/support/redis.rs"]
 mod test_redis;
 
 use std::path::PathBuf;

@@ -356,11 +356,11 @@ mod tests {
 
     use super::*;
     use crate::kv::conformance;
-    use crate::kv::test_redis::RedisServer;
+    use crate::kv::test_redis::Redis;
 
     /// A fresh Redis and an engine on it.
-    fn fresh() -> (RedisServer, RedisEngine) {
-        let server = RedisServer::start();
+    fn fresh() -> (Redis, RedisEngine) {
+        let server = Redis::start();
         let engine = RedisEngine::open(&server.url()).expect("the engine opens on a running Redis");
         (server, engine)
     }
