@@ -15,7 +15,8 @@ decided (:func:`ok`, :func:`error`, :func:`noreply`, :func:`stop`,
     ChannelHandler = plume.export(Echo)
 
 The host's effects are plain functions: :func:`broadcast`, :func:`push`,
-the key-value store in :mod:`plume.kv`, log lines in :mod:`plume.log`.
+the key-value store in :mod:`plume.kv`, log lines in :mod:`plume.log`,
+:mod:`plume.presence`, :mod:`plume.timers` and :mod:`plume.clock`.
 A plugin instance keeps nothing between calls (the host pools instances
 and may throw one away at any time): state lives in the assigns or in the
 key-value store.
@@ -30,11 +31,11 @@ from .socket import Socket
 from .results import Outcome, Join, ok, error, noreply, stop, joined, refused, push_out, drop_out
 from .effects import HostError, push, broadcast, broadcast_from, broadcast_to, subscribe, unsubscribe
 from .channel import Channel, export
-from . import kv, log
+from . import clock, kv, log, presence, timers
 
 __all__ = [
     "Channel", "export", "Payload", "PayloadError", "Socket", "Outcome", "Join",
     "ok", "error", "noreply", "stop", "joined", "refused", "push_out", "drop_out",
     "HostError", "push", "broadcast", "broadcast_from", "broadcast_to", "subscribe", "unsubscribe",
-    "kv", "log",
+    "clock", "kv", "log", "presence", "timers",
 ]

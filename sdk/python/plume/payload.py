@@ -82,8 +82,10 @@ def to_wit(value: Value) -> types.Payload:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text, as Phoenix's Jason writes it."""
+    """Compact JSON text with keys in order, as Phoenix writes a map (Jason
+    encodes the small maps of a Phoenix reply with sorted keys), so a
+    Python channel's frames are byte for byte a Phoenix app's."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise PayloadError(f"cannot send {type(value).__name__} as JSON: {e}") from None
