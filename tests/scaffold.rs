@@ -229,6 +229,15 @@ fn a_new_python_or_javascript_plugin_builds_and_serves_its_topic() {
                 }
             }
         });
+    // The components land in the real tree's plugin folder (target/plugins
+    // is linked): remove them, so the next test binary does not compile
+    // them into its compile-cache template; and the npm packages with the
+    // scratch tree.
+    drop(server);
+    for name in ["hello_py", "hello_js"] {
+        let _ = std::fs::remove_file(support::plugin_dir().join(format!("{name}.wasm")));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 #[test]

@@ -19,7 +19,8 @@
 //! is newer than everything it is made from (the plugin's folder, the SDK,
 //! the WIT package), and concurrent builds of one plugin wait on a lock file.
 //! Without `python3` (or without its `venv` module) Python plugins are
-//! skipped with a warning, and the Rust plugins still serve.
+//! skipped with a warning, and the Rust plugins still serve. `PLUME_PYTHON`
+//! names another interpreter to make the environment with.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
