@@ -1,9 +1,10 @@
 //! RoomChannel, topics `room:*` (docs/demo-app.md), over real sockets.
 //!
-//! Every test runs twice, with the same assertions: against the demo app's
+//! Every test runs three times, with the same assertions: against the demo app's
 //! RoomChannel (Rust, `plugins/room`) as `rust::<test>`, and against the
 //! same channel written in JavaScript (`plugins/room-js`, built by
-//! componentize-js) as `js::<test>`.
+//! componentize-js) as `js::<test>`, and against it in Python (`plugins/room-py`,
+//! built by componentize-py with the SDK in `sdk/python`) as `py::<test>`.
 
 mod support;
 
@@ -17,11 +18,14 @@ enum Room {
     Rust,
     /// The demo's socket plugin, with `room:*` routed to `room-js.wasm`.
     Js,
+    /// The demo's socket plugin, with `room:*` routed to `room-py.wasm`.
+    Py,
 }
 
-/// The JavaScript room beside the demo's socket plugin, with the runtime's
-/// default limits (memory, deadline, pool).
-const ROOM_JS_CONFIG: &str = r#"
+/// A room in another language (`{room}`: its `.wasm` file's name) beside
+/// the demo's socket plugin, with the runtime's default limits (memory,
+/// deadline, pool).
+const ROOM_CONFIG: &str = r#"
 [app]
 socket_plugin = "user_socket"
 
@@ -29,7 +33,7 @@ socket_plugin = "user_socket"
 path = "{plugins}/user_socket.wasm"
 
 [plugins.room]
-path = "{plugins}/room-js.wasm"
+path = "{plugins}/{room}.wasm"
 
 [[routes]]
 topic = "room:*"
@@ -40,22 +44,28 @@ impl Room {
     fn start(self) -> Server {
         match self {
             Room::Rust => Server::start(),
-            Room::Js => {
-                let wasm = support::plugin_dir().join("room-js.wasm");
-                assert!(
-                    wasm.is_file(),
-                    "{} was not built: plume build needs Node.js 20+ with npm on PATH for plugins/room-js (see its warning above)",
-                    wasm.display()
-                );
-                Server::start_config(ROOM_JS_CONFIG)
-                    .unwrap_or_else(|log| panic!("the JavaScript room server did not start:\n{log}"))
-            }
+            Room::Js => start_room("room-js", "Node.js 20+ with npm"),
+            Room::Py => start_room("room-py", "python3 with its venv module (python3-venv)"),
         }
     }
 }
 
+/// A server whose `room:*` is served by `<file>.wasm`, built by `plume
+/// build` with `needs` on PATH.
+fn start_room(file: &str, needs: &str) -> Server {
+    let wasm = support::plugin_dir().join(format!("{file}.wasm"));
+    assert!(
+        wasm.is_file(),
+        "{} was not built: plume build needs {needs} for plugins/{file} (see its warning above)",
+        wasm.display()
+    );
+    Server::start_config(&ROOM_CONFIG.replace("{room}", file))
+        .unwrap_or_else(|log| panic!("the {file} server did not start:\n{log}"))
+}
+
 /// Defines each test once, as a function of the [`Room`] it runs against,
-/// and registers it for both rooms: `rust::<name>` and `js::<name>`.
+/// and registers it for the three rooms: `rust::<name>`, `js::<name>` and
+/// `py::<name>`.
 macro_rules! room_tests {
     ($(async fn $name:ident($room:ident) $body:block)*) => {
         $(async fn $name($room: Room) $body)*
@@ -71,6 +81,13 @@ macro_rules! room_tests {
             $(#[tokio::test]
             async fn $name() {
                 super::$name(super::Room::Js).await;
+            })*
+        }
+
+        mod py {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Room::Py).await;
             })*
         }
     };

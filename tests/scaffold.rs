@@ -148,6 +148,99 @@ fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
 }
 
 #[test]
+fn a_new_python_or_javascript_plugin_builds_and_serves_its_topic() {
+    // The real tree's plugins, room-py among them: its build made the
+    // virtual environment with componentize-py that the scratch tree links.
+    support::plugin_dir();
+    let scratch = scratch_workspace("scaffold-languages");
+    symlink(support::workspace().join("target/python-venv").canonicalize().expect("the venv"), scratch.join("target/python-venv"))
+        .expect("link the venv");
+
+    let refused = plume(&scratch, &["new", "door", "--socket", "--lang", "python"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("Rust only"), "{}", text(&refused.stderr));
+
+    for (name, lang, files) in [
+        ("hello_py", "python", &["pyproject.toml", "src/channel.py"][..]),
+        ("hello_js", "js", &["package.json", "package-lock.json", "build.mjs", "src/channel.js"][..]),
+    ] {
+        let created = plume(&scratch, &["new", name, "--lang", lang]);
+        assert!(created.status.success(), "plume new --lang {lang} failed:\n{}", text(&created.stderr));
+        for file in files {
+            assert!(scratch.join("plugins").join(name).join(file).is_file(), "{name}: {file} is generated");
+        }
+    }
+    let manifest = std::fs::read_to_string(scratch.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        manifest.contains("\"plugins/hello_py\", \"plugins/hello_js\"]"),
+        "cargo is told the new folders are no crates:\n{manifest}"
+    );
+
+    let built = plume(&scratch, &["build"]);
+    assert!(built.status.success(), "plume build failed:\n{}", text(&built.stderr));
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_plume"));
+    serve
+        .current_dir(&scratch)
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(scratch.join("plume.toml"));
+    // Two interpreters' components to compile on a first start.
+    let server = Server::spawn_command(serve, None, Duration::from_secs(600)).expect("plume serve starts");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            for name in ["hello_py", "hello_js"] {
+                let topic = format!("{name}:lobby");
+                let mut ann: Client = server.client(42).await;
+                let mut bob: Client = server.client(43).await;
+                let (join_ref, reply) = ann.join(&topic, json!({})).await;
+                assert_eq!(
+                    reply,
+                    json!([join_ref, join_ref, topic, "phx_reply", {"status": "ok", "response": {"joined": topic}}])
+                );
+                let (_, reply) = bob.join(&topic, json!({})).await;
+                assert_eq!(reply[4]["status"], "ok", "{reply}");
+
+                let ping = ann.push(&join_ref, &topic, "ping", json!({"hello": "world"})).await;
+                assert_eq!(ann.recv().await, json!([join_ref, ping, topic, "phx_reply", {"status": "ok", "response": {"hello": "world"}}]));
+
+                let shout = ann.push(&join_ref, &topic, "shout", json!({"body": "hi"})).await;
+                let (first, second) = (ann.recv().await, ann.recv().await);
+                let (reply, broadcast) = if first[1] == json!(shout) { (first, second) } else { (second, first) };
+                assert_eq!(reply, json!([join_ref, shout, topic, "phx_reply", {"status": "ok", "response": {}}]));
+                assert_eq!(broadcast[3], "shout", "{broadcast}");
+                assert_eq!(broadcast[4], json!({"body": "hi"}));
+                let pushed = bob.recv().await;
+                assert_eq!((&pushed[3], &pushed[4]), (&json!("shout"), &json!({"body": "hi"})), "{pushed}");
+
+                let empty = ann.push(&join_ref, &topic, "shout", json!({})).await;
+                assert_eq!(
+                    ann.recv().await,
+                    json!([join_ref, empty, topic, "phx_reply", {"status": "error", "response": {"reason": "body is required"}}])
+                );
+                for expected in 1..=3 {
+                    let count = ann.push(&join_ref, &topic, "count", json!({})).await;
+                    assert_eq!(
+                        ann.recv().await,
+                        json!([join_ref, count, topic, "phx_reply", {"status": "ok", "response": {"count": expected}}]),
+                        "{name}"
+                    );
+                }
+            }
+        });
+    // The components land in the real tree's plugin folder (target/plugins
+    // is linked): remove them, so the next test binary does not compile
+    // them into its compile-cache template; and the npm packages with the
+    // scratch tree.
+    drop(server);
+    for name in ["hello_py", "hello_js"] {
+        let _ = std::fs::remove_file(support::plugin_dir().join(format!("{name}.wasm")));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
 fn plume_dev_rebuilds_an_edited_plugin_and_it_goes_live_without_a_reconnect() {
     // The scratch tree's plugins are the real tree's, built here already,
     // so `plume dev` builds only the plugin this test creates and edits

@@ -8,7 +8,9 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+mod fresh;
 pub mod npm;
+pub mod python;
 
 /// The WebAssembly target plugins are built for.
 pub const TARGET: &str = "wasm32-wasip2";
@@ -55,13 +57,15 @@ fn target_installed() -> bool {
 
 /// Build every plugin under `plugins/`: the crates with the plugin profile,
 /// installing the target first if it is missing (cargo's progress goes to
-/// the terminal), and the npm plugins with `npm run build`.
+/// the terminal), the npm plugins with `npm run build` and the Python
+/// plugins with componentize-py.
 pub fn build_plugins(workspace: &Path) -> anyhow::Result<PathBuf> {
     build_plugin_folders(workspace, &["plugins"])
 }
 
 /// Build the plugin crates of several folders (the test suite adds
-/// `tests/plugins`) in one cargo run, then their npm plugins ([`npm`]).
+/// `tests/plugins`) in one cargo run, then their npm plugins ([`npm`]) and
+/// their Python plugins ([`python`]).
 pub fn build_plugin_folders(workspace: &Path, folders: &[&str]) -> anyhow::Result<PathBuf> {
     let mut names = Vec::new();
     for folder in folders {
@@ -70,6 +74,7 @@ pub fn build_plugin_folders(workspace: &Path, folders: &[&str]) -> anyhow::Resul
     let dir = build_packages(workspace, &names)?;
     for folder in folders {
         npm::build_folder(workspace, folder, &dir)?;
+        python::build_folder(workspace, folder, &dir)?;
     }
     Ok(dir)
 }

@@ -14,18 +14,19 @@ use tokio::sync::mpsc;
 /// Quiet time after the last source edit before a rebuild.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Whether a changed path is plugin source: a `.rs` or JavaScript file or a
-/// manifest, outside build output and installed npm packages.
+/// Whether a changed path is plugin source: a `.rs`, JavaScript or Python
+/// file or a manifest, outside build output, installed npm packages and
+/// Python's bytecode caches.
 fn is_source(workspace: &Path, path: &Path) -> bool {
     let Ok(relative) = path.strip_prefix(workspace.join("plugins")) else {
         return false;
     };
-    if relative.components().any(|c| c.as_os_str() == "target" || c.as_os_str() == "node_modules") {
+    if relative.components().any(|c| matches!(c.as_os_str().to_str(), Some("target" | "node_modules" | "__pycache__"))) {
         return false;
     }
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("rs" | "toml" | "wit" | "js" | "mjs" | "json")
+        Some("rs" | "toml" | "wit" | "js" | "mjs" | "json" | "py")
     )
 }
 
@@ -74,5 +75,8 @@ mod tests {
         assert!(is_source(ws, Path::new("/w/plugins/room-js/src/room.js")));
         assert!(is_source(ws, Path::new("/w/plugins/room-js/package.json")));
         assert!(!is_source(ws, Path::new("/w/plugins/room-js/node_modules/x/index.js")));
+        assert!(is_source(ws, Path::new("/w/plugins/room-py/src/room.py")));
+        assert!(is_source(ws, Path::new("/w/plugins/room-py/pyproject.toml")));
+        assert!(!is_source(ws, Path::new("/w/plugins/room-py/src/__pycache__/room.cpython-311.pyc")));
     }
 }

@@ -39,9 +39,14 @@ enum Command {
         /// The plugin's name: a crate name, and the topic prefix it serves
         /// (`NAME:*`).
         name: String,
-        /// A socket handler (connect, id) instead of a channel handler.
+        /// A socket handler (connect, id) instead of a channel handler
+        /// (Rust only).
         #[arg(long)]
         socket: bool,
+        /// The language to write it in: a Rust crate, an npm package
+        /// (componentize-js) or a Python package (componentize-py).
+        #[arg(long, value_enum, default_value_t)]
+        lang: plume::scaffold::Lang,
         /// The configuration to add it to (default: plume.toml at the top
         /// of the source tree); created with the demo app if missing.
         #[arg(long)]
@@ -106,13 +111,13 @@ fn new_secret() -> String {
 }
 
 /// `plume new`: scaffold, then say what to run next.
-fn new_plugin(name: &str, socket: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
+fn new_plugin(name: &str, socket: bool, lang: plume::scaffold::Lang, config: Option<PathBuf>) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
     let workspace = plume::build::find_workspace(&cwd)
         .context("plume new runs inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
     let config = config.unwrap_or_else(|| workspace.join("plume.toml"));
     let kind = if socket { plume::scaffold::Kind::Socket } else { plume::scaffold::Kind::Channel };
-    let done = plume::scaffold::new_plugin(&workspace, name, kind, &config)?;
+    let done = plume::scaffold::new_plugin(&workspace, name, kind, lang, &config)?;
     let what = if socket { "socket plugin" } else { "channel plugin" };
     eprintln!("plume: created the {what} `{name}` in {}: {}", done.crate_dir.display(), done.files.join(", "));
     if done.config_changed {
@@ -124,7 +129,14 @@ fn new_plugin(name: &str, socket: bool, config: Option<PathBuf>) -> anyhow::Resu
         eprintln!("plume: note: {note}");
     }
     eprintln!("next:");
-    eprintln!("  cargo test --release -p {name}                      # its tests, on the real runtime");
+    match lang {
+        plume::scaffold::Lang::Rust => {
+            eprintln!("  cargo test --release -p {name}                      # its tests, on the real runtime")
+        }
+        plume::scaffold::Lang::Js | plume::scaffold::Lang::Python => {
+            eprintln!("  cargo run --release -- build                        # builds {name}.wasm (and every other plugin)")
+        }
+    }
     let shown = done.config.strip_prefix(&cwd).unwrap_or(&done.config);
     if std::env::var_os("SECRET_KEY_BASE").is_none() {
         eprintln!("  export SECRET_KEY_BASE=$(cargo run -q --release -- secret)   # an app served with --config needs its own secret");
@@ -185,7 +197,7 @@ fn run() -> anyhow::Result<()> {
             eprintln!("plume: plugins built in {}", dir.display());
             Ok(())
         }
-        Command::New { name, socket, config } => new_plugin(&name, socket, config),
+        Command::New { name, socket, lang, config } => new_plugin(&name, socket, lang, config),
         Command::Secret => {
             println!("{}", new_secret());
             Ok(())

@@ -1,6 +1,13 @@
 //! `plume new NAME`: a new plugin crate that builds, has a passing test, and
 //! is wired into the configuration.
 //!
+//! `--lang js` and `--lang python` scaffold the same channel in JavaScript
+//! (an npm package built by componentize-js) or Python (a `pyproject.toml`
+//! with `[tool.plume]`, built by componentize-py on the SDK in
+//! `sdk/python`); `plume build` builds them like the Rust crates, and the
+//! folder is added to the workspace's `exclude` list, since cargo takes
+//! every folder under `plugins/` for a crate.
+//!
 //! The crate goes to `plugins/NAME` of the source tree (a workspace member
 //! by the `plugins/*` glob): a channel handler serving `NAME:*` by default,
 //! or a socket handler with `--socket`; a test through `plume-test`; and
@@ -21,6 +28,9 @@ use std::path::{Path, PathBuf};
 use crate::app::TopicPattern;
 use crate::config::{self, ConfigError};
 
+mod js;
+mod python;
+
 /// What kind of plugin to scaffold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -28,6 +38,18 @@ pub enum Kind {
     Channel,
     /// A socket handler (`connect`, `id`).
     Socket,
+}
+
+/// The language a plugin is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Lang {
+    /// A crate on plume-sdk, with plume-test tests.
+    #[default]
+    Rust,
+    /// An npm package built by componentize-js.
+    Js,
+    /// A Python package built by componentize-py on `sdk/python`.
+    Python,
 }
 
 /// Why `plume new` wrote nothing.
@@ -49,6 +71,12 @@ pub enum ScaffoldError {
     Tenants { file: String, name: String, path: String },
     #[error("cannot write {}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("socket plugins are scaffolded in Rust only: drop --lang, or write the socket handler by hand (world `socket-plugin`)")]
+    SocketLang,
+    #[error(
+        "cannot add {member} to the `exclude` list of {file}: {why}; add it by hand (cargo takes every folder under plugins/ for a crate)"
+    )]
+    Workspace { file: String, member: String, why: String },
 }
 
 /// What `plume new` did.
@@ -104,14 +132,23 @@ pub fn check_name(name: &str) -> Result<(), ScaffoldError> {
     Ok(())
 }
 
-/// Scaffold plugin `name` of `kind` in `workspace`, and add it to the
-/// configuration file `config` (created if missing).
-pub fn new_plugin(workspace: &Path, name: &str, kind: Kind, config: &Path) -> Result<Scaffolded, ScaffoldError> {
+/// Scaffold plugin `name` of `kind` in `lang` in `workspace`, and add it to
+/// the configuration file `config` (created if missing).
+pub fn new_plugin(workspace: &Path, name: &str, kind: Kind, lang: Lang, config: &Path) -> Result<Scaffolded, ScaffoldError> {
     check_name(name)?;
+    if kind == Kind::Socket && lang != Lang::Rust {
+        return Err(ScaffoldError::SocketLang);
+    }
     let crate_dir = workspace.join("plugins").join(name);
     if crate_dir.exists() {
         return Err(ScaffoldError::Exists(crate_dir));
     }
+    // Checked before anything is written: the workspace manifest with the
+    // new folder excluded.
+    let excluded = match lang {
+        Lang::Rust => None,
+        Lang::Js | Lang::Python => Some(excluded_manifest(workspace, name)?),
+    };
     let config_dir = config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let plugin_dir = crate::build::plugin_dir(workspace);
     let wasm_dir = relative_to(&plugin_dir, config_dir);
@@ -184,7 +221,14 @@ pub fn new_plugin(workspace: &Path, name: &str, kind: Kind, config: &Path) -> Re
     }
     config::parse(&updated, &file, config_dir)?;
 
-    let files = write_crate(&crate_dir, name, kind)?;
+    let files = match lang {
+        Lang::Rust => write_crate(&crate_dir, name, kind)?,
+        Lang::Js => write_files(&crate_dir, &js::files(name))?,
+        Lang::Python => write_files(&crate_dir, &python::files(name))?,
+    };
+    if let Some((path, text)) = excluded {
+        std::fs::write(&path, text).map_err(|source| ScaffoldError::Write { path, source })?;
+    }
     let config_changed = updated != existing || config_created;
     if config_changed {
         std::fs::write(config, updated).map_err(|source| ScaffoldError::Write {
@@ -264,7 +308,12 @@ fn write_crate(dir: &Path, name: &str, kind: Kind) -> Result<Vec<&'static str>, 
             ("tests/socket.rs", fill(SOCKET_TEST, name)),
         ],
     };
-    for (file, text) in &files {
+    write_files(dir, &files)
+}
+
+/// Write `files` (paths relative to `dir`); on a failure, remove `dir`.
+fn write_files(dir: &Path, files: &[(&'static str, String)]) -> Result<Vec<&'static str>, ScaffoldError> {
+    for (file, text) in files {
         let path = dir.join(file);
         let written = path
             .parent()
@@ -275,7 +324,54 @@ fn write_crate(dir: &Path, name: &str, kind: Kind) -> Result<Vec<&'static str>, 
             return Err(ScaffoldError::Write { path, source });
         }
     }
-    Ok(files.map(|(file, _)| file).to_vec())
+    Ok(files.iter().map(|(file, _)| *file).collect())
+}
+
+/// The workspace's `Cargo.toml` with `plugins/NAME` added to its
+/// `exclude` list (one line, `exclude = [...]`, or a new one under
+/// `[workspace]`), and its path.
+fn excluded_manifest(workspace: &Path, name: &str) -> Result<(PathBuf, String), ScaffoldError> {
+    let path = workspace.join("Cargo.toml");
+    let member = format!("plugins/{name}");
+    let failed = |why: String| ScaffoldError::Workspace {
+        file: path.display().to_string(),
+        member: member.clone(),
+        why,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| failed(e.to_string()))?;
+    let mut out = String::with_capacity(text.len() + member.len() + 16);
+    let mut placed = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if !placed && trimmed.starts_with("exclude = [") && trimmed.ends_with(']') {
+            let list = trimmed[..trimmed.len() - 1].trim_end().trim_end_matches(',');
+            let separator = if list.ends_with('[') { "" } else { ", " };
+            out.push_str(&format!("{list}{separator}\"{member}\"]\n"));
+            placed = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    if !placed {
+        out = String::new();
+        for line in text.split_inclusive('\n') {
+            out.push_str(line);
+            if !placed && line.trim() == "[workspace]" {
+                out.push_str(&format!("exclude = [\"{member}\"]\n"));
+                placed = true;
+            }
+        }
+    }
+    let parsed: toml::Value = toml::from_str(&out).map_err(|e| failed(format!("the edit does not parse ({e})")))?;
+    let listed = parsed
+        .get("workspace")
+        .and_then(|w| w.get("exclude"))
+        .and_then(toml::Value::as_array)
+        .is_some_and(|list| list.iter().any(|m| m.as_str() == Some(member.as_str())));
+    if !listed {
+        return Err(failed("it has no one-line `exclude = [...]` under [workspace]".into()));
+    }
+    Ok((path, out))
 }
 
 fn manifest(name: &str, what: &str) -> String {
@@ -501,6 +597,23 @@ fn a_missing_or_forged_token_is_refused() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_js_or_python_plugin_is_added_to_the_workspace_exclude_list() {
+        let dir = std::env::temp_dir().join(format!("plume-scaffold-exclude-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let write = |text: &str| std::fs::write(dir.join("Cargo.toml"), text).expect("write");
+        write("[workspace]\nmembers = [\"plugins/*\"]\nexclude = [\"plugins/room-js\"]\n");
+        let (_, text) = excluded_manifest(&dir, "poll").expect("edits");
+        assert!(text.contains("exclude = [\"plugins/room-js\", \"plugins/poll\"]\n"), "{text}");
+        write("[workspace]\nmembers = [\"plugins/*\"]\n");
+        let (_, text) = excluded_manifest(&dir, "poll").expect("edits");
+        assert_eq!(text, "[workspace]\nexclude = [\"plugins/poll\"]\nmembers = [\"plugins/*\"]\n");
+        write("[workspace]\nexclude = [\n  \"a\",\n]\n");
+        let err = excluded_manifest(&dir, "poll").expect_err("a list over lines is left to the user");
+        assert!(err.to_string().contains("add it by hand"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 
     #[test]
     fn names_are_lowercase_identifiers() {

@@ -17,9 +17,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
+
+use super::fresh::{self, Folder, modified};
 
 /// The environment variable that tells a build script where to write.
 pub const OUT_VAR: &str = "PLUME_PLUGIN_OUT";
@@ -155,36 +157,16 @@ fn printable(output: &Output) -> String {
     )
 }
 
-/// Whether `out` exists and is newer than every file under `inputs`
-/// (packages installed in `node_modules` count by their install record).
+/// Whether `out` is newer than everything under `inputs`, the installed
+/// packages counting by their install record.
 fn is_fresh(out: &Path, inputs: &[PathBuf]) -> bool {
-    let Some(built) = modified(out) else {
-        return false;
-    };
-    inputs.iter().all(|input| newest(input).is_none_or(|newest| newest <= built))
-}
-
-/// The newest modification time of a file or of the files under a folder.
-fn newest(path: &Path) -> Option<SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
-    }
-    let mut newest = None;
-    for entry in std::fs::read_dir(path).ok()?.flatten() {
-        let path = entry.path();
-        let time = if entry.file_name() == "node_modules" {
-            modified(&path.join(".package-lock.json"))
+    fresh::is_fresh(out, inputs, &|path, name| {
+        if name == "node_modules" {
+            Folder::As(modified(&path.join(".package-lock.json")))
         } else {
-            self::newest(&path)
-        };
-        newest = newest.max(time);
-    }
-    newest
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
+            Folder::Walk
+        }
+    })
 }
 
 #[cfg(test)]
