@@ -122,7 +122,7 @@ fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
         "the generated test fails:\n{stdout}\n{}",
         text(&tested.stderr)
     );
-    assert!(stdout.contains("test result: ok. 4 passed"), "the channel plugin's tests: {stdout}");
+    assert!(stdout.contains("test result: ok. 5 passed"), "the channel plugin's tests: {stdout}");
     assert!(stdout.contains("test result: ok. 2 passed"), "the socket plugin's tests: {stdout}");
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_plume"));
@@ -141,6 +141,12 @@ fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
             assert_eq!(
                 reply,
                 json!([join_ref, join_ref, "greeter:lobby", "phx_reply", {"status": "ok", "response": {"joined": "greeter:lobby"}}])
+            );
+            // The user the demo's socket plugin assigned, as the channel sees it.
+            let whoami = client.push(&join_ref, "greeter:lobby", "whoami", json!({})).await;
+            assert_eq!(
+                client.recv().await,
+                json!([join_ref, whoami, "greeter:lobby", "phx_reply", {"status": "ok", "response": {"user": {"id": 42, "name": "user-42", "role": "user"}}}])
             );
             let (_, room) = client.join("room:lobby", json!({})).await;
             assert_eq!(room[4]["status"], "ok", "the demo app still serves: {room}");
@@ -287,6 +293,71 @@ fn plume_dev_rebuilds_an_edited_plugin_and_it_goes_live_without_a_reconnect() {
                 }
                 assert_eq!(frame[4]["response"], json!({"n": 2}), "{frame}");
                 assert!(std::time::Instant::now() < deadline, "the edit never went live:\n{}", server.log());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+}
+
+#[test]
+fn plume_dev_serves_a_plugin_added_while_it_runs_without_dropping_clients() {
+    // Dev starts on the demo's room alone (built in the real tree already);
+    // `plume new` then adds a plugin and its route to the running dev's
+    // configuration, as a new author does.
+    support::plugin_dir();
+    let scratch = scratch_workspace("dev-config-workspace");
+    let config = scratch.join("plume.toml");
+    std::fs::write(
+        &config,
+        "[plugins.room]\npath = \"target/plugins/wasm32-wasip2/plugin/room.wasm\"\n\n[[routes]]\ntopic = \"room:*\"\nplugin = \"room\"\n",
+    )
+    .expect("write plume.toml");
+
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_plume"));
+    dev.current_dir(&scratch).args(["dev", "--bind", "127.0.0.1:0", "--config"]).arg(&config);
+    let server = Server::spawn_command(dev, None, Duration::from_secs(300)).expect("plume dev starts");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let mut c = server.client(1).await;
+            let (room_ref, reply) = c.join("room:lobby", json!({})).await;
+            assert_eq!(reply[4]["status"], "ok", "{reply}");
+            let (_, unmatched) = c.join("added:lobby", json!({})).await;
+            assert_eq!(unmatched[4]["response"], json!({"reason": "unmatched topic"}), "{unmatched}");
+
+            let created = plume(&scratch, &["new", "added"]);
+            assert!(created.status.success(), "plume new failed:\n{}", text(&created.stderr));
+
+            // The same socket joins the new topic once dev has built the
+            // plugin and applied the configuration; until then the join is
+            // unmatched, never an error of another kind.
+            let deadline = std::time::Instant::now() + Duration::from_secs(240);
+            let added_ref = loop {
+                let (join_ref, reply) = c.join("added:lobby", json!({})).await;
+                if reply[4]["status"] == "ok" {
+                    assert_eq!(reply[4]["response"], json!({"joined": "added:lobby"}), "{reply}");
+                    break join_ref;
+                }
+                assert_eq!(reply[4]["response"], json!({"reason": "unmatched topic"}), "{reply}");
+                assert!(std::time::Instant::now() < deadline, "the added plugin never went live:\n{}", server.log());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let ping = c.push(&added_ref, "added:lobby", "ping", json!({"n": 1})).await;
+            assert_eq!(c.recv().await, json!([added_ref, ping, "added:lobby", "phx_reply", {"status": "ok", "response": {"n": 1}}]));
+            // The channel joined before the change still serves, on the same socket.
+            let ping = c.push(&room_ref, "room:lobby", "ping", json!({"n": 2})).await;
+            assert_eq!(c.recv().await, json!([room_ref, ping, "room:lobby", "phx_reply", {"status": "ok", "response": {"n": 2}}]));
+            let log = server.log();
+            assert!(log.contains("plume dev:   added:* -> plugin `added`"), "dev says what it serves now:\n{log}");
+
+            // A change dev cannot apply live is said plainly.
+            let mut edited = std::fs::read_to_string(&config).expect("plume.toml");
+            edited.push_str("\n[limits]\nmax_connections = 5\n");
+            std::fs::write(&config, edited).expect("edit plume.toml");
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !server.log().contains("changed [limits]: restart plume dev to apply that") {
+                assert!(std::time::Instant::now() < deadline, "no restart notice:\n{}", server.log());
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });

@@ -67,29 +67,27 @@ pub fn watch(app: Arc<App>, runtime: Arc<Runtime>) -> anyhow::Result<Reloader> {
             let _ = tx.send((path, wait));
         }
     })?;
-    let mut files = HashSet::new();
-    let mut folders = HashSet::new();
-    for path in plugin_paths(&app) {
-        let path = normalize(&path);
-        if let Some(folder) = path.parent() {
-            folders.insert(folder.to_owned());
-        }
-        files.insert(path);
-    }
+    let folders: HashSet<PathBuf> = plugin_files(&app)
+        .iter()
+        .filter_map(|path| path.parent().map(Path::to_owned))
+        .collect();
     for folder in &folders {
         watcher.watch(folder, RecursiveMode::NonRecursive)?;
     }
-    tokio::spawn(debounce(rx, files, app, runtime));
+    tokio::spawn(debounce(rx, app, runtime));
     Ok(Reloader { _watcher: watcher })
 }
 
-fn plugin_paths(app: &App) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = app.channel_plugins().iter().map(|p| p.path.clone()).collect();
-    paths.extend(app.socket_plugin.iter().map(|p| p.path.clone()));
+/// The files of the plugins `app` serves now, normalized. Asked afresh for
+/// each change: `plume dev` may add plugins to a running app (a new plugin
+/// in a folder watched already, as `target/plugins` is, reloads too).
+fn plugin_files(app: &App) -> HashSet<PathBuf> {
+    let mut paths: HashSet<PathBuf> = app.channel_plugins().iter().map(|p| normalize(&p.path)).collect();
+    paths.extend(app.socket_plugin.iter().map(|p| normalize(&p.path)));
     paths
 }
 
-async fn debounce(mut changes: mpsc::UnboundedReceiver<(PathBuf, Duration)>, files: HashSet<PathBuf>, app: Arc<App>, runtime: Arc<Runtime>) {
+async fn debounce(mut changes: mpsc::UnboundedReceiver<(PathBuf, Duration)>, app: Arc<App>, runtime: Arc<Runtime>) {
     let mut due: HashMap<PathBuf, Instant> = HashMap::new();
     loop {
         let next = due.values().min().copied();
@@ -97,7 +95,7 @@ async fn debounce(mut changes: mpsc::UnboundedReceiver<(PathBuf, Duration)>, fil
             change = changes.recv() => {
                 let Some((path, wait)) = change else { return };
                 let path = normalize(&path);
-                if files.contains(&path) {
+                if plugin_files(&app).contains(&path) {
                     due.insert(path, Instant::now() + wait);
                 }
             }

@@ -92,17 +92,22 @@ pub async fn join_cluster(loaded: &Loaded) -> anyhow::Result<Option<Arc<Cluster>
     Ok(Some(cluster))
 }
 
-/// Build one tenant's app. Progress goes to stderr: compiling a component
-/// takes a moment.
-fn build_tenant(
+/// A tenant's channel plugins, by name.
+type ChannelPlugins = Vec<(String, Arc<ChannelPlugin>)>;
+
+/// Load a tenant's plugins: its socket plugin (when `with_socket`) and its
+/// channel plugins. `reuse` hands back a channel plugin already serving
+/// from the same file (when `plume dev` applies an edited configuration),
+/// which keeps its version, channels and figures. Progress goes to stderr.
+fn load_plugins(
     loaded: &Loaded,
     tenant: &config::Tenant<'_>,
     runtime: &Runtime,
-    engine: Arc<dyn kv::KvEngine>,
-    cluster: Option<&Arc<Cluster>>,
     named: bool,
-) -> anyhow::Result<Arc<App>> {
-    let mut channel_plugins: Vec<(String, Arc<ChannelPlugin>)> = Vec::new();
+    reuse: impl Fn(&str, &Path) -> Option<Arc<ChannelPlugin>>,
+    with_socket: bool,
+) -> anyhow::Result<(Option<Arc<SocketPlugin>>, ChannelPlugins)> {
+    let mut channel_plugins: ChannelPlugins = Vec::new();
     let mut socket_plugin: Option<Arc<SocketPlugin>> = None;
     let socket_name = tenant.socket_plugin.map(|s| s.get_ref().clone());
     let total = tenant.plugins.len();
@@ -110,10 +115,18 @@ fn build_tenant(
     let settings = tenant.runtime;
     for (i, (name, section)) in tenant.plugins.iter().enumerate() {
         let path = loaded.base.join(&section.path);
+        let is_socket = socket_name.as_deref() == Some(name.as_str());
+        if let Some(plugin) = reuse(name, &path).filter(|_| !is_socket) {
+            channel_plugins.push((name.clone(), plugin));
+            continue;
+        }
+        if is_socket && !with_socket {
+            continue;
+        }
         let started = Instant::now();
         eprintln!("plume: {who}[{}/{total}] loading plugin `{name}` from {}", i + 1, path.display());
         let key = tenant.plugin_key(name);
-        if socket_name.as_deref() == Some(name.as_str()) {
+        if is_socket {
             let version = runtime
                 .load_socket_file(name, &path, settings)
                 .with_context(|| format!("{}: {key}", loaded.file))?;
@@ -127,7 +140,12 @@ fn build_tenant(
             channel_plugins.push((name.clone(), Arc::new(Plugin::new(name, path, version))));
         }
     }
-    let routes = tenant
+    Ok((socket_plugin, channel_plugins))
+}
+
+/// A tenant's routes, in order, over its loaded channel plugins.
+fn routes(loaded: &Loaded, tenant: &config::Tenant<'_>, channel_plugins: &ChannelPlugins) -> Result<Vec<Route>, config::ConfigError> {
+    tenant
         .routes
         .iter()
         .map(|route| {
@@ -158,7 +176,45 @@ fn build_tenant(
                     .into(),
             })
         })
-        .collect::<Result<Vec<_>, config::ConfigError>>()?;
+        .collect()
+}
+
+/// Serve the plugins and routes of `loaded` (an edited configuration of
+/// the single app `app` serves) from now on: channel plugins whose file is
+/// unchanged keep serving as they are, new ones are loaded, and the routes
+/// are swapped in one store. Joined channels keep the plugin they joined
+/// with; the next join takes the new routes. Returns the routes now served.
+pub fn reroute(app: &App, loaded: &Loaded, runtime: &Runtime) -> anyhow::Result<Vec<String>> {
+    let tenants = loaded.tenants();
+    let [tenant] = tenants.as_slice() else {
+        anyhow::bail!("{} declares tenants", loaded.file);
+    };
+    let serving = app.channel_plugins();
+    let reuse = |name: &str, path: &Path| {
+        serving
+            .iter()
+            .find(|plugin| &*plugin.name == name && plugin.path == path)
+            .cloned()
+    };
+    let (_, channel_plugins) = load_plugins(loaded, tenant, runtime, false, reuse, false)?;
+    let routes = routes(loaded, tenant, &channel_plugins)?;
+    let shown = routes.iter().map(|route| format!("{} -> plugin `{}`", route.pattern, route.plugin.name)).collect();
+    app.routes.store(Arc::new(routes));
+    Ok(shown)
+}
+
+/// Build one tenant's app. Progress goes to stderr: compiling a component
+/// takes a moment.
+fn build_tenant(
+    loaded: &Loaded,
+    tenant: &config::Tenant<'_>,
+    runtime: &Runtime,
+    engine: Arc<dyn kv::KvEngine>,
+    cluster: Option<&Arc<Cluster>>,
+    named: bool,
+) -> anyhow::Result<Arc<App>> {
+    let (socket_plugin, channel_plugins) = load_plugins(loaded, tenant, runtime, named, |_, _| None, true)?;
+    let routes = routes(loaded, tenant, &channel_plugins)?;
 
     let secret = loaded.secret(tenant)?;
     if secret.origin == config::SecretOrigin::Development {
@@ -200,7 +256,7 @@ fn build_tenant(
             .socket_config
             .map_or_else(|| "{}".to_owned(), |table| config::table_to_json(table.get_ref()))
             .into(),
-        routes,
+        routes: arc_swap::ArcSwap::from_pointee(routes),
         origins: tenant.check_origin.policy(),
         broker,
         history,
@@ -214,7 +270,7 @@ fn build_tenant(
         rates: crate::app::Rates::new(&limits),
         limits,
         capabilities: tenant.capabilities(),
-        runtime: settings,
+        runtime: tenant.runtime,
         admitted: Default::default(),
         http,
         api_keys: crate::api::Keys::new(&tenant.api_keys),
@@ -263,10 +319,13 @@ pub async fn serve_on(
     } else {
         Vec::new()
     };
-    let _sources = match dev_workspace {
+    let _dev = match dev_workspace {
         Some(workspace) => {
             eprintln!("plume dev: watching {}/plugins: saved changes are rebuilt and go live", workspace.display());
-            Some(crate::dev::watch_sources(workspace)?)
+            // The demo app is built in, not read from a file.
+            let file = Path::new(&loaded.file);
+            let config = file.is_file().then(|| file.to_owned());
+            Some(crate::dev::watch(workspace, config, &loaded, apps.clone(), runtime.clone())?)
         }
         None => None,
     };
@@ -305,7 +364,7 @@ pub async fn serve_on(
         if apps.len() > 1 {
             eprintln!("plume: tenant `{}` at {}", app.id, app.socket_paths.join(", "));
         }
-        for route in &app.routes {
+        for route in app.routes.load().iter() {
             eprintln!("plume: route {} -> plugin `{}`", route.pattern, route.plugin.name);
         }
     }

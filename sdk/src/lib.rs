@@ -60,7 +60,8 @@
 //!         match event {
 //!             "new_msg" => match payload.parse::<NewMsg>() {
 //!                 Ok(msg) => {
-//!                     let user_id: Option<u64> = socket.get("user_id");
+//!                     // The socket plugin's `user` assign (plume_sdk::User).
+//!                     let user_id = socket.user().map(|user| user.id);
 //!                     match channel::broadcast("new_msg", &json!({"body": msg.body, "user_id": user_id})) {
 //!                         Ok(()) => Reply::ok(json!({})).into(),
 //!                         Err(err) => Reply::error(json!({"reason": err.to_string()})).into(),
@@ -130,8 +131,14 @@
 //!   [`Channel::upgrade`] migrates them when a new version goes live.
 //! - **Shared** state (a chat history, a game board seen by two players, a
 //!   ban list) lives in the app's key-value store, [`kv`]. Its versions make
-//!   concurrent updates safe: [`kv::update_json`] retries a change until it
-//!   applies to the latest value.
+//!   concurrent updates safe: [`kv::try_update_json`] retries a change until
+//!   it applies to the latest value, and says how it ended. A plugin's own
+//!   keys go in its scope, [`kv::plugin_scope!`].
+//! - **Who** the socket belongs to is the socket plugin's `user` assign,
+//!   [`Socket::user`] (see [`User`]).
+//! - **Work due when no channel is joined** (a poll that closes at a
+//!   deadline) keeps its deadline in the key-value store, where every call
+//!   reads it; see the guide's "Deadlines that outlive a channel".
 //!
 //! # JSON
 //!
@@ -148,6 +155,7 @@ mod panic;
 mod payload;
 mod socket;
 mod socket_handler;
+mod user;
 
 pub mod channel;
 pub mod clock;
@@ -183,6 +191,7 @@ pub use payload::{Payload, PayloadError};
 pub use serde_json::{Value, json};
 pub use socket::Socket;
 pub use socket_handler::{ConnectInfo, SocketHandler};
+pub use user::User;
 
 /// What the export macros name; not part of the API.
 #[doc(hidden)]

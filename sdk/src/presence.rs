@@ -11,9 +11,11 @@
 //! use plume_sdk::{HandleInfo, Payload, Socket, channel, json, presence};
 //!
 //! fn after_join(_message: Payload, socket: &mut Socket) -> HandleInfo {
-//!     let user_id: u64 = socket.get("user_id").unwrap_or_default();
-//!     let meta = json!({"online_at": plume_sdk::clock::now_ms() / 1000});
-//!     let tracked = presence::track(&user_id.to_string(), &meta)
+//!     let Some(user) = socket.user() else {
+//!         return HandleInfo::NoReply;
+//!     };
+//!     let meta = json!({"name": user.name, "online_at": plume_sdk::clock::now_ms() / 1000});
+//!     let tracked = presence::track(&user.id.to_string(), &meta)
 //!         .and_then(|_| presence::list(None));
 //!     match tracked {
 //!         Ok(state) => {

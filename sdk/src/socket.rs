@@ -97,7 +97,7 @@ impl Socket {
     ///
     /// ```
     /// # let socket = plume_sdk::Socket::new("room:42", plume_sdk::Assigns::new());
-    /// let user_id = socket.assigns().as_map().get("user").and_then(|user| user.get("id"));
+    /// let nickname = socket.assigns().as_map().get("nickname");
     /// ```
     pub fn assigns(&self) -> &Assigns {
         &self.assigns
@@ -111,6 +111,19 @@ impl Socket {
     /// ```
     pub fn assigns_mut(&mut self) -> &mut Assigns {
         &mut self.assigns
+    }
+
+    /// The socket's user: the `user` assign `{"id", "name", "role"}` of
+    /// plume's socket plugins (see [`User`](crate::User)); `None` when the
+    /// socket has none (no socket plugin, another convention).
+    ///
+    /// ```
+    /// # use plume_sdk::{Assigns, Socket, json};
+    /// let socket = Socket::new("room:42", Assigns::new().with("user", json!({"id": 1, "name": "ada", "role": "user"})));
+    /// assert_eq!(socket.user().map(|user| user.id), Some(1));
+    /// ```
+    pub fn user(&self) -> Option<crate::User> {
+        self.get("user")
     }
 
     /// Shorthand for [`Assigns::get`] on the channel's assigns.

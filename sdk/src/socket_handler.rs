@@ -34,8 +34,13 @@ pub trait SocketHandler {
     /// starts with; `Err` refuses the connection with HTTP 403, and its text
     /// is logged by the host, never sent to the client.
     ///
+    /// plume's socket plugins assign the socket's [`User`](crate::User) as
+    /// `user` (`{"id", "name", "role"}`), which channels read with
+    /// [`Socket::user`](crate::Socket::user); do the same unless you have a
+    /// reason not to.
+    ///
     /// ```no_run
-    /// use plume_sdk::{Assigns, ConnectInfo, Payload, SocketHandler, json, token};
+    /// use plume_sdk::{Assigns, ConnectInfo, Payload, SocketHandler, User, json, token};
     ///
     /// struct UserSocket;
     ///
@@ -46,9 +51,11 @@ pub trait SocketHandler {
     ///             .ok()
     ///             .and_then(|params| params["token"].as_str().map(str::to_owned))
     ///             .ok_or("no token param")?;
-    ///         let user_id: u64 = token::verify("user socket", &token, None)
+    ///         let user: User = token::verify("user socket", &token, None)
     ///             .map_err(|err| format!("token refused: {err}"))?;
-    ///         Ok(Assigns::new().with("user_id", user_id))
+    ///         let mut assigns = Assigns::new();
+    ///         assigns.try_assign("user", &user).map_err(|err| err.to_string())?;
+    ///         Ok(assigns)
     ///     }
     /// }
     /// ```
@@ -60,15 +67,15 @@ pub trait SocketHandler {
     /// an anonymous socket.
     ///
     /// ```no_run
-    /// use plume_sdk::{Assigns, ConnectInfo, Payload, SocketHandler};
+    /// use plume_sdk::{Assigns, ConnectInfo, Payload, SocketHandler, User};
     ///
     /// struct UserSocket;
     ///
     /// impl SocketHandler for UserSocket {
     /// #   fn connect(_: Payload, _: ConnectInfo) -> Result<Assigns, String> { Ok(Assigns::new()) }
     ///     fn id(assigns: &Assigns) -> Option<String> {
-    ///         let user_id: u64 = assigns.get("user_id")?;
-    ///         Some(format!("user_socket:{user_id}"))
+    ///         let user: User = assigns.get("user")?;
+    ///         Some(format!("user_socket:{}", user.id))
     ///     }
     /// }
     /// ```

@@ -134,7 +134,10 @@ pub struct App {
     /// The socket plugin's configuration as JSON (`socket_config`), what
     /// `plugin-config` returns in its `connect` and `id`.
     pub socket_config: Arc<str>,
-    pub routes: Vec<Route>,
+    /// Its routes, in order. Swapped whole when `plume dev` applies an
+    /// edited configuration: a join looks its route up once, so a channel
+    /// keeps the plugin it joined with.
+    pub routes: arc_swap::ArcSwap<Vec<Route>>,
     /// Which web pages may connect (`check_origin`).
     pub origins: crate::transport::origin::OriginPolicy,
     pub broker: Arc<dyn Broker>,
@@ -181,8 +184,8 @@ impl App {
     }
 
     /// The route serving `topic`: the first whose pattern matches.
-    pub fn route(&self, topic: &str) -> Option<&Route> {
-        self.routes.iter().find(|route| route.pattern.matches(topic))
+    pub fn route(&self, topic: &str) -> Option<Route> {
+        self.routes.load().iter().find(|route| route.pattern.matches(topic)).cloned()
     }
 
     /// Publish a broadcast, through its topic's history when its route
@@ -258,7 +261,7 @@ impl App {
     /// Every channel plugin once, in route order.
     pub fn channel_plugins(&self) -> Vec<Arc<ChannelPlugin>> {
         let mut plugins: Vec<Arc<ChannelPlugin>> = Vec::new();
-        for route in &self.routes {
+        for route in self.routes.load().iter() {
             if !plugins.iter().any(|p| Arc::ptr_eq(p, &route.plugin)) {
                 plugins.push(route.plugin.clone());
             }
@@ -277,6 +280,7 @@ impl App {
         for plugin in self.channel_plugins() {
             let routes = self
                 .routes
+                .load()
                 .iter()
                 .filter(|route| Arc::ptr_eq(&route.plugin, &plugin))
                 .map(|route| route.pattern.to_string())

@@ -40,6 +40,7 @@ impl std::fmt::Display for TopicPattern {
 /// A route: topics matching `pattern` are served by `plugin`, which sees
 /// `config` through its `plugin-config` import, and keep a history when
 /// `history` says so.
+#[derive(Clone)]
 pub struct Route {
     pub pattern: TopicPattern,
     pub plugin: Arc<ChannelPlugin>,

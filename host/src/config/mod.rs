@@ -549,6 +549,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The text the configuration was parsed from.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The 1-based line of a byte offset in the file.
     pub fn line_of(&self, offset: usize) -> usize {
         self.text[..offset.min(self.text.len())].matches('\n').count() + 1

@@ -170,6 +170,15 @@ impl Kv {
         }
     }
 
+    /// The same namespace and quota over the engine `wrap` makes of this
+    /// one's: how plume-test puts its race referee in front of the store.
+    pub fn wrap_engine(self, wrap: impl FnOnce(Arc<dyn KvEngine>) -> Arc<dyn KvEngine>) -> Kv {
+        Kv {
+            engine: wrap(self.engine),
+            ..self
+        }
+    }
+
     /// The same namespace, refusing writes past `quota` with
     /// [`KvError::Quota`].
     pub fn with_quota(self, quota: Quota) -> Kv {

@@ -71,6 +71,22 @@
 //! dashboard.assert_push("dashboard_update", json!({}));
 //! ```
 //!
+//! # Races
+//!
+//! Calls run one after another in the harness, so on its own it never shows
+//! two clients' updates of one key interleaving, as they do on a server.
+//! [`Harness::race`] pushes to several channels as if at the same instant:
+//! every call reads the key-value store as it was before any of them wrote,
+//! so a compare-and-swap conflicts and the plugin's retry runs, and a
+//! read-then-write without one visibly loses an update. It returns how many
+//! compare-and-swaps conflicted.
+//!
+//! # Plugin logs
+//!
+//! What the plugins log (`plume_sdk::log`) is printed to the test's
+//! standard error as `[plugin NAME] LEVEL message`, so `cargo test` shows it
+//! beside a failure, and kept for assertions ([`Harness::logs`]).
+//!
 //! # Building the plugins
 //!
 //! The harness builds the plugins it names, once per test process, with
@@ -81,8 +97,10 @@
 
 mod broadcasts;
 mod http;
+mod logs;
 mod pattern;
 mod plugins;
+mod race;
 mod socket;
 mod time;
 
@@ -96,6 +114,7 @@ use plume::pubsub::{Broadcast, SocketKey};
 use tokio::sync::watch;
 
 pub use http::HttpRequest;
+pub use logs::LogLine;
 pub use pattern::matches;
 /// How a plugin's HTTP request failed, for [`Harness::fail_http`].
 pub use plume::http::FailureKind as HttpFailure;
@@ -120,6 +139,12 @@ pub(crate) struct Inner {
     published: broadcasts::Log,
     /// Where the plugins' HTTP requests wait for the test's answers.
     backend: Arc<http::Backend>,
+    /// The app's key-value store, behind the referee of races.
+    referee: Arc<race::Referee>,
+    /// What the plugins logged.
+    logs: logs::Log,
+    /// The tracing subscriber the app runs under, which keeps `logs`.
+    dispatch: tracing::Dispatch,
 }
 
 impl Inner {
@@ -128,13 +153,19 @@ impl Inner {
     fn within<R>(&self, f: impl FnOnce() -> R) -> R {
         let _clock = plume::clock::use_on_this_thread(self.clock.clone());
         let _context = self.runtime.enter();
-        f()
+        tracing::dispatcher::with_default(&self.dispatch, f)
     }
 
     /// Drive the app until it is quiet at the current instant.
     fn settle(&self) {
+        self.run(self.quiet.settled());
+    }
+
+    /// Run `future` on the app's runtime, on virtual time, with plugin log
+    /// lines kept.
+    fn run<F: std::future::Future>(&self, future: F) -> F::Output {
         let _clock = plume::clock::use_on_this_thread(self.clock.clone());
-        self.runtime.block_on(self.quiet.settled());
+        tracing::dispatcher::with_default(&self.dispatch, || self.runtime.block_on(future))
     }
 
     fn published(&self) -> MutexGuard<'_, Vec<Published>> {
@@ -279,11 +310,20 @@ impl HarnessBuilder {
             log: published.clone(),
         };
         let backend = Arc::new(http::Backend::default());
+        let mut referee = None;
+        let kv = app.kv.clone().wrap_engine(|engine| {
+            let wrapped = Arc::new(race::Referee::new(engine));
+            referee = Some(wrapped.clone());
+            wrapped
+        });
+        let referee = referee.ok_or("the key-value store was not wrapped")?;
         let app = Arc::new(App {
             broker: Arc::new(tap),
             http: app.http.with_fetcher(backend.clone()),
+            kv,
             ..app
         });
+        let logs = logs::Log::default();
 
         let quiet = Arc::new(Quiet::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -303,6 +343,9 @@ impl HarnessBuilder {
                 shutdown,
                 published,
                 backend,
+                referee,
+                dispatch: logs::dispatch(logs.clone()),
+                logs,
             }),
         })
     }
@@ -454,10 +497,7 @@ impl Harness {
     /// settles at the end. Takes no real time.
     pub fn advance(&self, duration: Duration) {
         self.inner.settle();
-        {
-            let _clock = plume::clock::use_on_this_thread(self.inner.clock.clone());
-            self.inner.runtime.block_on(async move { tokio::time::sleep(duration).await });
-        }
+        self.inner.run(async move { tokio::time::sleep(duration).await });
         self.inner.settle();
     }
 
@@ -541,11 +581,68 @@ impl Harness {
         self.inner.settle();
     }
 
+    /// Push to several channels as clients pushing at the same instant: on
+    /// a server their calls would run at once, each reading the key-value
+    /// store before any of them writes. Each `(channel, event, payload)` is
+    /// handled in turn, but every call's first read of a key sees the key
+    /// as it was when the race began, so a compare-and-swap against it
+    /// conflicts as on a server and the plugin must retry, and a
+    /// read-then-write without one loses the other calls' updates. Returns
+    /// the pushes' refs, in order, and how many compare-and-swaps
+    /// conflicted.
+    ///
+    /// ```no_run
+    /// # use plume_test::{Harness, json};
+    /// # let harness = Harness::builder().channel("poll").socket("user_socket").build();
+    /// # let ann = harness.connect(json!({"token": harness.sign_token("user socket", json!(1))})).unwrap();
+    /// # let bob = harness.connect(json!({"token": harness.sign_token("user socket", json!(2))})).unwrap();
+    /// # let (_, ann_poll) = ann.subscribe_and_join("poll:1", json!({})).unwrap();
+    /// # let (_, bob_poll) = bob.subscribe_and_join("poll:1", json!({})).unwrap();
+    /// let race = harness.race(&[
+    ///     (&ann_poll, "vote", json!({"option": "tea"})),
+    ///     (&bob_poll, "vote", json!({"option": "tea"})),
+    /// ]);
+    /// assert_eq!(race.conflicts, 1, "bob's first compare-and-swap lost to ann's");
+    /// bob_poll.assert_reply(race.refs[1], "ok", json!({"tally": {"tea": 2}, "retries": 1}));
+    /// ```
+    pub fn race(&self, pushes: &[(&Channel, &str, Value)]) -> Race {
+        self.inner.settle();
+        self.inner.referee.begin();
+        let refs = pushes
+            .iter()
+            .map(|(channel, event, payload)| {
+                self.inner.referee.next_call();
+                let sent = channel.push(event, payload.clone());
+                self.inner.settle();
+                sent
+            })
+            .collect();
+        let conflicts = self.inner.referee.end();
+        Race { refs, conflicts }
+    }
+
+    /// Every line the app's plugins logged so far, in order. Each is also
+    /// printed to the test's standard error as it is logged, so a failing
+    /// test shows them.
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.inner.settle();
+        self.inner.logs.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
     /// The app itself, for what the harness has no method for (live
     /// figures, the key-value store).
     pub fn app(&self) -> &Arc<App> {
         &self.inner.app
     }
+}
+
+/// What [`Harness::race`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Race {
+    /// The refs of the pushes, in the order given.
+    pub refs: Vec<Ref>,
+    /// How many compare-and-swaps found the key written since it was read.
+    pub conflicts: u64,
 }
 
 impl Drop for Harness {

@@ -170,6 +170,30 @@ pub struct Channel {
     claimed_broadcasts: RefCell<BTreeSet<usize>>,
 }
 
+/// Shows the socket's id and assigns, so that a `Result` holding a socket
+/// can be unwrapped in a test (`expect_err`).
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.state.id)
+            .field("assigns", &self.state.assigns)
+            .field("closed_by_server", &self.state.closed.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shows the channel's topic and join reference, so that a join's
+/// `Result` can be unwrapped either way (`expect_err`).
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("topic", &self.topic)
+            .field("join_ref", &self.join_ref)
+            .field("socket_id", &self.socket.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Start a socket task for an accepted connection.
 pub(crate) fn open(harness: &Rc<Inner>, admission: plume::app::Admission, assigns: String, id: Option<String>) -> Socket {
     let (to_server, inbound) = mpsc::unbounded_channel();
