@@ -18,6 +18,7 @@ mod clock;
 mod channel;
 pub mod context;
 mod host;
+mod lent;
 mod limits;
 mod native;
 mod pool;
@@ -40,6 +41,7 @@ pub use bindings::socket::exports::plume::plugin::socket_handler::ConnectInfo;
 pub use cache::{CompileCache, Origin};
 pub use channel::ChannelVersion;
 pub use context::{CallContext, ChannelScope, Effect, TimerId};
+pub use lent::LentPayload;
 pub use native::NativeChannel;
 pub use priority::reset_new_thread;
 pub use socket::SocketVersion;
@@ -246,7 +248,7 @@ impl Runtime {
     /// Winch; the version's [`Loaded::origin`] tells which
     /// ([`Origin::Baseline`] wants its optimized code loaded later).
     pub fn load_channel(&self, name: &str, bytes: &[u8], settings: Settings, tier: Tier) -> Result<ChannelVersion, LoadError> {
-        let (id, pool, loaded) = self.load::<bindings::channel::ChannelPlugin>(name, "channel-plugin", bytes, settings, tier)?;
+        let (id, pool, loaded) = self.load::<lent::ChannelInstance>(name, "channel-plugin", bytes, settings, tier)?;
         Ok(ChannelVersion::new(id, pool, loaded))
     }
 
@@ -343,19 +345,6 @@ fn world_mismatch(error: wasmtime::Error) -> String {
         format!("{text} (the component imports something plume does not provide: was it built against another version of plume:plugin?)")
     } else {
         text
-    }
-}
-
-impl World for bindings::channel::ChannelPlugin {
-    type Pre = bindings::channel::ChannelPluginPre<HostState>;
-
-    fn prepare(linker: &Linker<HostState>, component: &Component) -> Result<Self::Pre, String> {
-        let pre = linker.instantiate_pre(component).map_err(world_mismatch)?;
-        bindings::channel::ChannelPluginPre::new(pre).map_err(|e| format!("{e:#}"))
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut wasmtime::Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
     }
 }
 
