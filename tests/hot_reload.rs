@@ -129,6 +129,89 @@ async fn a_swapped_plugin_answers_the_next_ping_with_the_same_assigns_and_no_rej
     assert!(entry["path"].as_str().expect("path").ends_with("counter.wasm"));
 }
 
+/// The server log's line that says `needle` and names `version`, once
+/// there is one.
+fn log_line(server: &Server, needle: &str, version: &str) -> String {
+    assert!(server.wait_for_log(needle), "{}", server.log());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = server.log().lines().find(|l| l.contains(needle) && l.contains(version)).map(str::to_owned);
+        if let Some(line) = line {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no line `{needle}` for {version}: {}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `plume_plugin_swaps_total` of the counter plugin on `/metrics`.
+fn counter_swaps(server: &Server) -> u64 {
+    let metrics = server.admin_page("/metrics");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("plume_plugin_swaps_total{") && l.contains("\"counter\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no swap count for counter: {metrics}"))
+}
+
+#[tokio::test]
+async fn a_swap_not_in_the_compile_cache_goes_live_on_baseline_code_then_optimized_code_as_one_version() {
+    let dir = TempDir::new("reload-tiers");
+    let (server, file) = start(&dir);
+    let mut c = server.client(1).await;
+    let join_ref = c.join_ok("counter:tiers").await;
+    for _ in 0..2 {
+        c.push(&join_ref, "counter:tiers", "incr", json!({})).await;
+        c.recv().await;
+    }
+    let v1 = plume::runtime::version_id(&std::fs::read(&file).expect("read"));
+    let v2 = plume::runtime::version_id(&std::fs::read(wasm("reload_v2")).expect("read"));
+    assert_eq!(counter_status(&server)["compiler"], "optimized", "start-up loads optimized code");
+
+    rename_over(&file, &wasm("reload_v2"));
+    let reply = ping_until(&mut c, &join_ref, "counter:tiers", 2).await;
+    assert_eq!(reply, json!({"version": 2, "count": 2, "upgraded_from": v1}));
+    let went_live = counter_status(&server)["loaded_at_ms"].clone();
+    // Version 2 was never compiled here: Winch's code went live first, and
+    // Cranelift's replaced it once compiled in the background.
+    let live = log_line(&server, "new plugin version is live", &v2);
+    assert!(live.contains("baseline=true"), "{live}");
+    log_line(&server, "the version's optimized code is live", &v2);
+    let entry = counter_status_until(&server, "optimized", |e| e["compiler"] == "optimized").await;
+    assert_eq!(entry["version"], v2.as_str());
+    assert_eq!(entry["loaded_at_ms"], went_live, "the optimized code is the same version, live since the swap");
+
+    // On the optimized code the channel has the same assigns, and version
+    // 2's `upgrade` ran once: from version 1, not again from itself.
+    assert_eq!(ping(&mut c, &join_ref, "counter:tiers").await, json!({"version": 2, "count": 2, "upgraded_from": v1}));
+    c.push(&join_ref, "counter:tiers", "incr", json!({})).await;
+    assert_eq!(c.recv().await[4]["response"]["count"], 3);
+    assert_eq!(counter_swaps(&server), 1, "telemetry counts one swap");
+    assert_eq!(last_error(&counter_status(&server)), "");
+}
+
+#[tokio::test]
+async fn a_swap_to_code_in_the_compile_cache_goes_live_on_optimized_code_directly() {
+    let dir = TempDir::new("reload-cached");
+    let (server, file) = start(&dir);
+    let mut c = server.client(1).await;
+    let join_ref = c.join_ok("counter:cached").await;
+    rename_over(&file, &wasm("reload_v2"));
+    ping_until(&mut c, &join_ref, "counter:cached", 2).await;
+    counter_status_until(&server, "optimized", |e| e["compiler"] == "optimized").await;
+
+    // Version 1 was compiled at start-up, so its code is in the cache.
+    rename_over(&file, &wasm("reload_v1"));
+    ping_until(&mut c, &join_ref, "counter:cached", 1).await;
+    let v1 = plume::runtime::version_id(&std::fs::read(wasm("reload_v1")).expect("read"));
+    let entry = counter_status(&server);
+    assert_eq!((entry["version"].as_str(), entry["compiler"].as_str()), (Some(v1.as_str()), Some("optimized")));
+    let live = log_line(&server, "new plugin version is live", &format!("version={v1}"));
+    assert!(live.contains("baseline=false"), "{live}");
+    assert_eq!(counter_swaps(&server), 2);
+}
+
 #[tokio::test]
 async fn a_file_written_in_place_in_chunks_goes_live_once_complete() {
     let dir = TempDir::new("reload-chunks");

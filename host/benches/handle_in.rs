@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use plume::runtime::{CallContext, ChannelScope, SocketView, WitPayload};
+use plume::runtime::{CallContext, ChannelScope, LentPayload, SocketView};
 use plume_sdk::__bindings::channel_plugin::exports::plume::plugin::channel_handler::{Action, Guest};
 use plume_sdk::__bindings::host::types::{Payload as GuestPayload, Socket as GuestSocket};
 use plume_sdk::__private::ChannelExport;
@@ -46,8 +46,8 @@ fn wasm(c: &mut Criterion) {
             b.iter(|| {
                 let scope = ChannelScope::new(1, 1, topic.clone());
                 let ctx = CallContext::new(app.clone(), plugin.name.clone(), config.clone(), Some(scope));
-                let payload = WitPayload::Json(black_box(payload).to_owned());
-                let (_ctx, handled) = version.handle_in(ctx, black_box(event), &payload, &view);
+                let payload = LentPayload::Json(black_box(payload));
+                let (_ctx, handled) = version.handle_in(ctx, black_box(event), payload, &view);
                 black_box(handled.expect("the call succeeds"))
             })
         });

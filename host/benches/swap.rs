@@ -9,7 +9,16 @@
 //! version after each swap. Twenty swaps to versions never seen (each copy
 //! carries a distinct custom section, so its content hash is new and it is
 //! compiled), then twenty swaps back and forth between two versions already
-//! in the cache. Prints one JSON line and a summary.
+//! in the cache. A swap not in the cache goes live on Winch's code and
+//! moves to Cranelift's in the background (see `plume::reload`); the time to
+//! that second step is reported too, from the status page.
+//!
+//! Then the same for the JavaScript room (`room-js`, 12 MiB): five swaps to
+//! copies never seen, each timed from the file landing to the first `ping`
+//! answered once the status page shows the new version (the copies behave
+//! alike, so the version is read there), and to its optimized code.
+//!
+//! Prints one JSON line and a summary.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,7 +63,63 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Start `plume` on `config`; returns it with its client and admin addresses.
+fn start_server(config: &Path) -> (std::process::Child, String, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_plume"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("PLUME_LOG", "warn")
+        .env("SECRET_KEY_BASE", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("plume starts");
+    let stdout = server.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut after = |marker: &str| {
+        lines
+            .find_map(|line| line.split(marker).nth(1).map(|r| r.split_whitespace().next().unwrap_or_default().to_owned()))
+            .expect("plume listens")
+    };
+    let addr = after(": listening on http://");
+    let admin = after("admin listening on http://");
+    (server, addr, admin)
+}
+
+/// The entry of plugin `name` on the admin listener's `/_plume/plugins`.
+async fn plugin_status(admin: &str, name: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(admin).await.expect("admin connects");
+    stream
+        .write_all(format!("GET /_plume/plugins HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("response");
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    let status: Value = serde_json::from_str(body).expect("JSON status");
+    status["apps"][0]["plugins"]
+        .as_array()
+        .and_then(|plugins| plugins.iter().find(|p| p["name"] == name).cloned())
+        .expect("the plugin is listed")
+}
+
+/// Poll the status of plugin `name` until `done` holds.
+async fn status_until(admin: &str, name: &str, done: impl Fn(&Value) -> bool) {
+    loop {
+        if done(&plugin_status(admin, name).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 async fn connect(addr: &str, user: i64) -> (Ws, String) {
+    connect_topic(addr, user, &format!("counter:{user}")).await
+}
+
+/// A socket of `user` joined to `topic`.
+async fn connect_topic(addr: &str, user: i64, topic: &str) -> (Ws, String) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -64,7 +129,7 @@ async fn connect(addr: &str, user: i64) -> (Ws, String) {
         .expect("token");
     let url = format!("ws://{addr}/socket/websocket?token={token}&vsn=2.0.0");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-    let topic = format!("counter:{user}");
+    let topic = topic.to_owned();
     ws.send(Message::Text(json!(["1", "1", topic, "phx_join", {}]).to_string().into()))
         .await
         .expect("join");
@@ -129,21 +194,7 @@ async fn main() {
         ),
     )
     .expect("config");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_plume"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("PLUME_LOG", "warn")
-        .env("SECRET_KEY_BASE", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("plume starts");
-    let stdout = server.stdout.take().expect("stdout");
-    let addr = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| line.split("listening on http://").nth(1).map(|r| r.split_whitespace().next().unwrap_or_default().to_owned()))
-        .expect("plume listens");
+    let (mut server, addr, admin) = start_server(&config);
 
     // Background clients: closed-loop pings, latencies recorded with the
     // time they were taken.
@@ -170,11 +221,15 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     swapping.store(true, Ordering::Relaxed);
-    let mut compiled = Vec::new();
+    let (mut compiled, mut optimized) = (Vec::new(), Vec::new());
     for i in 0..20u32 {
         let (base, version) = if i % 2 == 0 { (&v2, 2) } else { (&v1, 1) };
         let bytes = with_custom_section(base, i);
+        let landed = Instant::now();
         compiled.push(swap(&file, &bytes, &mut observer, version, &mut n).await.as_secs_f64() * 1000.0);
+        let id = plume::runtime::version_id(&bytes);
+        status_until(&admin, "counter", |p| p["version"] == id.as_str() && p["compiler"] == "optimized").await;
+        optimized.push(landed.elapsed().as_secs_f64() * 1000.0);
     }
     let mut cached = Vec::new();
     for i in 0..20u32 {
@@ -194,9 +249,11 @@ async fn main() {
     }
     let _ = server.kill();
     let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&scratch);
 
     let compiled = summary("compiled swap (file landed -> first reply from the new version)", &mut compiled);
+    let optimized = summary("compiled swap, file landed -> its optimized code serving", &mut optimized);
+    let js = js_swaps(&plugins, &scratch).await;
+    let _ = std::fs::remove_dir_all(&scratch);
     let cached = summary("cached swap", &mut cached);
     quiet.sort_by(|a, b| a.total_cmp(b));
     during.sort_by(|a, b| a.total_cmp(b));
@@ -213,9 +270,53 @@ async fn main() {
         "{}",
         json!({
             "compiled_swap": compiled,
+            "compiled_swap_optimized": optimized,
+            "js_swap": js,
             "cached_swap": cached,
             "ping_quiet": {"p50_ms": percentile(&quiet, 0.5), "p99_ms": quiet_p99, "count": quiet.len()},
             "ping_during_swaps": {"p50_ms": percentile(&during, 0.5), "p99_ms": during_p99, "count": during.len()},
         })
     );
+}
+
+/// Five swaps of the JavaScript room to copies never seen: file landed to
+/// the first `ping` answered once the new version serves, and to its
+/// optimized code serving.
+async fn js_swaps(plugins: &Path, scratch: &Path) -> Value {
+    let js = std::fs::read(plugins.join("room-js.wasm")).expect("room-js.wasm (plume build needs Node.js 20+)");
+    let dir = scratch.join("js");
+    std::fs::create_dir_all(&dir).expect("js scratch");
+    let file = dir.join("room.wasm");
+    std::fs::write(&file, &js).expect("write");
+    let config = dir.join("plume.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[runtime]\ncache_dir = \"cache\"\n\n[app]\nsocket_plugin = \"user_socket\"\n\n[plugins.user_socket]\npath = \"{}\"\n\n[plugins.room]\npath = \"room.wasm\"\n\n[[routes]]\ntopic = \"room:*\"\nplugin = \"room\"\n",
+            plugins.join("user_socket.wasm").display()
+        ),
+    )
+    .expect("config");
+    let (mut server, addr, admin) = start_server(&config);
+    let (mut ws, _) = connect_topic(&addr, 1, "room:lobby").await;
+    let (mut live, mut optimized) = (Vec::new(), Vec::new());
+    let mut n = 0;
+    for i in 0..5u32 {
+        let bytes = with_custom_section(&js, 1000 + i);
+        let id = plume::runtime::version_id(&bytes);
+        let landed = Instant::now();
+        rename_over(&file, &bytes);
+        status_until(&admin, "room", |p| p["version"] == id.as_str()).await;
+        n += 1;
+        ping(&mut ws, "room:lobby", n).await;
+        live.push(landed.elapsed().as_secs_f64() * 1000.0);
+        status_until(&admin, "room", |p| p["version"] == id.as_str() && p["compiler"] == "optimized").await;
+        optimized.push(landed.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    json!({
+        "live": summary("room-js swap, file landed -> first reply from the new version", &mut live),
+        "optimized": summary("room-js swap, file landed -> its optimized code serving", &mut optimized),
+    })
 }

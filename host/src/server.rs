@@ -26,6 +26,7 @@ fn origin(loaded: crate::runtime::Loaded) -> &'static str {
         crate::runtime::Origin::Compiled => "compiled",
         crate::runtime::Origin::Cached => "loaded from the compile cache",
         crate::runtime::Origin::Native => "compiled into the host (not sandboxed)",
+        crate::runtime::Origin::Baseline => "compiled by the baseline compiler",
     }
 }
 

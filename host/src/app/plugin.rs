@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-use crate::runtime::{ChannelVersion, SocketVersion};
+use crate::runtime::{ChannelVersion, Loaded, Origin, SocketVersion};
 
 /// A loaded plugin of either kind.
 pub struct Plugin<V> {
@@ -47,13 +47,27 @@ impl<V: VersionInfo> Plugin<V> {
         self.current.load_full()
     }
 
-    /// Make `version` the one serving; calls in flight finish on the old one.
+    /// Make `version` the one serving; calls in flight finish on the old
+    /// one. Returns the version now serving.
     pub fn swap(&self, version: V) -> Arc<V> {
         *self.last_error.lock() = None;
-        let to = version.id().to_owned();
-        let old = self.current.swap(Arc::new(version));
-        self.telemetry.swapped(old.id(), &to);
-        old
+        let version = Arc::new(version);
+        let old = self.current.swap(version.clone());
+        self.telemetry.swapped(old.id(), version.id());
+        version
+    }
+
+    /// Replace `baseline`, serving since a hot swap, with `optimized`: the
+    /// same bytes compiled by the optimizing compiler. That is no new
+    /// version: no swap is counted, the time it went live stays, and
+    /// channels move to it without `upgrade` (see `socket::channel`).
+    /// Does nothing, and returns false, when another version was swapped
+    /// in meanwhile.
+    pub fn optimize(&self, baseline: &Arc<V>, mut optimized: V) -> bool {
+        debug_assert_eq!(baseline.id(), optimized.id());
+        optimized.set_loaded_at(baseline.loaded_at());
+        let previous = self.current.compare_and_swap(baseline, Arc::new(optimized));
+        Arc::ptr_eq(&previous, baseline)
     }
 
     /// Remember why a new version was refused.
@@ -84,7 +98,11 @@ impl<V: VersionInfo> Plugin<V> {
 pub trait VersionInfo {
     /// The content hash that names the version.
     fn id(&self) -> &str;
+    /// When the version went live.
     fn loaded_at(&self) -> SystemTime;
+    fn set_loaded_at(&mut self, at: SystemTime);
+    /// How its code was obtained.
+    fn loaded(&self) -> Loaded;
 }
 
 impl VersionInfo for ChannelVersion {
@@ -95,6 +113,14 @@ impl VersionInfo for ChannelVersion {
     fn loaded_at(&self) -> SystemTime {
         ChannelVersion::loaded_at(self)
     }
+
+    fn set_loaded_at(&mut self, at: SystemTime) {
+        ChannelVersion::set_loaded_at(self, at);
+    }
+
+    fn loaded(&self) -> Loaded {
+        ChannelVersion::loaded(self)
+    }
 }
 
 impl VersionInfo for SocketVersion {
@@ -104,6 +130,14 @@ impl VersionInfo for SocketVersion {
 
     fn loaded_at(&self) -> SystemTime {
         SocketVersion::loaded_at(self)
+    }
+
+    fn set_loaded_at(&mut self, at: SystemTime) {
+        SocketVersion::set_loaded_at(self, at);
+    }
+
+    fn loaded(&self) -> Loaded {
+        SocketVersion::loaded(self)
     }
 }
 
@@ -121,9 +155,20 @@ impl<V: VersionInfo> Plugin<V> {
             "path": self.path.display().to_string(),
             "routes": routes,
             "version": current.id(),
+            "compiler": compiler_name(current.loaded().origin),
             "loaded_at_ms": loaded_at_ms,
             "channels": self.channels(),
             "last_error": self.last_error(),
         })
+    }
+}
+
+/// Which compiler made the code serving, as the status page names it: a
+/// hot swap runs on `baseline` code until its `optimized` code is ready.
+fn compiler_name(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Compiled | Origin::Cached => "optimized",
+        Origin::Baseline => "baseline",
+        Origin::Native => "native",
     }
 }

@@ -42,6 +42,10 @@ pub struct CompileCache {
 pub enum Origin {
     Compiled,
     Cached,
+    /// Compiled by the baseline compiler (Winch) for a hot swap: quick to
+    /// make, slower to run; the optimized code replaces it once compiled
+    /// (see `reload`).
+    Baseline,
     /// Not a component: the plugin's crate compiled into the host.
     Native,
 }
@@ -76,24 +80,35 @@ impl CompileCache {
     /// usable entry, else compiled now and stored for next time. A cache
     /// that cannot be read or written only costs a compile.
     pub fn get_or_compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Origin)> {
-        let path = self.path_for(engine, bytes);
-        if path.is_file() {
-            // SAFETY: the file was written by `Component::serialize` for an
-            // engine with the same compatibility hash (it is in the name);
-            // the directory belongs to the server (see the module docs).
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, Origin::Cached)),
-                Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "dropping an unusable compile-cache entry");
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
+        if let Some(component) = self.get(engine, bytes) {
+            return Ok((component, Origin::Cached));
         }
         let component = Component::new(engine, bytes)?;
+        let path = self.path_for(engine, bytes);
         if let Err(error) = self.store(&path, &component) {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot write the compile cache; plugins will be compiled at every start");
         }
         Ok((component, Origin::Compiled))
+    }
+
+    /// The compiled component for `bytes` if the cache holds a usable entry
+    /// for `engine`; an unusable entry is removed.
+    pub fn get(&self, engine: &Engine, bytes: &[u8]) -> Option<Component> {
+        let path = self.path_for(engine, bytes);
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: the file was written by `Component::serialize` for an
+        // engine with the same compatibility hash (it is in the name);
+        // the directory belongs to the server (see the module docs).
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => Some(component),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "dropping an unusable compile-cache entry");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
     }
 
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {

@@ -9,12 +9,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use super::bindings::channel::ChannelPlugin;
 use super::bindings::channel::exports::plume::plugin::channel_handler::{
     Action, Handled, InfoHandled, Joined, OutAction, OutHandled,
 };
 use super::bindings::imports::types::{Payload, Socket};
 use super::context::{CallContext, check_json};
+use super::lent::{ChannelInstance, LentPayload};
 use super::native::NativeChannel;
 use super::pool::Pool;
 use super::{Fault, Loaded};
@@ -31,7 +31,7 @@ pub struct ChannelVersion {
 /// What runs a version's calls.
 enum Engine {
     /// Pooled instances of a WebAssembly component: the sandbox.
-    Wasm(Pool<ChannelPlugin>),
+    Wasm(Pool<ChannelInstance>),
     /// The plugin's crate compiled into the host: the benchmarks' baseline
     /// (see [`super::native`]).
     Native(NativeChannel),
@@ -89,15 +89,6 @@ impl From<Payload> for crate::protocol::Body {
     }
 }
 
-impl From<crate::protocol::InPayload<'_>> for Payload {
-    fn from(payload: crate::protocol::InPayload<'_>) -> Self {
-        match payload {
-            crate::protocol::InPayload::Json(raw) => Payload::Json(raw.get().to_owned()),
-            crate::protocol::InPayload::Binary(bytes) => Payload::Binary(bytes.to_vec()),
-        }
-    }
-}
-
 impl From<crate::protocol::Body> for Payload {
     fn from(body: crate::protocol::Body) -> Self {
         match body {
@@ -108,7 +99,7 @@ impl From<crate::protocol::Body> for Payload {
 }
 
 impl ChannelVersion {
-    pub(crate) fn new(id: String, pool: Pool<ChannelPlugin>, loaded: Loaded) -> Self {
+    pub(crate) fn new(id: String, pool: Pool<ChannelInstance>, loaded: Loaded) -> Self {
         ChannelVersion {
             id,
             loaded_at: SystemTime::now(),
@@ -142,6 +133,12 @@ impl ChannelVersion {
         self.loaded_at
     }
 
+    /// Date the version as having gone live at `at` (an optimized copy of
+    /// a version already serving keeps that version's date).
+    pub fn set_loaded_at(&mut self, at: SystemTime) {
+        self.loaded_at = at;
+    }
+
     /// Whether this version was compiled or came from the compile cache,
     /// and how long loading it took.
     pub fn loaded(&self) -> Loaded {
@@ -161,7 +158,7 @@ impl ChannelVersion {
             return (ctx, Ok(known.clone()));
         }
         let (ctx, result) = match &self.engine {
-            Engine::Wasm(pool) => pool.call(ctx, |p, store| p.plume_plugin_channel_handler().call_intercepts(store)),
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| p.bindings.plume_plugin_channel_handler().call_intercepts(store)),
             Engine::Native(native) => native.intercepts(ctx),
         };
         let result = result.map(|events| {
@@ -172,12 +169,9 @@ impl ChannelVersion {
         (ctx, result)
     }
 
-    pub fn join(&self, ctx: CallContext, topic: &str, payload: &Payload, socket: &Socket) -> Outcome<Result<Joined, String>> {
+    pub fn join(&self, ctx: CallContext, topic: &str, payload: LentPayload<'_>, socket: &Socket) -> Outcome<Result<Joined, String>> {
         let (ctx, result) = match &self.engine {
-            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
-                p.plume_plugin_channel_handler()
-                    .call_join(store, topic, payload, socket)
-            }),
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| p.call_join(store, topic, payload, socket)),
             Engine::Native(native) => native.join(ctx, topic, payload, socket),
         };
         let max = ctx.app.limits.max_payload_bytes;
@@ -195,12 +189,9 @@ impl ChannelVersion {
         (ctx, result)
     }
 
-    pub fn handle_in(&self, ctx: CallContext, event: &str, payload: &Payload, socket: &Socket) -> Outcome<Handled> {
+    pub fn handle_in(&self, ctx: CallContext, event: &str, payload: LentPayload<'_>, socket: &Socket) -> Outcome<Handled> {
         let (ctx, result) = match &self.engine {
-            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
-                p.plume_plugin_channel_handler()
-                    .call_handle_in(store, event, payload, socket)
-            }),
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| p.call_handle_in(store, event, payload, socket)),
             Engine::Native(native) => native.handle_in(ctx, event, payload, socket),
         };
         let max = ctx.app.limits.max_payload_bytes;
@@ -220,12 +211,9 @@ impl ChannelVersion {
         (ctx, result)
     }
 
-    pub fn handle_out(&self, ctx: CallContext, event: &str, payload: &Payload, socket: &Socket) -> Outcome<OutHandled> {
+    pub fn handle_out(&self, ctx: CallContext, event: &str, payload: LentPayload<'_>, socket: &Socket) -> Outcome<OutHandled> {
         let (ctx, result) = match &self.engine {
-            Engine::Wasm(pool) => pool.call(ctx, |p, store| {
-                p.plume_plugin_channel_handler()
-                    .call_handle_out(store, event, payload, socket)
-            }),
+            Engine::Wasm(pool) => pool.call(ctx, |p, store| p.call_handle_out(store, event, payload, socket)),
             Engine::Native(native) => native.handle_out(ctx, event, payload, socket),
         };
         let result = result.and_then(|handled| {
@@ -241,7 +229,8 @@ impl ChannelVersion {
     pub fn handle_info(&self, ctx: CallContext, message: &str, socket: &Socket) -> Outcome<InfoHandled> {
         let (ctx, result) = match &self.engine {
             Engine::Wasm(pool) => pool.call(ctx, |p, store| {
-                p.plume_plugin_channel_handler()
+                p.bindings
+                    .plume_plugin_channel_handler()
                     .call_handle_info(store, message, socket)
             }),
             Engine::Native(native) => native.handle_info(ctx, message, socket),
@@ -256,7 +245,8 @@ impl ChannelVersion {
     pub fn terminate(&self, ctx: CallContext, reason: &str, socket: &Socket) -> Outcome<()> {
         match &self.engine {
             Engine::Wasm(pool) => pool.call(ctx, |p, store| {
-                p.plume_plugin_channel_handler()
+                p.bindings
+                    .plume_plugin_channel_handler()
                     .call_terminate(store, reason, socket)
             }),
             Engine::Native(native) => native.terminate(ctx, reason, socket),
@@ -267,7 +257,8 @@ impl ChannelVersion {
     pub fn upgrade(&self, ctx: CallContext, from_version: &str, assigns: &str) -> Outcome<Result<Option<String>, String>> {
         let (ctx, result) = match &self.engine {
             Engine::Wasm(pool) => pool.call(ctx, |p, store| {
-                p.plume_plugin_channel_handler()
+                p.bindings
+                    .plume_plugin_channel_handler()
                     .call_upgrade(store, from_version, assigns)
             }),
             Engine::Native(native) => native.upgrade(ctx, from_version, assigns),

@@ -18,6 +18,7 @@ mod clock;
 mod channel;
 pub mod context;
 mod host;
+mod lent;
 mod limits;
 mod native;
 mod pool;
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, Strategy};
 
 pub use bindings::channel::exports::plume::plugin::channel_handler::{
     Action, InfoAction, OutAction, Stop,
@@ -40,6 +41,7 @@ pub use bindings::socket::exports::plume::plugin::socket_handler::ConnectInfo;
 pub use cache::{CompileCache, Origin};
 pub use channel::ChannelVersion;
 pub use context::{CallContext, ChannelScope, Effect, TimerId};
+pub use lent::LentPayload;
 pub use native::NativeChannel;
 pub use priority::reset_new_thread;
 pub use socket::SocketVersion;
@@ -136,25 +138,20 @@ pub enum LoadError {
     Start { name: String, fault: Fault },
 }
 
-/// The engine, the linker and the epoch clock, shared by every plugin.
-pub struct Runtime {
+/// One compiler's engine, with the linker and the epoch clock that go with
+/// it: a component compiled by one engine can only be linked and run in
+/// that engine's stores, so each engine has its own.
+struct Compiler {
     engine: Engine,
     /// Advances the engine's epoch while calls run (see [`clock`]).
     clock: std::sync::Arc<clock::Clock>,
     linker: Linker<HostState>,
-    settings: Settings,
-    cache: Option<CompileCache>,
-    /// Channel plugins served by code compiled into the host instead of
-    /// their component, by plugin name (see [`Runtime::register_native`]).
-    native: HashMap<String, NativeChannel>,
 }
 
-impl Runtime {
-    /// A runtime; `cache` keeps compiled components between runs.
-    pub fn new(settings: Settings, cache: Option<CompileCache>) -> anyhow::Result<Runtime> {
-        pool::install_panic_filter();
-        priority::available();
+impl Compiler {
+    fn new(strategy: Strategy) -> anyhow::Result<Compiler> {
         let mut config = Config::new();
+        config.strategy(strategy);
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -168,11 +165,50 @@ impl Runtime {
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let clock = clock::Clock::start(&engine, EPOCH_TICK)?;
+        Ok(Compiler { engine, clock, linker })
+    }
+}
 
+/// Which compiler makes a version's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Cranelift, the optimizing compiler (or its code from the compile
+    /// cache): what every version runs on in the end.
+    Optimized,
+    /// Winch, the baseline compiler: about ten times quicker to compile,
+    /// slower to run. A hot swap whose code is not in the compile cache
+    /// goes live on it first (see [`crate::reload`]).
+    Baseline,
+}
+
+/// The engines, linkers and epoch clocks, shared by every plugin.
+pub struct Runtime {
+    optimized: Compiler,
+    /// Winch, for hot swaps not in the compile cache; `None` where the
+    /// baseline compiler cannot run (it supports x86_64 and, partly,
+    /// aarch64): those swaps wait for Cranelift.
+    baseline: Option<Compiler>,
+    settings: Settings,
+    cache: Option<CompileCache>,
+    /// Channel plugins served by code compiled into the host instead of
+    /// their component, by plugin name (see [`Runtime::register_native`]).
+    native: HashMap<String, NativeChannel>,
+}
+
+impl Runtime {
+    /// A runtime; `cache` keeps compiled components between runs.
+    pub fn new(settings: Settings, cache: Option<CompileCache>) -> anyhow::Result<Runtime> {
+        pool::install_panic_filter();
+        priority::available();
+        let optimized = Compiler::new(Strategy::Cranelift)?;
+        let baseline = Compiler::new(Strategy::Winch)
+            .inspect_err(|error| {
+                tracing::info!(%error, "the baseline compiler is not available here; a hot swap not in the compile cache waits for Cranelift");
+            })
+            .ok();
         Ok(Runtime {
-            engine,
-            clock,
-            linker,
+            optimized,
+            baseline,
             settings,
             cache,
             native: HashMap::new(),
@@ -198,23 +234,50 @@ impl Runtime {
             return Ok(ChannelVersion::native(*plugin));
         }
         let bytes = read(path)?;
-        self.load_channel(name, &bytes, settings)
+        self.load_channel(name, &bytes, settings, Tier::Optimized)
     }
 
     /// Load a socket plugin from a file.
     pub fn load_socket_file(&self, name: &str, path: &Path, settings: Settings) -> Result<SocketVersion, LoadError> {
         let bytes = read(path)?;
-        self.load_socket(name, &bytes, settings)
+        self.load_socket(name, &bytes, settings, Tier::Optimized)
     }
 
-    pub fn load_channel(&self, name: &str, bytes: &[u8], settings: Settings) -> Result<ChannelVersion, LoadError> {
-        let (id, pool, loaded) = self.load::<bindings::channel::ChannelPlugin>(name, "channel-plugin", bytes, settings)?;
+    /// Load a channel plugin's `bytes`. With [`Tier::Baseline`], code the
+    /// compile cache holds is loaded as it is, and the rest is compiled by
+    /// Winch; the version's [`Loaded::origin`] tells which
+    /// ([`Origin::Baseline`] wants its optimized code loaded later).
+    pub fn load_channel(&self, name: &str, bytes: &[u8], settings: Settings, tier: Tier) -> Result<ChannelVersion, LoadError> {
+        let (id, pool, loaded) = self.load::<lent::ChannelInstance>(name, "channel-plugin", bytes, settings, tier)?;
         Ok(ChannelVersion::new(id, pool, loaded))
     }
 
-    pub fn load_socket(&self, name: &str, bytes: &[u8], settings: Settings) -> Result<SocketVersion, LoadError> {
-        let (id, pool, loaded) = self.load::<bindings::socket::SocketPlugin>(name, "socket-plugin", bytes, settings)?;
+    /// Load a socket plugin's `bytes` (see [`Runtime::load_channel`]).
+    pub fn load_socket(&self, name: &str, bytes: &[u8], settings: Settings, tier: Tier) -> Result<SocketVersion, LoadError> {
+        let (id, pool, loaded) = self.load::<bindings::socket::SocketPlugin>(name, "socket-plugin", bytes, settings, tier)?;
         Ok(SocketVersion::new(id, pool, loaded))
+    }
+
+    /// The compiler a load at `tier` uses, with the component it made.
+    fn compile(&self, bytes: &[u8], tier: Tier) -> wasmtime::Result<(&Compiler, Component, Origin)> {
+        let optimized = &self.optimized;
+        if let (Tier::Baseline, Some(baseline)) = (tier, &self.baseline) {
+            if let Some(component) = self.cache.as_ref().and_then(|cache| cache.get(&optimized.engine, bytes)) {
+                return Ok((optimized, component, Origin::Cached));
+            }
+            match Component::new(&baseline.engine, bytes) {
+                Ok(component) => return Ok((baseline, component, Origin::Baseline)),
+                // Winch lacks a few proposals (tail calls, exceptions, GC):
+                // such a component waits for Cranelift, which reports the
+                // error if the component is broken.
+                Err(error) => tracing::debug!(error = %format!("{error:#}"), "the baseline compiler refused the component; compiling it with Cranelift"),
+            }
+        }
+        let (component, origin) = match &self.cache {
+            Some(cache) => cache.get_or_compile(&optimized.engine, bytes)?,
+            None => (Component::new(&optimized.engine, bytes)?, Origin::Compiled),
+        };
+        Ok((optimized, component, origin))
     }
 
     fn load<W: World>(
@@ -223,23 +286,20 @@ impl Runtime {
         world: &'static str,
         bytes: &[u8],
         settings: Settings,
+        tier: Tier,
     ) -> Result<(String, pool::Pool<W>, Loaded), LoadError> {
         let started = std::time::Instant::now();
         check_component(name, bytes)?;
-        let compiled = match &self.cache {
-            Some(cache) => cache.get_or_compile(&self.engine, bytes),
-            None => Component::new(&self.engine, bytes).map(|c| (c, Origin::Compiled)),
-        };
-        let (component, origin) = compiled.map_err(|e| LoadError::Compile {
+        let (compiler, component, origin) = self.compile(bytes, tier).map_err(|e| LoadError::Compile {
             name: name.to_owned(),
             reason: format!("{e:#}"),
         })?;
-        let pre = W::prepare(&self.linker, &component).map_err(|reason| LoadError::World {
+        let pre = W::prepare(&compiler.linker, &component).map_err(|reason| LoadError::World {
             name: name.to_owned(),
             world,
             reason,
         })?;
-        let pool = pool::Pool::new(self.engine.clone(), self.clock.clone(), pre, settings);
+        let pool = pool::Pool::new(compiler.engine.clone(), compiler.clock.clone(), pre, settings);
         pool.warm().map_err(|fault| LoadError::Start {
             name: name.to_owned(),
             fault,
@@ -285,19 +345,6 @@ fn world_mismatch(error: wasmtime::Error) -> String {
         format!("{text} (the component imports something plume does not provide: was it built against another version of plume:plugin?)")
     } else {
         text
-    }
-}
-
-impl World for bindings::channel::ChannelPlugin {
-    type Pre = bindings::channel::ChannelPluginPre<HostState>;
-
-    fn prepare(linker: &Linker<HostState>, component: &Component) -> Result<Self::Pre, String> {
-        let pre = linker.instantiate_pre(component).map_err(world_mismatch)?;
-        bindings::channel::ChannelPluginPre::new(pre).map_err(|e| format!("{e:#}"))
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut wasmtime::Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
     }
 }
 

@@ -36,6 +36,12 @@ impl SocketVersion {
         self.loaded_at
     }
 
+    /// Date the version as having gone live at `at` (an optimized copy of
+    /// a version already serving keeps that version's date).
+    pub fn set_loaded_at(&mut self, at: SystemTime) {
+        self.loaded_at = at;
+    }
+
     /// Whether this version was compiled or came from the compile cache,
     /// and how long loading it took.
     pub fn loaded(&self) -> Loaded {

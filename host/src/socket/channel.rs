@@ -19,8 +19,8 @@ use crate::protocol::{self, Body, Inbound, Outbound, Payload, json_str};
 use crate::history::Recovery;
 use crate::pubsub::{ChannelKey, Delivery, Position, Subscriber, Subscription};
 use crate::runtime::{
-    Action, CallContext, ChannelScope, ChannelVersion, Effect, Fault, InfoAction, OutAction, Reply,
-    ReplyStatus, SocketView, TimerId, WitPayload,
+    Action, CallContext, ChannelScope, ChannelVersion, Effect, Fault, InfoAction, LentPayload, OutAction,
+    Reply, ReplyStatus, SocketView, TimerId, WitPayload,
 };
 
 /// One joined channel.
@@ -215,8 +215,7 @@ impl Connection {
         let (ctx, intercepts) = version.intercepts(ctx);
         let (ctx, joined) = match intercepts {
             Ok(intercepts) => {
-                let payload = WitPayload::from(message.payload);
-                let (ctx, joined) = version.join(ctx, &topic, &payload, &view);
+                let (ctx, joined) = version.join(ctx, &topic, LentPayload::from(message.payload), &view);
                 (ctx, joined.map(|joined| (joined, intercepts)))
             }
             Err(fault) => (ctx, Err(fault)),
@@ -304,10 +303,10 @@ impl Connection {
         let Some(&key) = self.topics.get(topic) else {
             return self.unmatched(message);
         };
-        let payload = WitPayload::from(message.payload);
+        let payload = LentPayload::from(message.payload);
         let reference = message.reference.get();
         let handled = self.call_for_push(key, Some(reference), Call::HandleIn(event), |version, ctx, view| {
-            version.handle_in(ctx, event, &payload, view)
+            version.handle_in(ctx, event, payload, view)
         });
         let Some(handled) = handled else {
             return;
@@ -416,7 +415,7 @@ impl Connection {
                 &lent
             }
         };
-        let Some(handled) = self.call(key, Call::HandleOut, |version, ctx, view| version.handle_out(ctx, &message.event, payload, view)) else {
+        let Some(handled) = self.call(key, Call::HandleOut, |version, ctx, view| version.handle_out(ctx, &message.event, payload.into(), view)) else {
             return;
         };
         self.set_assigns(key, handled.assigns);
@@ -523,6 +522,12 @@ impl Connection {
         if Arc::ptr_eq(&current, &channel.version) {
             return Some(());
         }
+        if current.id() == channel.version.id() {
+            // The same bytes, now on optimized code (see `reload`): the
+            // assigns and intercepts are the version's own already.
+            self.channels.get_mut(&key)?.version = current;
+            return Some(());
+        }
         let from = channel.version.id().to_owned();
         let scope = ChannelScope {
             timers: channel.timers.keys().copied().collect(),
@@ -571,7 +576,7 @@ impl Connection {
             return channel.version.clone();
         }
         let current = channel.plugin.current();
-        if Arc::ptr_eq(&current, &channel.version) {
+        if Arc::ptr_eq(&current, &channel.version) || current.id() == channel.version.id() {
             return current;
         }
         let from = channel.version.id().to_owned();

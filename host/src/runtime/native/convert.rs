@@ -14,12 +14,13 @@ use plume_sdk::__bindings::host::types as guest_types;
 use crate::runtime::bindings::channel::exports::plume::plugin::channel_handler as host;
 use crate::runtime::bindings::imports as host_imports;
 use crate::runtime::bindings::imports::types as host_types;
+use crate::runtime::LentPayload;
 
-impl From<&host_types::Payload> for guest_types::Payload {
-    fn from(payload: &host_types::Payload) -> Self {
+impl From<LentPayload<'_>> for guest_types::Payload {
+    fn from(payload: LentPayload<'_>) -> Self {
         match payload {
-            host_types::Payload::Json(json) => Self::Json(json.clone()),
-            host_types::Payload::Binary(bytes) => Self::Binary(bytes.clone()),
+            LentPayload::Json(json) => Self::Json(json.to_owned()),
+            LentPayload::Binary(bytes) => Self::Binary(bytes.to_vec()),
         }
     }
 }

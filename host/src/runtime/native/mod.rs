@@ -20,7 +20,8 @@ use plume_sdk::__bindings::channel_plugin::exports::plume::plugin::channel_handl
 use plume_sdk::__bindings::host::types as guest_types;
 
 use super::bindings::channel::exports::plume::plugin::channel_handler::{Handled, InfoHandled, Joined, OutHandled};
-use super::bindings::imports::types::{Payload, Socket};
+use super::bindings::imports::types::Socket;
+use super::LentPayload;
 use super::context::CallContext;
 use super::host::HostState;
 use super::pool::catch_plugin_panic;
@@ -61,17 +62,17 @@ impl NativeChannel {
         }
     }
 
-    pub(crate) fn join(&self, ctx: CallContext, topic: &str, payload: &Payload, socket: &Socket) -> Outcome<Result<Joined, String>> {
+    pub(crate) fn join(&self, ctx: CallContext, topic: &str, payload: LentPayload<'_>, socket: &Socket) -> Outcome<Result<Joined, String>> {
         let (join, topic, payload, socket) = (self.join, topic.to_owned(), payload.into(), socket.into());
         call(ctx, move || join(topic, payload, socket).map(Into::into))
     }
 
-    pub(crate) fn handle_in(&self, ctx: CallContext, event: &str, payload: &Payload, socket: &Socket) -> Outcome<Handled> {
+    pub(crate) fn handle_in(&self, ctx: CallContext, event: &str, payload: LentPayload<'_>, socket: &Socket) -> Outcome<Handled> {
         let (handle_in, event, payload, socket) = (self.handle_in, event.to_owned(), payload.into(), socket.into());
         call(ctx, move || handle_in(event, payload, socket).into())
     }
 
-    pub(crate) fn handle_out(&self, ctx: CallContext, event: &str, payload: &Payload, socket: &Socket) -> Outcome<OutHandled> {
+    pub(crate) fn handle_out(&self, ctx: CallContext, event: &str, payload: LentPayload<'_>, socket: &Socket) -> Outcome<OutHandled> {
         let (handle_out, event, payload, socket) = (self.handle_out, event.to_owned(), payload.into(), socket.into());
         call(ctx, move || handle_out(event, payload, socket).into())
     }
