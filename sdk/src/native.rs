@@ -54,6 +54,8 @@ pub trait NativeHost {
     fn presence_list(&mut self, topic: Option<&str>) -> Result<String, PresenceError>;
     fn presence_count(&mut self, topic: Option<&str>) -> Result<u64, PresenceError>;
     fn presence_push_state(&mut self) -> Result<(), PresenceError>;
+    fn presence_identify(&mut self, identity: &str, left: Option<&crate::__bindings::host::presence::Announcement>) -> Result<(), PresenceError>;
+    fn presence_announce(&mut self, except: &str, message: &crate::__bindings::host::presence::Announcement) -> Result<(), PresenceError>;
 
     fn kv_get(&mut self, key: &str) -> Result<Option<Entry>, KvError>;
     fn kv_set(&mut self, key: &str, value: &str, ttl_ms: Option<u64>) -> Result<u64, KvError>;
@@ -219,6 +221,16 @@ pub(crate) mod imports {
 
         pub fn push_state() -> Result<(), PresenceError> {
             super::super::call("presence.push-state", |host| host.presence_push_state())
+        }
+
+        pub use crate::__bindings::host::presence::Announcement;
+
+        pub fn identify(identity: &str, left: Option<&Announcement>) -> Result<(), PresenceError> {
+            super::super::call("presence.identify", |host| host.presence_identify(identity, left))
+        }
+
+        pub fn announce(except: &str, message: &Announcement) -> Result<(), PresenceError> {
+            super::super::call("presence.announce", |host| host.presence_announce(except, message))
         }
     }
 

@@ -128,6 +128,78 @@ pub fn push_state() -> Result<(), PresenceError> {
     Ok(wit::push_state()?)
 }
 
+/// A message the host pushes to the members of this channel's topic on the
+/// channel's behalf ([`identify`], [`announce`]): no `handle_out` runs for
+/// it, so it costs the plugin nothing per member.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    event: String,
+    payload: String,
+    stamp: Option<String>,
+}
+
+impl Announcement {
+    /// `event` with `payload`, which must encode as a JSON object.
+    pub fn new<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<Self, PresenceError> {
+        Ok(Announcement {
+            event: event.to_owned(),
+            payload: encode(payload)?,
+            stamp: None,
+        })
+    }
+
+    /// Have the host set `field` to the unix seconds at which the message
+    /// is sent (a `user_left`'s `left_at`, say).
+    pub fn stamped(mut self, field: &str) -> Self {
+        self.stamp = Some(field.to_owned());
+        self
+    }
+
+    fn wit(&self) -> wit::Announcement {
+        wit::Announcement {
+            event: self.event.clone(),
+            payload: self.payload.clone(),
+            stamp: self.stamp.clone(),
+        }
+    }
+}
+
+/// Say who this channel is, for [`announce`] (a user id, say: every tab
+/// of a user is identified alike); and, with `left`, have the host push
+/// `left` to every other channel of the topic when this channel ends
+/// (leaves, crashes or its socket closes), after `terminate` and before
+/// its presences' `leaves`. Usually called in `join`.
+///
+/// ```no_run
+/// use plume_sdk::{json, presence::{self, Announcement}};
+///
+/// let left = Announcement::new("user_left", &json!({"user_id": 42}))?.stamped("left_at");
+/// presence::identify("42", Some(&left))?;
+/// # Ok::<(), presence::PresenceError>(())
+/// ```
+pub fn identify(identity: &str, left: Option<&Announcement>) -> Result<(), PresenceError> {
+    let left = left.map(Announcement::wit);
+    Ok(wit::identify(identity, left.as_ref())?)
+}
+
+/// Push `message` to every channel of this topic except those identified
+/// as `except` ([`identify`]), after the presence diffs staged so far on
+/// the topic. It replaces a broadcast intercepted to hide it from some
+/// members: the host filters, so a join into a room of thousands costs no
+/// plugin call per member.
+///
+/// ```no_run
+/// use plume_sdk::{json, presence::{self, Announcement}};
+///
+/// presence::track("42", &json!({"name": "ada"}))?;
+/// presence::push_state()?;
+/// presence::announce("42", &Announcement::new("user_joined", &json!({"user_id": 42, "name": "ada"}))?)?;
+/// # Ok::<(), presence::PresenceError>(())
+/// ```
+pub fn announce(except: &str, message: &Announcement) -> Result<(), PresenceError> {
+    Ok(wit::announce(except, &message.wit())?)
+}
+
 /// Why a presence operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {

@@ -220,21 +220,36 @@ impl App {
         match self.presence.stage(diff) {
             Staged::Now(diff) => {
                 let message = publish(diff);
+                self.presence.publishing(&message.topic);
                 let _ = self.broker.publish(message.clone(), skip);
                 Some(message)
             }
-            Staged::OpenedWindow(topic, window) => {
+            Staged::OpenedWindow(topic, wait) => {
                 let app = self.clone();
                 tokio::spawn(async move {
-                    tokio::time::sleep(window).await;
-                    if let Some(diff) = app.presence.take_pending(&topic) {
+                    tokio::time::sleep(wait).await;
+                    let pending = app.presence.take_pending(&topic);
+                    if let Some(diff) = pending.diff {
+                        app.presence.publishing(&topic);
                         let _ = app.broker.publish(publish(diff), None);
+                    }
+                    for message in pending.after {
+                        let _ = app.broker.publish(message, None);
                     }
                 });
                 None
             }
             Staged::Merged => None,
         }
+    }
+
+    /// Publish a presence announcement (`user_joined`, say) after the
+    /// presence diffs staged so far on its topic. Returns it when it went
+    /// out now, for the calling socket to deliver to itself in order.
+    pub fn announce_after_presence(&self, message: crate::pubsub::Broadcast, skip: Option<crate::pubsub::SocketKey>) -> Option<Arc<crate::pubsub::Broadcast>> {
+        let message = self.presence.after_pending(Arc::new(message))?;
+        let _ = self.broker.publish(message.clone(), skip);
+        Some(message)
     }
 
     /// The app's figures in the Prometheus text format, for `/metrics`.

@@ -35,6 +35,9 @@ struct Wire<'a> {
     b: Option<String>,
     #[serde(default, skip_serializing)]
     h: Option<&'a str>,
+    /// An announcement's identity ([`Kind::Announcement`]).
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    x: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A broadcast read from another node.
@@ -44,6 +47,8 @@ pub struct Received {
     pub event: String,
     pub payload: Body,
     pub kind: Kind,
+    /// An announcement's identity.
+    pub except: Option<String>,
     /// Its place in the topic's history, on a topic that keeps one.
     pub position: Option<Position>,
 }
@@ -58,7 +63,7 @@ pub enum EnvelopeError {
 }
 
 /// The envelope of a broadcast published by `origin`.
-pub fn encode(origin: &str, event: &str, payload: &Body, kind: Kind) -> Vec<u8> {
+pub fn encode(origin: &str, event: &str, payload: &Body, kind: Kind, except: Option<&str>) -> Vec<u8> {
     let (json, bytes) = match payload {
         Body::Json(text) => (RawValue::from_string(text.clone()).ok(), None),
         Body::Binary(data) => (None, Some(STANDARD.encode(data))),
@@ -66,11 +71,16 @@ pub fn encode(origin: &str, event: &str, payload: &Body, kind: Kind) -> Vec<u8> 
     let wire = Wire {
         v: VERSION,
         n: origin,
-        k: (kind == Kind::PresenceDiff).then_some("p"),
+        k: match kind {
+            Kind::Message => None,
+            Kind::PresenceDiff => Some("p"),
+            Kind::Announcement => Some("a"),
+        },
         e: event.into(),
         j: json.as_deref(),
         b: bytes,
         h: None,
+        x: except.map(Into::into),
     };
     // Serializing a struct of strings and checked JSON cannot fail.
     serde_json::to_vec(&wire).unwrap_or_default()
@@ -94,6 +104,7 @@ pub fn decode(bytes: &[u8]) -> Result<Received, EnvelopeError> {
     let kind = match wire.k {
         None => Kind::Message,
         Some("p") => Kind::PresenceDiff,
+        Some("a") => Kind::Announcement,
         Some(other) => return Err(EnvelopeError::Malformed(format!("unknown kind `{other}`"))),
     };
     let position = match wire.h {
@@ -108,6 +119,7 @@ pub fn decode(bytes: &[u8]) -> Result<Received, EnvelopeError> {
         event: wire.e.into_owned(),
         payload,
         kind,
+        except: wire.x.map(std::borrow::Cow::into_owned),
         position,
     })
 }
@@ -123,8 +135,10 @@ mod tests {
             (Body::Json(r#""just a string""#.into()), Kind::Message),
             (Body::Binary(vec![0, 159, 255, 10]), Kind::Message),
             (Body::Json(r#"{"joins":{},"leaves":{}}"#.into()), Kind::PresenceDiff),
+            (Body::Json(r#"{"user_id":7}"#.into()), Kind::Announcement),
         ] {
-            let bytes = encode("node-1", "ev\"ent", &payload, kind);
+            let except = (kind == Kind::Announcement).then_some("7");
+            let bytes = encode("node-1", "ev\"ent", &payload, kind, except);
             let received = decode(&bytes).expect("decodes");
             assert_eq!(
                 received,
@@ -133,6 +147,7 @@ mod tests {
                     event: "ev\"ent".into(),
                     payload,
                     kind,
+                    except: except.map(str::to_owned),
                     position: None,
                 }
             );
@@ -141,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_position_written_in_by_redis_is_read() {
-        let bytes = encode("n", "e", &Body::Json("1".into()), Kind::Message);
+        let bytes = encode("n", "e", &Body::Json("1".into()), Kind::Message, None);
         let text = String::from_utf8(bytes).expect("utf-8");
         let with_position = format!("{{\"h\":\"00000000000000ff:12\",{}", &text[1..]);
         let received = decode(with_position.as_bytes()).expect("decodes");

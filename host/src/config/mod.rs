@@ -250,8 +250,10 @@ pub struct Limits {
     pub max_timers_per_channel: usize,
     pub idle_timeout_ms: u64,
     pub outbound_queue: usize,
-    /// Presence diffs of one topic within this many milliseconds go out as
-    /// one `presence_diff` (0: each at once).
+    /// A busy topic's presence diffs within this many milliseconds go out
+    /// as one `presence_diff` (0: each at once). A topic is busy after a
+    /// few changes in a row each within this window of the last; until
+    /// then every change goes out at once, as in Phoenix.
     pub presence_coalesce_ms: u64,
     pub max_connections: u64,
     pub max_events_per_second: u32,
@@ -286,7 +288,7 @@ impl Default for Limits {
             max_timers_per_channel: d.max_timers_per_channel,
             idle_timeout_ms: d.idle_timeout.as_millis() as u64,
             outbound_queue: d.outbound_queue,
-            presence_coalesce_ms: 0,
+            presence_coalesce_ms: 25,
             max_connections: d.max_connections,
             max_events_per_second: d.max_events_per_second,
             max_events_per_second_per_socket: d.max_events_per_second_per_socket,

@@ -94,7 +94,7 @@ impl RedisHistory {
         let names = self.cluster.names();
         let channel = names.topic_channel(&self.tenant, &message.topic);
         let (stream, meta) = self.keys(&message.topic);
-        let envelope = envelope::encode(self.cluster.node(), &message.event, &message.payload, message.kind);
+        let envelope = envelope::encode(self.cluster.node(), &message.event, &message.payload, message.kind, message.except.as_deref());
         let verb = match names.layout {
             crate::cluster::Layout::Standalone => "PUBLISH",
             crate::cluster::Layout::Sharded => "SPUBLISH",

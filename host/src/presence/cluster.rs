@@ -116,6 +116,9 @@ impl Change {
     /// as phoenix.js applies them, so a meta that joined and left within
     /// one diff is gone.
     fn apply(self, state: &mut State, topic: &str) {
+        // Delivered to this node's clients right after: joiners from now
+        // on are shown the list with it.
+        state.listed.remove(topic);
         let keys = state.topics.entry(topic.to_owned()).or_default();
         for (key, phx_ref, json) in self.joins {
             let metas = keys.entry(key).or_default();
@@ -311,6 +314,7 @@ impl Presence {
     /// it was, for this node's clients.
     fn replace_copy(&self, topic: &str, snapshot: Vec<Entry>, node: &str) -> (Joins, Leaves) {
         let mut state = self.state.lock();
+        state.listed.remove(topic);
         let keys = state.topics.entry(topic.to_owned()).or_default();
         let mut before: HashMap<String, (String, String)> = HashMap::new();
         for (key, metas) in keys.iter_mut() {
@@ -396,6 +400,7 @@ impl Replica for Presence {
 
     fn forget(&self, topic: &str) {
         let mut state = self.state.lock();
+        state.listed.remove(topic);
         if let Some(Copy::Loading { waiters, .. }) = state.replicas.remove(topic) {
             for waiter in waiters {
                 let _ = waiter.send(());

@@ -12,16 +12,26 @@
 //! `phx_ref_prev` after an update), so diffs and lists are concatenations.
 //! Everything stored is plain data, ready to cross nodes.
 //!
+//! Scale (a join storm on one topic): a topic's `presence_state` is encoded
+//! once and its frame shared by every joiner until the topic's next
+//! published diff (see [`Presence::state_frame`]), and changes that follow
+//! a published diff within the coalescing window wait and go out as one
+//! merged diff when it ends; a change on a quiet topic goes out at once, so
+//! small rooms see exactly Phoenix's frames.
+//!
 //! In a cluster ([`cluster`]), each node keeps the presences of every node
 //! for the topics its sockets joined: its own, which it also writes to
 //! Redis, and the others', copied from Redis when it starts listening to a
 //! topic and kept current by the diffs the other nodes publish.
 
+mod announce;
 mod cluster;
+
+pub use announce::{Announcement, AnnouncementError};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,8 +39,10 @@ use parking_lot::Mutex;
 use rand::RngCore;
 use serde_json::{Map, Value};
 
-use crate::protocol::json_string;
-use crate::pubsub::{ChannelKey, SocketKey};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::protocol::{self, Outbound, Payload, Serializer, json_string};
+use crate::pubsub::{Broadcast, ChannelKey, SocketKey};
 
 /// The channel a meta belongs to: it goes when that channel goes.
 pub type Owner = (SocketKey, ChannelKey);
@@ -93,10 +105,69 @@ fn pairs(items: &[(String, String)]) -> Vec<(&str, &str)> {
 pub enum Staged {
     Now(Diff),
     /// The first diff of a new window: publish the topic's merged diff
-    /// (`take_pending`) when the window ends.
+    /// (`take_pending`) when the window ends, after this long.
     OpenedWindow(String, Duration),
     /// Merged into a window already open.
     Merged,
+}
+
+/// What a window that ended publishes, in this order: the merged diff,
+/// then the broadcasts that waited for it (a `user_joined` announced after
+/// a track follows that track's diff, as it does in Phoenix).
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub diff: Option<Diff>,
+    pub after: Vec<Arc<Broadcast>>,
+}
+
+/// Changes a topic publishes at once, one within a window of the last,
+/// before it counts as busy and its changes wait for windows: a small room
+/// (a few joins and leaves in quick succession) sees Phoenix's frames
+/// exactly, a join storm is merged.
+const BURST: u32 = 5;
+
+/// The coalescing state of an app's topics.
+#[derive(Default)]
+struct Windows {
+    /// Topics whose window is open: what it will publish.
+    open: HashMap<String, Pending>,
+    /// Topics that published lately: until when a change counts as part
+    /// of a burst, and how many changes the burst published so far.
+    recent: HashMap<String, (Instant, u32)>,
+    /// `recent` is swept of past entries when it grows beyond this.
+    sweep_at: usize,
+}
+
+impl Windows {
+    /// `topic` published now.
+    fn published(&mut self, topic: &str, window: Duration) {
+        let now = Instant::now();
+        if self.recent.len() >= self.sweep_at {
+            self.recent.retain(|_, (until, _)| *until > now);
+            self.sweep_at = (self.recent.len() * 2).max(1024);
+        }
+        match self.recent.get_mut(topic) {
+            Some((until, count)) => {
+                *count = if *until > now { count.saturating_add(1) } else { 1 };
+                *until = now + window;
+            }
+            None => {
+                self.recent.insert(topic.to_owned(), (now + window, 1));
+            }
+        }
+    }
+}
+
+/// How many encodings of one `presence_state` (per join reference, topic
+/// spelling and serializer) are kept for sharing.
+const SHARED_FRAMES: usize = 8;
+
+/// A topic's `presence_state` as last listed, and the frames made of it,
+/// shared until the topic publishes its next diff.
+struct Listed {
+    json: Arc<str>,
+    /// (join reference, topic as JSON, serializer) → the encoded push.
+    frames: Vec<(String, String, Serializer, Message)>,
 }
 
 #[derive(Default)]
@@ -108,6 +179,8 @@ struct State {
     owners: HashMap<Owner, Vec<(String, String)>>,
     /// In a cluster: the topics whose other nodes' presences are copied here.
     replicas: HashMap<String, cluster::Copy>,
+    /// Each topic's `presence_state`, encoded once (see [`Presence::state_frame`]).
+    listed: HashMap<String, Listed>,
 }
 
 /// The presences of one app.
@@ -116,7 +189,7 @@ pub struct Presence {
     state: Mutex<State>,
     /// Coalescing: diffs of one topic within this window go out as one.
     window: Option<Duration>,
-    pending: Mutex<HashMap<String, Diff>>,
+    windows: Mutex<Windows>,
     /// Set in a cluster: where this node's presences are stored and how
     /// the other nodes' are copied.
     cluster: std::sync::OnceLock<cluster::Store>,
@@ -188,28 +261,73 @@ impl Presence {
         }
     }
 
-    /// Decide how `diff` goes out (see [`Staged`]).
+    /// Decide how `diff` goes out (see [`Staged`]): at once unless the
+    /// topic is busy (it published [`BURST`] changes, each within a window
+    /// of the one before); a busy topic's change waits in the topic's
+    /// window, which ends a window after its last publish.
     pub fn stage(&self, diff: Diff) -> Staged {
         let Some(window) = self.window else {
             return Staged::Now(diff);
         };
-        let mut pending = self.pending.lock();
-        match pending.get_mut(&diff.topic) {
-            Some(open) => {
-                open.merge(diff);
-                Staged::Merged
+        let mut windows = self.windows.lock();
+        if let Some(open) = windows.open.get_mut(&diff.topic) {
+            match &mut open.diff {
+                Some(merged) => merged.merge(diff),
+                None => open.diff = Some(diff),
             }
-            None => {
+            return Staged::Merged;
+        }
+        let now = Instant::now();
+        match windows.recent.get(&diff.topic).copied() {
+            Some((until, count)) if until > now && count >= BURST => {
                 let topic = diff.topic.clone();
-                pending.insert(topic.clone(), diff);
-                Staged::OpenedWindow(topic, window)
+                windows.open.insert(
+                    topic.clone(),
+                    Pending {
+                        diff: Some(diff),
+                        after: Vec::new(),
+                    },
+                );
+                Staged::OpenedWindow(topic, until - now)
+            }
+            _ => {
+                windows.published(&diff.topic, window);
+                Staged::Now(diff)
             }
         }
     }
 
-    /// The merged diff of a window that ended.
-    pub fn take_pending(&self, topic: &str) -> Option<Diff> {
-        self.pending.lock().remove(topic)
+    /// `message` goes out after the diffs staged so far on its topic: at
+    /// once (returned) when no window is open there, else when it ends.
+    pub fn after_pending(&self, message: Arc<Broadcast>) -> Option<Arc<Broadcast>> {
+        let mut windows = self.windows.lock();
+        match windows.open.get_mut(&message.topic) {
+            Some(open) => {
+                open.after.push(message);
+                None
+            }
+            None => Some(message),
+        }
+    }
+
+    /// What a window that ended publishes; changes within the next window
+    /// wait for it in turn.
+    pub fn take_pending(&self, topic: &str) -> Pending {
+        let mut windows = self.windows.lock();
+        let pending = windows.open.remove(topic).unwrap_or_default();
+        if let Some(window) = self.window {
+            windows.published(topic, window);
+        }
+        pending
+    }
+
+    /// A diff of `topic` is about to be published: joiners from now on are
+    /// shown the list as it is now. (Until then they may be shown the list
+    /// as it was at the topic's last publish: they are subscribed already,
+    /// so the diffs published since reach them too, and phoenix.js applies
+    /// those after the state, whichever comes first.)
+    pub fn publishing(&self, topic: &str) {
+        self.state.lock().listed.remove(topic);
     }
 
     /// Track `owner` under `key` on `topic` with `meta` (a JSON object).
@@ -340,9 +458,16 @@ impl Presence {
         if let Some(listed) = self.cluster.get().and_then(|store| store.list_elsewhere(self, topic)) {
             return listed;
         }
-        let state = self.state.lock();
+        Self::encode_list(&self.state.lock(), topic)
+    }
+
+    fn encode_list(state: &State, topic: &str) -> String {
+        Self::encode_list_of(&state.topics, topic)
+    }
+
+    fn encode_list_of(topics: &HashMap<String, BTreeMap<String, Vec<Meta>>>, topic: &str) -> String {
         let mut out = String::new();
-        match state.topics.get(topic) {
+        match topics.get(topic) {
             Some(keys) => entries(
                 &mut out,
                 keys.iter()
@@ -351,6 +476,55 @@ impl Presence {
             None => out.push_str("{}"),
         }
         out
+    }
+
+    /// The `presence_state` push to a channel of `topic` joined with
+    /// `join_ref` (raw JSON), encoded once and shared (a clone of the
+    /// frame is a reference count) by every channel that joined with the
+    /// same reference until the topic publishes its next diff: in a join
+    /// storm, thousands of joiners get one frame of the whole list rather
+    /// than a copy each. `None` if the serializer cannot carry it.
+    pub fn state_frame(&self, topic: &str, join_ref: &str, topic_json: &str, serializer: Serializer) -> Option<Message> {
+        let encode = |list: &str| {
+            let message = Outbound {
+                join_ref,
+                reference: protocol::NULL,
+                topic: topic_json,
+                event: "presence_state",
+                payload: Payload::Raw(list),
+            };
+            protocol::encode_frame(serializer, &message)
+                .inspect_err(|error| tracing::warn!(topic, %error, "presence_state not sent"))
+                .ok()
+        };
+        if let Some(listed) = self.cluster.get().and_then(|store| store.list_elsewhere(self, topic)) {
+            return encode(&listed);
+        }
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let listed = match state.listed.entry(topic.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(listed) => listed.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(Listed {
+                json: Self::encode_list_of(&state.topics, topic).into(),
+                frames: Vec::new(),
+            }),
+        };
+        if let Some((.., frame)) = listed
+            .frames
+            .iter()
+            .find(|(r, t, s, _)| r == join_ref && t == topic_json && *s == serializer)
+        {
+            return Some(frame.clone());
+        }
+        let frame = encode(&listed.json)?;
+        // Joiners normally share a reference ("1" from a fresh phoenix.js
+        // socket); a few others are kept, the rest encoded each time.
+        if listed.frames.len() < SHARED_FRAMES {
+            listed
+                .frames
+                .push((join_ref.to_owned(), topic_json.to_owned(), serializer, frame.clone()));
+        }
+        Some(frame)
     }
 
     /// The number of keys present on `topic`.
@@ -435,21 +609,60 @@ mod tests {
     }
 
     #[test]
-    fn a_window_merges_a_topics_diffs_into_one() {
-        let p = Presence::new(Some(Duration::from_millis(50)));
+    fn a_quiet_topic_publishes_at_once_and_a_busy_one_merges_its_diffs_into_one() {
+        let p = Presence::new(Some(Duration::from_secs(60)));
+        for n in 0..BURST {
+            let (_, first) = p.track("t", &format!("early{n}"), "{}", (10 + u64::from(n), 1)).unwrap();
+            assert!(matches!(p.stage(first), Staged::Now(_)), "a quiet topic's first changes go out at once");
+        }
         let (_, first) = p.track("t", "1", "{}", (1, 1)).unwrap();
-        assert!(matches!(p.stage(first), Staged::OpenedWindow(ref t, _) if t == "t"));
+        assert!(matches!(p.stage(first), Staged::OpenedWindow(..)), "a busy topic's wait");
+        p.take_pending("t");
+        let (_, other) = p.track("u", "1", "{}", (1, 1)).unwrap();
+        assert!(matches!(p.stage(other), Staged::Now(_)), "windows are per topic");
         let (_, second) = p.track("t", "2", "{}", (2, 2)).unwrap();
-        assert!(matches!(p.stage(second), Staged::Merged));
+        assert!(matches!(p.stage(second), Staged::OpenedWindow(ref t, wait) if t == "t" && wait <= Duration::from_secs(60)));
+        let (_, third) = p.track("t", "3", "{}", (3, 3)).unwrap();
+        assert!(matches!(p.stage(third), Staged::Merged));
         let left = p.untrack("t", "1", (1, 1)).unwrap();
         assert!(matches!(p.stage(left), Staged::Merged));
-        let merged = parse(&p.take_pending("t").expect("pending").payload());
+        let announced = Arc::new(Broadcast::new("t".into(), "user_joined".into(), protocol::Body::Json("{}".into()), None));
+        assert!(p.after_pending(announced).is_none(), "waits for the window's diff");
+        let quiet = Arc::new(Broadcast::new("v".into(), "user_joined".into(), protocol::Body::Json("{}".into()), None));
+        assert!(p.after_pending(quiet).is_some(), "no window open on that topic");
+        let pending = p.take_pending("t");
+        let merged = parse(&pending.diff.expect("merged").payload());
         assert_eq!(merged["joins"].as_object().map(|o| o.len()), Some(2));
         assert_eq!(merged["leaves"].as_object().map(|o| o.len()), Some(1));
-        assert!(p.take_pending("t").is_none());
+        assert_eq!(pending.after.len(), 1);
+        assert!(p.take_pending("t").diff.is_none());
+        let (_, fourth) = p.track("t", "4", "{}", (4, 4)).unwrap();
+        assert!(matches!(p.stage(fourth), Staged::OpenedWindow(..)), "a window after the last publish");
         let unbatched = Presence::default();
         let (_, now) = unbatched.track("t", "1", "{}", (1, 1)).unwrap();
         assert!(matches!(unbatched.stage(now), Staged::Now(_)));
+        assert!(matches!(unbatched.stage(diff("t", &[], &[])), Staged::Now(_)));
+    }
+
+    #[test]
+    fn the_state_frame_is_shared_until_the_topic_publishes() {
+        let p = Presence::default();
+        p.track("t", "1", r#"{"n":1}"#, (1, 1)).unwrap();
+        let first = p.state_frame("t", "\"1\"", "\"t\"", Serializer::V2).expect("frame");
+        let Message::Text(text) = &first else { panic!("a text frame") };
+        assert!(text.as_str().starts_with(r#"["1",null,"t","presence_state",{"1":{"metas":[{"n":1,"phx_ref":"#), "{text}");
+        p.track("t", "2", "{}", (2, 2)).unwrap();
+        let again = p.state_frame("t", "\"1\"", "\"t\"", Serializer::V2).expect("frame");
+        let (Message::Text(a), Message::Text(b)) = (&first, &again) else { panic!("text frames") };
+        assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr(), "the same bytes, not a copy");
+        let other_ref = p.state_frame("t", "\"2\"", "\"t\"", Serializer::V2).expect("frame");
+        let Message::Text(c) = &other_ref else { panic!("a text frame") };
+        assert!(c.as_str().starts_with(r#"["2",null,"t","#));
+        assert!(!c.as_str().contains(r#""2":{"metas""#), "the list as it was when first listed");
+        p.publishing("t");
+        let Message::Text(d) = p.state_frame("t", "\"1\"", "\"t\"", Serializer::V2).expect("frame") else { panic!("a text frame") };
+        assert!(d.as_str().contains(r#""2":{"metas""#), "relisted after a publish: {d}");
+        assert!(p.list("t").contains(r#""2":{"metas""#), "`list` is always the live list");
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl Broker for ClusterBroker {
 
     fn publish(&self, message: Arc<Broadcast>, skip: Option<SocketKey>) -> Result<usize, PublishError> {
         let delivered = self.local.deliver(&message, skip);
-        let envelope = envelope::encode(self.cluster.node(), &message.event, &message.payload, message.kind);
+        let envelope = envelope::encode(self.cluster.node(), &message.event, &message.payload, message.kind, message.except.as_deref());
         self.cluster
             .link()
             .publish(self.channel(&message.topic), envelope)
@@ -147,7 +147,7 @@ impl Member for ClusterBroker {
         if message.origin == self.cluster.node() && message.position.is_none() {
             return;
         }
-        let mut broadcast = Broadcast::of_kind(topic.to_owned(), message.event, message.payload, None, message.kind);
+        let mut broadcast = Broadcast::of_kind(topic.to_owned(), message.event, message.payload, None, message.kind).except(message.except);
         if let Some(position) = message.position {
             broadcast = broadcast.at(position);
         }
@@ -172,7 +172,7 @@ impl ClusterBroker {
     /// Publish `message` to the other nodes only, without delivering it
     /// here (the node's own subscribers saw it already).
     pub fn publish_elsewhere(&self, message: &Broadcast) -> Result<(), PublishError> {
-        let envelope = envelope::encode(self.cluster.node(), &message.event, &message.payload, message.kind);
+        let envelope = envelope::encode(self.cluster.node(), &message.event, &message.payload, message.kind, message.except.as_deref());
         self.cluster
             .link()
             .publish(self.channel(&message.topic), envelope)

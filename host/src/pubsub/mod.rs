@@ -45,6 +45,9 @@ pub struct Broadcast {
     pub from: Option<ChannelKey>,
     /// What the message is to the nodes that replicate state from it.
     pub kind: Kind,
+    /// An announcement's identity: channels identified as this one do not
+    /// receive it.
+    pub except: Option<String>,
     /// Where it stands in its topic's history, on a topic that keeps one.
     pub position: Option<Position>,
     encoded: [OnceLock<Option<Message>>; 2],
@@ -97,6 +100,11 @@ pub enum Kind {
     /// topic's presences apply it before delivering it (a plugin may well
     /// broadcast an event of that name itself; that one is a `Message`).
     PresenceDiff,
+    /// A presence announcement ([`crate::presence::Announcement`]): pushed
+    /// by the host to each joined channel of the topic, with the channel's
+    /// join reference, except to the channels identified as its `except`;
+    /// never through `handle-out`.
+    Announcement,
 }
 
 impl std::fmt::Debug for Broadcast {
@@ -107,6 +115,7 @@ impl std::fmt::Debug for Broadcast {
             .field("payload", &self.payload)
             .field("from", &self.from)
             .field("kind", &self.kind)
+            .field("except", &self.except)
             .field("position", &self.position)
             .finish_non_exhaustive()
     }
@@ -124,10 +133,17 @@ impl Broadcast {
             payload,
             from,
             kind,
+            except: None,
             position: None,
             encoded: [OnceLock::new(), OnceLock::new()],
             derived: OnceLock::new(),
         }
+    }
+
+    /// The same broadcast, not for the channels identified as `except`.
+    pub fn except(mut self, except: Option<String>) -> Self {
+        self.except = except;
+        self
     }
 
     /// The same broadcast at `position` in its topic's history.

@@ -61,6 +61,12 @@ impl ChannelScope {
 pub enum Effect {
     /// Push to this channel's client.
     Push { event: String, payload: crate::protocol::Body },
+    /// Push `presence_state` of the channel's topic, a frame shared with
+    /// the topic's other joiners ([`crate::presence::Presence::state_frame`]).
+    PresenceState,
+    /// Who this channel is to presence announcements, and what its topic
+    /// is told when it ends (`presence.identify`).
+    Identify { identity: String, left: Option<crate::presence::Announcement> },
     /// A broadcast this socket published: delivered to its own subscribed
     /// channels here, in order, rather than through its mailbox.
     Deliver(Arc<Broadcast>),

@@ -50,6 +50,11 @@ pub(super) struct Channel {
     /// replayed already (or, if the client was not recovered, are older
     /// than where it goes on from), and are skipped.
     replayed_through: Option<Position>,
+    /// Who the channel is to presence announcements (`presence.identify`):
+    /// it does not receive those that except this identity.
+    identity: Option<String>,
+    /// Announced to the topic when the channel ends.
+    on_leave: Option<crate::presence::Announcement>,
 }
 
 /// A position no history has (epochs are never 0): recovering from it
@@ -251,6 +256,8 @@ impl Connection {
                     extra_topics: HashSet::new(),
                     replayed_through: None,
                     http_in_flight: HashSet::new(),
+                    identity: None,
+                    on_leave: None,
                 };
                 self.channels.insert(key, Box::new(channel));
                 self.topics.insert(topic.clone(), key);
@@ -349,7 +356,11 @@ impl Connection {
                 {
                     return;
                 }
-                if channel.intercepts.contains(&delivery.message.event) {
+                if delivery.message.kind == crate::pubsub::Kind::Announcement {
+                    if delivery.message.except.is_none() || channel.identity != delivery.message.except {
+                        self.push(delivery.channel, &delivery.message.event, delivery.message.payload.outbound());
+                    }
+                } else if channel.intercepts.contains(&delivery.message.event) {
                     self.intercepted(delivery.channel, &delivery);
                 } else if let Some(frame) = delivery.message.frame(self.serializer) {
                     self.outbox.push(frame);
@@ -625,6 +636,13 @@ impl Connection {
         for effect in effects {
             match effect {
                 Effect::Push { event, payload } => self.push(key, &event, payload.outbound()),
+                Effect::PresenceState => self.push_presence_state(key),
+                Effect::Identify { identity, left } => {
+                    if let Some(channel) = self.channels.get_mut(&key) {
+                        channel.identity = Some(identity);
+                        channel.on_leave = left;
+                    }
+                }
                 Effect::Deliver(message) => self.deliver_own(message),
                 Effect::SendAfter { id, delay_ms, message } => self.start_timer(key, id, delay_ms, message),
                 Effect::Cancel(id) => {
@@ -671,10 +689,13 @@ impl Connection {
                 kind,
             };
             let needs_call = match kind {
-                Subscription::Joined => self
-                    .channels
-                    .get(&channel)
-                    .is_some_and(|c| c.intercepts.contains(&message.event)),
+                Subscription::Joined => {
+                    message.kind != crate::pubsub::Kind::Announcement
+                        && self
+                            .channels
+                            .get(&channel)
+                            .is_some_and(|c| c.intercepts.contains(&message.event))
+                }
                 Subscription::Extra => true,
                 Subscription::SocketId => false,
             };
@@ -816,6 +837,15 @@ impl Connection {
             // longer push or set timers, having left.
             self.deliver_broadcasts(ctx);
         }
+        // What it asked the topic to be told when it ends, after its
+        // terminate (whose broadcasts come first, as a `user_left` from
+        // Phoenix's terminate does) and before its presences' `leaves`.
+        // Published at once, as Phoenix's terminate broadcasts.
+        if let Some(left) = channel.on_leave.take() {
+            let message = Arc::new(left.broadcast(&channel.topic, None));
+            let _ = self.app.broker.publish(message.clone(), Some(self.key));
+            self.deliver_own(message);
+        }
         // Its presences go after its terminate ran (Phoenix order: a
         // `user_left` broadcast from terminate precedes the `leaves` diff).
         self.untrack_presences(key);
@@ -865,6 +895,20 @@ impl Connection {
             payload,
         };
         write(&mut self.outbox, self.serializer, &message);
+    }
+
+    /// `presence_state` to the channel's client: the topic's shared frame.
+    fn push_presence_state(&mut self, key: ChannelKey) {
+        let Some(channel) = self.channels.get(&key) else {
+            return;
+        };
+        if let Some(frame) = self
+            .app
+            .presence
+            .state_frame(&channel.topic, &channel.join_ref, &channel.topic_json, self.serializer)
+        {
+            self.outbox.push(frame);
+        }
     }
 
     /// A reply on a joined channel carries the channel's join reference,

@@ -9,13 +9,17 @@
 //!   in the key-value store (ids count up per room) and broadcast.
 //! - `typing`, `delete_message` (author only), `history` (last 50).
 //! - `user_joined` is hidden from every channel of the joining user, and
-//!   every `user_left` pushed gets a `left_at`.
+//!   every `user_left` pushed gets a `left_at`. The host does both
+//!   (`presence::identify` and `presence::announce`): no `handle_out` call
+//!   per member, so a join into a room of thousands costs what a join
+//!   into an empty room costs.
 
 use std::time::Duration;
 
+use plume_sdk::presence::Announcement;
 use plume_sdk::{
-    Channel, HandleIn, HandleInfo, HandleOut, Join, Payload, Reply, Socket, Value, channel, clock,
-    json, kv, log, presence, timers, token,
+    Channel, HandleIn, HandleInfo, Join, Payload, Reply, Socket, Value, channel, clock, json, kv,
+    log, presence, timers, token,
 };
 use serde::{Deserialize, Serialize};
 
@@ -205,6 +209,14 @@ impl Channel for Chat {
             _ => return Join::error(json!({"reason": "invalid_token"})),
         };
         socket.assign("chat_user", json!(user));
+        // Who this channel is (every tab of a user alike, so none of them
+        // hears that user's `user_joined`), and the `user_left` the room
+        // hears when it ends, stamped with `left_at`.
+        let identified = Announcement::new("user_left", &json!({"user_id": user.id}))
+            .and_then(|left| presence::identify(&user.id.to_string(), Some(&left.stamped("left_at"))));
+        if let Err(err) = identified {
+            log::error(&format!("cannot identify the user: {err}"));
+        }
         if let Err(err) = timers::send_self(&json!({"after_join": true})) {
             log::error(&format!("cannot schedule the after-join work: {err}"));
         }
@@ -245,37 +257,12 @@ impl Channel for Chat {
         if let Err(err) = presence::push_state() {
             log::error(&format!("cannot push presence_state: {err}"));
         }
-        let _ = channel::broadcast("user_joined", &json!({"name": user.name, "user_id": user.id}));
+        let joined = Announcement::new("user_joined", &json!({"name": user.name, "user_id": user.id}))
+            .and_then(|joined| presence::announce(&user.id.to_string(), &joined));
+        if let Err(err) = joined {
+            log::error(&format!("cannot announce the user: {err}"));
+        }
         HandleInfo::NoReply
-    }
-
-    fn intercepts() -> &'static [&'static str] {
-        &["user_joined", "user_left"]
-    }
-
-    fn handle_out(event: &str, payload: Payload, socket: &mut Socket) -> HandleOut {
-        let mine = socket.get::<ChatUser>("chat_user").map(|u| u.id);
-        let Ok(mut value) = payload.value() else {
-            return HandleOut::Push;
-        };
-        match event {
-            // Not to any channel of the user who joined: not this tab, nor
-            // the same user's other tabs.
-            "user_joined" if value.get("user_id").and_then(Value::as_i64) == mine => HandleOut::Drop,
-            "user_left" => {
-                if let Some(map) = value.as_object_mut() {
-                    map.insert("left_at".into(), json!(now_seconds()));
-                }
-                HandleOut::push_changed(value)
-            }
-            _ => HandleOut::Push,
-        }
-    }
-
-    fn terminate(_reason: &str, socket: &Socket) {
-        if let Some(user) = socket.get::<ChatUser>("chat_user") {
-            let _ = channel::broadcast("user_left", &json!({"user_id": user.id}));
-        }
     }
 }
 

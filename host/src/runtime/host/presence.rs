@@ -6,7 +6,7 @@
 
 use super::HostState;
 use crate::presence::PresenceError as Error;
-use crate::runtime::bindings::imports::presence::{Host, PresenceError};
+use crate::runtime::bindings::imports::presence::{Announcement, Host, PresenceError};
 
 impl From<Error> for PresenceError {
     fn from(e: Error) -> Self {
@@ -26,6 +26,17 @@ fn granted(call: &crate::runtime::context::CallContext) -> Result<(), PresenceEr
         .capabilities
         .check(crate::app::Capability::Presence)
         .map_err(PresenceError::NotGranted)
+}
+
+impl From<crate::presence::AnnouncementError> for PresenceError {
+    fn from(e: crate::presence::AnnouncementError) -> Self {
+        PresenceError::InvalidJson(e.to_string())
+    }
+}
+
+/// The host's form of a plugin's announcement, checked.
+fn announcement(message: Announcement) -> Result<crate::presence::Announcement, PresenceError> {
+    Ok(crate::presence::Announcement::new(message.event, &message.payload, message.stamp)?)
 }
 
 impl HostState {
@@ -94,13 +105,36 @@ impl Host for HostState {
     }
 
     fn push_state(&mut self) -> Result<(), PresenceError> {
-        let (topic, _) = self.presence_scope()?;
+        self.presence_scope()?;
+        self.call().effects.push(crate::runtime::context::Effect::PresenceState);
+        Ok(())
+    }
+
+    fn identify(&mut self, identity: String, left: Option<Announcement>) -> Result<(), PresenceError> {
+        self.presence_scope()?;
+        let left = left.map(announcement).transpose()?;
+        self.call()
+            .effects
+            .push(crate::runtime::context::Effect::Identify { identity, left });
+        Ok(())
+    }
+
+    fn announce(&mut self, except: String, message: Announcement) -> Result<(), PresenceError> {
+        let (topic, (socket, _)) = self.presence_scope()?;
+        // A broadcast, counted as one (`max_events_per_second`).
+        let app = &self.call().app;
+        if !app.rates.events.take() {
+            crate::app::Figures::count(&app.figures.limit_refusals, 1);
+            return Err(PresenceError::Limit(format!(
+                "rate limited: this app allows {} events per second (max_events_per_second)",
+                app.rates.events.limit()
+            )));
+        }
+        let message = announcement(message)?.broadcast(&topic, Some(except));
         let call = self.call();
-        let payload = call.app.presence.list(&topic);
-        call.effects.push(crate::runtime::context::Effect::Push {
-            event: "presence_state".into(),
-            payload: crate::protocol::Body::Json(payload),
-        });
+        if let Some(message) = call.app.announce_after_presence(message, Some(socket)) {
+            call.effects.push(crate::runtime::context::Effect::Deliver(message));
+        }
         Ok(())
     }
 

@@ -14,6 +14,15 @@ use crate::runtime::host::HostState;
 
 type ChannelResult = Result<(), guest::channel::ChannelError>;
 
+/// A native plugin's announcement in the host's binding type.
+fn announcement(message: &guest::presence::Announcement) -> presence::Announcement {
+    presence::Announcement {
+        event: message.event.clone(),
+        payload: message.payload.clone(),
+        stamp: message.stamp.clone(),
+    }
+}
+
 impl NativeHost for HostState {
     fn channel_push(&mut self, event: &str, payload: &Payload) -> ChannelResult {
         channel::Host::push(self, event.to_owned(), payload.into()).map_err(Into::into)
@@ -85,6 +94,14 @@ impl NativeHost for HostState {
 
     fn presence_push_state(&mut self) -> Result<(), guest::presence::PresenceError> {
         presence::Host::push_state(self).map_err(Into::into)
+    }
+
+    fn presence_identify(&mut self, identity: &str, left: Option<&guest::presence::Announcement>) -> Result<(), guest::presence::PresenceError> {
+        presence::Host::identify(self, identity.to_owned(), left.map(announcement)).map_err(Into::into)
+    }
+
+    fn presence_announce(&mut self, except: &str, message: &guest::presence::Announcement) -> Result<(), guest::presence::PresenceError> {
+        presence::Host::announce(self, except.to_owned(), announcement(message)).map_err(Into::into)
     }
 
     fn kv_get(&mut self, key: &str) -> Result<Option<guest::kv::Entry>, guest::kv::KvError> {
