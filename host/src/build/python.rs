@@ -186,6 +186,14 @@ fn componentize_py(workspace: &Path, name: &str, dir: &Path) -> anyhow::Result<O
     if installed_version(&componentize).as_deref() == Some(COMPONENTIZE_PY) {
         return Ok(Some(componentize));
     }
+    // Builds of two Python plugins (by two processes) share the
+    // environment: one installs, the other waits and finds it done.
+    let lock_path = workspace.join("target/plugins/python-venv.lock");
+    let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    if installed_version(&componentize).as_deref() == Some(COMPONENTIZE_PY) {
+        return Ok(Some(componentize));
+    }
     let python = std::env::var_os("PLUME_PYTHON").unwrap_or_else(|| "python3".into());
     let has_venv = Command::new(&python)
         .args(["-c", "import ensurepip, venv"])
