@@ -281,7 +281,7 @@ mod tests {
         let json = host_types::Payload::Json(r#" {"b": 1} "#.into());
         let binary = host_types::Payload::Binary(vec![0, 255, 7]);
         for payload in [json, binary] {
-            let guest = guest_types::Payload::from(&payload);
+            let guest = guest_types::Payload::from(LentPayload::from(&payload));
             assert_eq!(parts(host_types::Payload::from(&guest)), parts(payload.clone()));
             assert_eq!(parts(host_types::Payload::from(guest)), parts(payload));
         }
