@@ -126,35 +126,57 @@ pub struct Pending {
 /// exactly, a join storm is merged.
 const BURST: u32 = 5;
 
+/// The longest a busy topic's window grows to.
+const LONGEST_WINDOW: Duration = Duration::from_secs(1);
+
+/// A topic that published lately.
+#[derive(Clone, Copy)]
+struct Recent {
+    /// Until when a change counts as part of the burst.
+    until: Instant,
+    /// Changes the burst published so far.
+    count: u32,
+    /// The topic's window now: it doubles with each window a busy topic
+    /// fills, up to [`LONGEST_WINDOW`], so that a long join storm sends
+    /// fewer, larger diffs and its joiners share fewer versions of the
+    /// list; it is back to the configured window once the topic is quiet.
+    window: Duration,
+}
+
 /// The coalescing state of an app's topics.
 #[derive(Default)]
 struct Windows {
     /// Topics whose window is open: what it will publish.
     open: HashMap<String, Pending>,
-    /// Topics that published lately: until when a change counts as part
-    /// of a burst, and how many changes the burst published so far.
-    recent: HashMap<String, (Instant, u32)>,
+    /// Topics that published lately.
+    recent: HashMap<String, Recent>,
     /// `recent` is swept of past entries when it grows beyond this.
     sweep_at: usize,
 }
 
 impl Windows {
-    /// `topic` published now.
-    fn published(&mut self, topic: &str, window: Duration) {
+    /// `topic` published now; `filled`: a window's merged diff.
+    fn published(&mut self, topic: &str, base: Duration, filled: bool) {
         let now = Instant::now();
         if self.recent.len() >= self.sweep_at {
-            self.recent.retain(|_, (until, _)| *until > now);
+            self.recent.retain(|_, recent| recent.until > now);
             self.sweep_at = (self.recent.len() * 2).max(1024);
         }
-        match self.recent.get_mut(topic) {
-            Some((until, count)) => {
-                *count = if *until > now { count.saturating_add(1) } else { 1 };
-                *until = now + window;
+        let recent = self.recent.entry(topic.to_owned()).or_insert(Recent {
+            until: now,
+            count: 0,
+            window: base,
+        });
+        if recent.until > now {
+            recent.count = recent.count.saturating_add(1);
+            if filled {
+                recent.window = (recent.window * 2).min(LONGEST_WINDOW.max(base));
             }
-            None => {
-                self.recent.insert(topic.to_owned(), (now + window, 1));
-            }
+        } else {
+            recent.count = 1;
+            recent.window = base;
         }
+        recent.until = now + recent.window;
     }
 }
 
@@ -264,7 +286,8 @@ impl Presence {
     /// Decide how `diff` goes out (see [`Staged`]): at once unless the
     /// topic is busy (it published [`BURST`] changes, each within a window
     /// of the one before); a busy topic's change waits in the topic's
-    /// window, which ends a window after its last publish.
+    /// window, which ends a window after its last publish (the window
+    /// grows while the topic stays busy: see [`Recent`]).
     pub fn stage(&self, diff: Diff) -> Staged {
         let Some(window) = self.window else {
             return Staged::Now(diff);
@@ -279,7 +302,7 @@ impl Presence {
         }
         let now = Instant::now();
         match windows.recent.get(&diff.topic).copied() {
-            Some((until, count)) if until > now && count >= BURST => {
+            Some(Recent { until, count, .. }) if until > now && count >= BURST => {
                 let topic = diff.topic.clone();
                 windows.open.insert(
                     topic.clone(),
@@ -291,7 +314,7 @@ impl Presence {
                 Staged::OpenedWindow(topic, until - now)
             }
             _ => {
-                windows.published(&diff.topic, window);
+                windows.published(&diff.topic, window, false);
                 Staged::Now(diff)
             }
         }
@@ -316,7 +339,7 @@ impl Presence {
         let mut windows = self.windows.lock();
         let pending = windows.open.remove(topic).unwrap_or_default();
         if let Some(window) = self.window {
-            windows.published(topic, window);
+            windows.published(topic, window, pending.diff.is_some());
         }
         pending
     }
@@ -638,6 +661,17 @@ mod tests {
         assert!(p.take_pending("t").diff.is_none());
         let (_, fourth) = p.track("t", "4", "{}", (4, 4)).unwrap();
         assert!(matches!(p.stage(fourth), Staged::OpenedWindow(..)), "a window after the last publish");
+        let short = Presence::new(Some(Duration::from_millis(100)));
+        for n in 0..=BURST {
+            let (_, d) = short.track("s", &n.to_string(), "{}", (u64::from(n), 9)).unwrap();
+            short.stage(d);
+        }
+        short.take_pending("s");
+        let (_, d) = short.track("s", "x", "{}", (99, 9)).unwrap();
+        assert!(
+            matches!(short.stage(d), Staged::OpenedWindow(_, wait) if wait > Duration::from_millis(100)),
+            "a busy topic's window grows"
+        );
         let unbatched = Presence::default();
         let (_, now) = unbatched.track("t", "1", "{}", (1, 1)).unwrap();
         assert!(matches!(unbatched.stage(now), Staged::Now(_)));

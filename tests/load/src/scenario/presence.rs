@@ -62,6 +62,9 @@ struct PresenceResult {
     cpu: CpuReport,
 }
 
+/// phoenix.js's heartbeat interval.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
 /// What one member saw until its list was complete.
 struct Member {
     messages: u64,
@@ -141,10 +144,17 @@ async fn member(target: Arc<Target>, gate: Arc<Semaphore>, index: usize, topic: 
     let mut present: HashSet<String> = HashSet::new();
     let (mut messages, mut bytes) = (0u64, 0u64);
     let mut joined_at = Instant::now();
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
     while present.len() < members {
-        let frame = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .map_err(|_| ClientError::Timeout("a complete presence list"))?;
+        // A heartbeat every 30 s, as phoenix.js sends, so that a long run
+        // is not closed as idle.
+        let frame = tokio::select! {
+            frame = tokio::time::timeout_at(deadline, ws.next()) => frame.map_err(|_| ClientError::Timeout("a complete presence list"))?,
+            _ = heartbeat.tick() => {
+                ws.send(Message::text(wire::heartbeat(wire::JOIN_REF + 1))).await?;
+                continue;
+            }
+        };
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(_))) | None => return Err(ClientError::Closed),
