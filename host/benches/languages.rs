@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plume::app::App;
-use plume::runtime::{CallContext, ChannelScope, ChannelVersion, CompileCache, Runtime, Settings, SocketView, WitPayload};
+use plume::runtime::{CallContext, ChannelScope, ChannelVersion, CompileCache, LentPayload, Runtime, Settings, SocketView};
 
 const ASSIGNS: &str = r#"{"user":{"id":42,"name":"user-42","role":"user"}}"#;
 const CASES: [(&str, &str); 2] = [("ping", r#"{"hello":"world","n":1}"#), ("new_msg", r#"{"body":5}"#)];
@@ -131,8 +131,8 @@ impl Room {
     fn call(&self, event: &str, payload: &str) -> Result<(), plume::runtime::Fault> {
         let scope = ChannelScope::new(1, 1, self.topic.clone());
         let ctx = CallContext::new(self.app.clone(), self.plugin.name.clone(), self.config.clone(), Some(scope));
-        let payload = WitPayload::Json(black_box(payload).to_owned());
-        let (_ctx, handled) = self.version.handle_in(ctx, black_box(event), &payload, &self.view);
+        let payload = LentPayload::Json(black_box(payload));
+        let (_ctx, handled) = self.version.handle_in(ctx, black_box(event), payload, &self.view);
         black_box(handled).map(|_| ())
     }
 
