@@ -28,7 +28,10 @@ pub struct ChannelVersion {
     intercepts: OnceLock<Arc<HashSet<String>>>,
 }
 
-/// What runs a version's calls.
+/// What runs a version's calls. There is one per plugin version, so the
+/// wasm variant's size costs nothing, while boxing it would add a pointer
+/// chase to every call.
+#[allow(clippy::large_enum_variant)]
 enum Engine {
     /// Pooled instances of a WebAssembly component: the sandbox.
     Wasm(Pool<ChannelInstance>),
