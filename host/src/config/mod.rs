@@ -288,7 +288,7 @@ impl Default for Limits {
             max_timers_per_channel: d.max_timers_per_channel,
             idle_timeout_ms: d.idle_timeout.as_millis() as u64,
             outbound_queue: d.outbound_queue,
-            presence_coalesce_ms: 25,
+            presence_coalesce_ms: 0,
             max_connections: d.max_connections,
             max_events_per_second: d.max_events_per_second,
             max_events_per_second_per_socket: d.max_events_per_second_per_socket,
