@@ -35,12 +35,23 @@ pub fn plugin_dir(workspace: &Path) -> PathBuf {
 /// The plugin crates in a folder of a workspace: every
 /// `<folder>/<name>/Cargo.toml`.
 pub fn plugin_names(workspace: &Path, folder: &str) -> anyhow::Result<Vec<String>> {
+    folders_where(workspace, folder, |path| Ok(path.join("Cargo.toml").is_file()))
+}
+
+/// The names, sorted, of the entries of `<workspace>/<folder>` that
+/// `is_plugin` accepts: how each kind of plugin (cargo, npm, Python) is
+/// listed, by its own manifest.
+fn folders_where(
+    workspace: &Path,
+    folder: &str,
+    is_plugin: impl Fn(&Path) -> anyhow::Result<bool>,
+) -> anyhow::Result<Vec<String>> {
     let dir = workspace.join(folder);
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let entry = entry?;
-        if entry.path().join("Cargo.toml").is_file() {
-            names.push(entry.file_name().to_string_lossy().into_owned());
+        let path = entry?.path();
+        if is_plugin(&path)? {
+            names.extend(path.file_name().map(|name| name.to_string_lossy().into_owned()));
         }
     }
     names.sort();

@@ -29,23 +29,16 @@ pub const OUT_VAR: &str = "PLUME_PLUGIN_OUT";
 /// The npm plugins in a folder of a workspace: every `<folder>/<name>/`
 /// whose `package.json` has a `build` script.
 pub fn plugin_names(workspace: &Path, folder: &str) -> anyhow::Result<Vec<String>> {
-    let dir = workspace.join(folder);
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
+    super::folders_where(workspace, folder, |path| {
         let manifest = path.join("package.json");
         if !manifest.is_file() {
-            continue;
+            return Ok(false);
         }
         let text = std::fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
         let package: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", manifest.display()))?;
-        if package["scripts"]["build"].is_string() {
-            names.extend(path.file_name().map(|name| name.to_string_lossy().into_owned()));
-        }
-    }
-    names.sort();
-    Ok(names)
+        Ok(package["scripts"]["build"].is_string())
+    })
 }
 
 /// Build the npm plugins of `folder` into `out_dir`. Without npm they are

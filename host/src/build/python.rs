@@ -89,16 +89,9 @@ pub fn manifest(dir: &Path) -> anyhow::Result<Option<Manifest>> {
 /// The Python plugins in a folder of a workspace: every `<folder>/<name>/`
 /// whose `pyproject.toml` has a `[tool.plume]` table.
 pub fn plugin_names(workspace: &Path, folder: &str) -> anyhow::Result<Vec<String>> {
-    let dir = workspace.join(folder);
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
-        if path.join("pyproject.toml").is_file() && manifest(&path)?.is_some() {
-            names.extend(path.file_name().map(|name| name.to_string_lossy().into_owned()));
-        }
-    }
-    names.sort();
-    Ok(names)
+    super::folders_where(workspace, folder, |path| {
+        Ok(path.join("pyproject.toml").is_file() && manifest(path)?.is_some())
+    })
 }
 
 /// Build the Python plugins of `folder` into `out_dir`. Without Python
