@@ -125,12 +125,7 @@ fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
     assert!(stdout.contains("test result: ok. 5 passed"), "the channel plugin's tests: {stdout}");
     assert!(stdout.contains("test result: ok. 2 passed"), "the socket plugin's tests: {stdout}");
 
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_plume"));
-    serve
-        .current_dir(&scratch)
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-        .arg(scratch.join("plume.toml"));
-    let server = Server::spawn_command(serve, None, Duration::from_secs(60)).expect("plume serve starts");
+    let server = serve(&scratch, Duration::from_secs(60));
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -184,13 +179,8 @@ fn a_new_python_or_javascript_plugin_builds_and_serves_its_topic() {
 
     let built = plume(&scratch, &["build"]);
     assert!(built.status.success(), "plume build failed:\n{}", text(&built.stderr));
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_plume"));
-    serve
-        .current_dir(&scratch)
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-        .arg(scratch.join("plume.toml"));
     // Two interpreters' components to compile on a first start.
-    let server = Server::spawn_command(serve, None, Duration::from_secs(600)).expect("plume serve starts");
+    let server = serve(&scratch, Duration::from_secs(600));
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -369,4 +359,15 @@ fn tempdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// `plume serve` on the scratch workspace's configuration, given `patience`
+/// to compile its plugins.
+fn serve(scratch: &Path, patience: Duration) -> Server {
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_plume"));
+    serve
+        .current_dir(scratch)
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(scratch.join("plume.toml"));
+    Server::spawn_command(serve, None, patience).expect("plume serve starts")
 }
