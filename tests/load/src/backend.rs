@@ -107,6 +107,10 @@ struct BackendResult {
     slow_backend: SlowBackend,
 }
 
+/// The server's `SECRET_KEY_BASE` (an app served with `--config` needs one
+/// of its own) and its clients' tokens' secret.
+const SECRET: &str = "plume-load-backend-secret-key-base-0123456789abcdef0123456789abcdef";
+
 fn config(plugins: &std::path::Path, backend: &str, args: &BackendArgs) -> String {
     let p = plugins.display();
     let per_channel = args.in_flight.div_ceil(args.channels.max(1));
@@ -162,11 +166,14 @@ pub fn run(args: &BackendArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Res
     let config_path = dir.join("plume.toml");
     std::fs::write(&config_path, config(&plugins, &format!("http://{backend}"), args))?;
     let mut command = Command::new(&args.plume);
-    command.args(["serve", "--bind", "127.0.0.1:0", "--config"]).arg(&config_path);
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .env("SECRET_KEY_BASE", SECRET);
     let server = Server::start("plume", command)?;
     let (pid, addr) = (server.pid(), server.addr);
     let result = runtime.block_on(async {
-        let target = Arc::new(Target::new(&format!("ws://{addr}/socket/websocket"), 4, Some(pid))?);
+        let target = Arc::new(Target::new(&format!("ws://{addr}/socket/websocket"), 4, Some(pid))?.with_secret(SECRET));
         eprintln!("plume-load backend: publish rates, {} s each", args.seconds);
         let publish = publish(args, &target, addr).await?;
         eprintln!("plume-load backend: ping latency quiet, then with {} requests in flight to a {} ms backend", args.in_flight, args.backend_delay_ms);
