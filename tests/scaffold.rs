@@ -110,20 +110,22 @@ fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
     assert_eq!(unchanged, config, "an app has one socket plugin: the configuration is left as it was");
 
     let real_target = support::workspace().join("target").canonicalize().expect("target");
-    let tested = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&scratch)
-        .env("CARGO_TARGET_DIR", real_target)
-        .args(["test", "--release", "-p", "greeter", "-p", "gatekeeper"])
-        .output()
-        .expect("run cargo test");
-    let stdout = text(&tested.stdout);
-    assert!(
-        tested.status.success(),
-        "the generated test fails:\n{stdout}\n{}",
-        text(&tested.stderr)
-    );
-    assert!(stdout.contains("test result: ok. 5 passed"), "the channel plugin's tests: {stdout}");
-    assert!(stdout.contains("test result: ok. 2 passed"), "the socket plugin's tests: {stdout}");
+    // `plume test NAME` runs a Rust plugin's tests with cargo.
+    for (name, passed) in [("greeter", 5), ("gatekeeper", 2)] {
+        let tested = Command::new(env!("CARGO_BIN_EXE_plume"))
+            .current_dir(&scratch)
+            .env("CARGO_TARGET_DIR", &real_target)
+            .args(["test", name])
+            .output()
+            .expect("run plume test");
+        let stdout = text(&tested.stdout);
+        assert!(
+            tested.status.success(),
+            "the generated test of {name} fails:\n{stdout}\n{}",
+            text(&tested.stderr)
+        );
+        assert!(stdout.contains(&format!("test result: ok. {passed} passed")), "{name}'s tests: {stdout}");
+    }
 
     let server = serve(&scratch, Duration::from_secs(60));
     tokio::runtime::Builder::new_current_thread()
@@ -149,7 +151,7 @@ fn a_new_plugin_builds_passes_its_test_and_serves_its_topic() {
 }
 
 #[test]
-fn a_new_python_or_javascript_plugin_builds_and_serves_its_topic() {
+fn a_new_python_or_javascript_plugin_builds_passes_its_own_tests_and_serves_its_topic() {
     // The real tree's plugins, room-py among them: its build made the
     // virtual environment with componentize-py that the scratch tree links.
     support::plugin_dir();
@@ -162,8 +164,8 @@ fn a_new_python_or_javascript_plugin_builds_and_serves_its_topic() {
     assert!(text(&refused.stderr).contains("Rust only"), "{}", text(&refused.stderr));
 
     for (name, lang, files) in [
-        ("hello_py", "python", &["pyproject.toml", "src/channel.py"][..]),
-        ("hello_js", "js", &["package.json", "package-lock.json", "build.mjs", "src/channel.js"][..]),
+        ("hello_py", "python", &["pyproject.toml", "src/channel.py", "tests/test_channel.py"][..]),
+        ("hello_js", "js", &["package.json", "package-lock.json", "build.mjs", "src/channel.js", "test/channel.test.js"][..]),
     ] {
         let created = plume(&scratch, &["new", name, "--lang", lang]);
         assert!(created.status.success(), "plume new --lang {lang} failed:\n{}", text(&created.stderr));
@@ -179,6 +181,46 @@ fn a_new_python_or_javascript_plugin_builds_and_serves_its_topic() {
 
     let built = plume(&scratch, &["build"]);
     assert!(built.status.success(), "plume build failed:\n{}", text(&built.stderr));
+
+    // Each template's own tests, in its own language, over a real socket:
+    // `plume test` serves the plugin alone and runs them.
+    for (name, passed) in [("hello_py", "Ran 5 tests"), ("hello_js", "# pass 5")] {
+        let tested = plume(&scratch, &["test", name]);
+        let output = format!("{}{}", text(&tested.stdout), text(&tested.stderr));
+        assert!(tested.status.success(), "the generated tests of {name} fail:\n{output}");
+        assert!(output.contains(passed), "{name}: {output}");
+        assert!(output.contains(&format!("{name} is served at ws://127.0.0.1:")), "{output}");
+    }
+    // A test that fails fails `plume test`, naming the test; editing a test
+    // does not rebuild the plugin (tests are not part of the component).
+    for (name, file, from, to, failing) in [
+        (
+            "hello_py",
+            "tests/test_channel.py",
+            r#"("ok", {"count": count})"#,
+            r#"("ok", {"count": count + 1})"#,
+            "FAIL: test_count_counts_this_channels_pushes",
+        ),
+        ("hello_js", "test/channel.test.js", "response: { count } }", "response: { count: count + 1 } }", "not ok 5 - count counts"),
+    ] {
+        let wasm = support::plugin_dir().join(format!("{name}.wasm"));
+        let built_at = std::fs::metadata(&wasm).and_then(|m| m.modified()).expect("the component");
+        let path = scratch.join("plugins").join(name).join(file);
+        let test = std::fs::read_to_string(&path).expect("the generated test");
+        assert!(test.contains(from), "{name}: the generated test has changed: {test}");
+        std::fs::write(&path, test.replace(from, to)).expect("break the test");
+        let tested = plume(&scratch, &["test", name]);
+        let output = format!("{}{}", text(&tested.stdout), text(&tested.stderr));
+        assert!(!tested.status.success(), "a failing test fails plume test:\n{output}");
+        assert!(output.contains(failing), "{name}: {output}");
+        assert!(output.contains("the tests failed; the server's log is"), "{output}");
+        let after = std::fs::metadata(&wasm).and_then(|m| m.modified()).expect("the component");
+        assert_eq!(after, built_at, "{name}: a test edit does not rebuild the plugin");
+    }
+    let missing = plume(&scratch, &["test", "no_such_plugin"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("there is no plugin `no_such_plugin`"), "{}", text(&missing.stderr));
+
     // Two interpreters' components to compile on a first start.
     let server = serve(&scratch, Duration::from_secs(600));
     tokio::runtime::Builder::new_current_thread()

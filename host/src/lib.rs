@@ -26,6 +26,7 @@ pub mod http;
 pub mod kv;
 pub mod presence;
 pub mod protocol;
+pub mod plugin_tests;
 pub mod pubsub;
 pub mod reload;
 pub mod runtime;

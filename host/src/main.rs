@@ -52,6 +52,21 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run a plugin's own tests: `cargo test` for a Rust plugin; for a
+    /// JavaScript or Python one, build it, serve it alone on a free
+    /// loopback port and run `npm test` or `python -m unittest` in its
+    /// folder with PLUME_URL set.
+    Test {
+        /// The plugin: the folder plugins/NAME.
+        name: String,
+        /// A topic pattern to serve a JavaScript or Python plugin on
+        /// (repeatable; default `NAME:*`).
+        #[arg(long)]
+        topic: Vec<String>,
+        /// Passed on to the test runner (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Print a fresh secret_key_base (64 random characters) for
     /// SECRET_KEY_BASE or the configuration.
     Secret,
@@ -129,14 +144,12 @@ fn new_plugin(name: &str, socket: bool, lang: plume::scaffold::Lang, config: Opt
         eprintln!("plume: note: {note}");
     }
     eprintln!("next:");
-    match lang {
-        plume::scaffold::Lang::Rust => {
-            eprintln!("  cargo test --release -p {name}                      # its tests, on the real runtime")
-        }
-        plume::scaffold::Lang::Js | plume::scaffold::Lang::Python => {
-            eprintln!("  cargo run --release -- build                        # builds {name}.wasm (and every other plugin)")
-        }
-    }
+    let how = match lang {
+        plume::scaffold::Lang::Rust => "cargo test, on the real runtime",
+        plume::scaffold::Lang::Js => "builds it, serves it, runs npm test (phoenix.js)",
+        plume::scaffold::Lang::Python => "builds it, serves it, runs its unittest tests",
+    };
+    eprintln!("  cargo run --release -- test {name}                  # its tests: {how}");
     let shown = done.config.strip_prefix(&cwd).unwrap_or(&done.config);
     if std::env::var_os("SECRET_KEY_BASE").is_none() {
         eprintln!("  export SECRET_KEY_BASE=$(cargo run -q --release -- secret)   # an app served with --config needs its own secret");
@@ -162,7 +175,7 @@ fn run_server(serve: impl std::future::Future<Output = anyhow::Result<()>>) -> a
 
 fn main() -> std::process::ExitCode {
     match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("plume: error: {error:#}");
             std::process::ExitCode::FAILURE
@@ -170,9 +183,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
+fn run() -> anyhow::Result<std::process::ExitCode> {
     plume::cli::init_logging();
     match Cli::parse().command {
+        Command::Test { name, topic, args } => test_plugin(&name, &topic, &args),
+        command => run_command(command).map(|()| std::process::ExitCode::SUCCESS),
+    }
+}
+
+/// `plume test`: the tests' exit status is the command's.
+fn test_plugin(name: &str, topics: &[String], args: &[String]) -> anyhow::Result<std::process::ExitCode> {
+    let cwd = std::env::current_dir()?;
+    let workspace = plume::build::find_workspace(&cwd)
+        .context("plume test runs inside a plume source tree (no Cargo.toml with plugins/ and wit/ above here)")?;
+    let status = plume::plugin_tests::run(&workspace, name, topics, args)?;
+    Ok(match status.code() {
+        Some(0) => std::process::ExitCode::SUCCESS,
+        Some(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => std::process::ExitCode::FAILURE,
+    })
+}
+
+fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let loaded = args.load()?;
             let page = args.config.is_none().then_some(DemoPage);
@@ -198,6 +231,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::New { name, socket, lang, config } => new_plugin(&name, socket, lang, config),
+        Command::Test { .. } => unreachable!("run() runs plume test"),
         Command::Secret => {
             println!("{}", new_secret());
             Ok(())

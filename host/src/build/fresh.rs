@@ -40,6 +40,14 @@ fn newest(path: &Path, folder: &dyn Fn(&Path, &OsStr) -> Folder) -> Option<Syste
     newest
 }
 
+/// Whether `path` is a plugin's own test folder (`test/` or `tests/` at
+/// the top of the plugin's folder `plugin`): its tests run against the
+/// built component (`plume test`) and are not part of it, so editing a
+/// test does not rebuild the plugin.
+pub fn is_test_folder(plugin: &Path, path: &Path, name: &OsStr) -> bool {
+    (name == "test" || name == "tests") && path.parent() == Some(plugin)
+}
+
 /// A file's modification time, `None` when it does not exist.
 pub fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|meta| meta.modified()).ok()

@@ -51,10 +51,17 @@ pub fn build_folder(workspace: &Path, folder: &str, out_dir: &Path) -> anyhow::R
     Ok(())
 }
 
+/// Build the npm plugin in `dir`, called `name`, into `out_dir` (see
+/// [`build_folder`]).
+pub fn build_one(workspace: &Path, dir: &Path, name: &str, out_dir: &Path) -> anyhow::Result<()> {
+    build(workspace, dir, name, out_dir)
+}
+
 fn build(workspace: &Path, dir: &Path, name: &str, out_dir: &Path) -> anyhow::Result<()> {
     let out = out_dir.join(format!("{name}.wasm"));
     let inputs = [dir.to_owned(), workspace.join("wit")];
-    if is_fresh(&out, &inputs) {
+    let fresh = || is_fresh(dir, &out, &inputs);
+    if fresh() {
         return Ok(());
     }
     if !npm_available() {
@@ -69,7 +76,7 @@ fn build(workspace: &Path, dir: &Path, name: &str, out_dir: &Path) -> anyhow::Re
     let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
     lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
     // Another process may have built it while this one waited.
-    if is_fresh(&out, &inputs) {
+    if fresh() {
         return Ok(());
     }
 
@@ -84,7 +91,7 @@ fn build(workspace: &Path, dir: &Path, name: &str, out_dir: &Path) -> anyhow::Re
     let mut npm = Command::new("npm");
     npm.args(["run", "build"]).env(OUT_VAR, &out);
     run(npm, dir, &format!("npm run build for {name}"))?;
-    if !is_fresh(&out, &inputs) {
+    if !fresh() {
         bail!(
             "npm run build for {name} succeeded but did not write {}: its build script must write the component to ${OUT_VAR}",
             out.display()
@@ -151,11 +158,14 @@ fn printable(output: &Output) -> String {
 }
 
 /// Whether `out` is newer than everything under `inputs`, the installed
-/// packages counting by their install record.
-fn is_fresh(out: &Path, inputs: &[PathBuf]) -> bool {
+/// packages counting by their install record and the plugin's tests (in
+/// `plugin`) not at all.
+fn is_fresh(plugin: &Path, out: &Path, inputs: &[PathBuf]) -> bool {
     fresh::is_fresh(out, inputs, &|path, name| {
         if name == "node_modules" {
             Folder::As(modified(&path.join(".package-lock.json")))
+        } else if fresh::is_test_folder(plugin, path, name) {
+            Folder::As(None)
         } else {
             Folder::Walk
         }

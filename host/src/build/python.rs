@@ -104,18 +104,29 @@ pub fn build_folder(workspace: &Path, folder: &str, out_dir: &Path) -> anyhow::R
     Ok(())
 }
 
+/// Build the Python plugin in `dir`, called `name`, into `out_dir` (see
+/// [`build_folder`]).
+pub fn build_one(workspace: &Path, dir: &Path, name: &str, out_dir: &Path) -> anyhow::Result<()> {
+    build(workspace, dir, name, out_dir)
+}
+
 /// Whether `out` is newer than everything under `inputs`, Python's
-/// bytecode caches aside.
-fn is_fresh(out: &Path, inputs: &[PathBuf]) -> bool {
-    fresh::is_fresh(out, inputs, &|_, name| {
-        if name == "__pycache__" { Folder::As(None) } else { Folder::Walk }
+/// bytecode caches and the plugin's tests (in `plugin`) aside.
+fn is_fresh(plugin: &Path, out: &Path, inputs: &[PathBuf]) -> bool {
+    fresh::is_fresh(out, inputs, &|path, name| {
+        if name == "__pycache__" || fresh::is_test_folder(plugin, path, name) {
+            Folder::As(None)
+        } else {
+            Folder::Walk
+        }
     })
 }
 
 fn build(workspace: &Path, dir: &Path, name: &str, out_dir: &Path) -> anyhow::Result<()> {
     let out = out_dir.join(format!("{name}.wasm"));
     let inputs = [dir.to_owned(), workspace.join(SDK), workspace.join("wit")];
-    if is_fresh(&out, &inputs) {
+    let fresh = || is_fresh(dir, &out, &inputs);
+    if fresh() {
         return Ok(());
     }
     let Some(manifest) = manifest(dir)? else {
@@ -125,7 +136,7 @@ fn build(workspace: &Path, dir: &Path, name: &str, out_dir: &Path) -> anyhow::Re
     let lock_path = workspace.join("target/plugins").join(format!("{name}.python-lock"));
     let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
     lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    if is_fresh(&out, &inputs) {
+    if fresh() {
         return Ok(());
     }
     let Some(componentize) = componentize_py(workspace, name, dir)? else {
@@ -217,6 +228,53 @@ fn componentize_py(workspace: &Path, name: &str, dir: &Path) -> anyhow::Result<O
             componentize.display()
         ),
     }
+}
+
+/// The `websockets` release (PyPI) the Python test client runs on.
+pub const WEBSOCKETS: &str = "15.0.1";
+
+/// The Python test client (`plume_test`), put on `PYTHONPATH` by `plume
+/// test`.
+pub const TEST_CLIENT: &str = "sdk/python-test";
+
+/// The interpreter of [`VENV`], with `websockets` at [`WEBSOCKETS`] for
+/// the test client: installed into the environment if it is another
+/// version or missing, and the environment made first if there is none.
+pub fn test_python(workspace: &Path) -> anyhow::Result<PathBuf> {
+    let venv = workspace.join(VENV);
+    let python = venv.join("bin/python");
+    let has_websockets = || {
+        Command::new(&python)
+            .args(["-c", "import websockets; print(websockets.__version__)"])
+            .output()
+            .is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == WEBSOCKETS)
+    };
+    if has_websockets() {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(workspace.join("target/plugins"))?;
+    let lock_path = workspace.join("target/plugins/python-venv.lock");
+    let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    if has_websockets() {
+        return Ok(python);
+    }
+    if !venv.join("bin/pip").is_file() {
+        let system = std::env::var_os("PLUME_PYTHON").unwrap_or_else(|| "python3".into());
+        eprintln!("plume: creating a Python virtual environment in {}", venv.display());
+        run(Command::new(&system).arg("-m").arg("venv").arg(&venv), "python3 -m venv")?;
+    }
+    eprintln!("plume: installing websockets {WEBSOCKETS} from PyPI into {} (for plume_test)", venv.display());
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("websockets=={WEBSOCKETS}")),
+        "pip install websockets",
+    )?;
+    if !has_websockets() {
+        bail!("pip installed websockets, but {} does not import version {WEBSOCKETS}", python.display());
+    }
+    Ok(python)
 }
 
 /// What `componentize-py --version` says (`componentize-py 0.25.1`).

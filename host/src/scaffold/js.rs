@@ -1,22 +1,27 @@
 //! The JavaScript channel template: `plugins/NAME`, an npm package whose
 //! `build` script (`build.mjs`) runs componentize-js, as `plugins/room-js`
-//! does, with the same pinned packages (its lockfile), and `src/channel.js`.
-//! The same channel as the Rust template.
+//! does, and `src/channel.js`: the same channel as the Rust template. Its
+//! test, `test/channel.test.js`, drives the channel with phoenix.js over a
+//! real socket (`plume test NAME` serves the plugin and runs `npm test`).
+//! The lockfile (`js-package-lock.json`) pins componentize-js as
+//! `plugins/room-js` does, plus phoenix and ws for the test.
 
 use super::fill;
 
-pub(super) fn files(name: &str) -> [(&'static str, String); 4] {
+pub(super) fn files(name: &str) -> [(&'static str, String); 5] {
     [
         ("package.json", fill(PACKAGE, name)),
-        // The room's lockfile pins componentize-js and everything under it;
-        // `plume build` refuses an npm plugin without one.
-        ("package-lock.json", LOCKFILE.replace("\"plume-room-js\"", &format!("\"plume-{name}\""))),
+        // `plume build` refuses an npm plugin without a lockfile.
+        ("package-lock.json", LOCKFILE.replace("\"plume-NAME\"", &format!("\"plume-{name}\""))),
         ("build.mjs", fill(BUILD, name)),
         ("src/channel.js", fill(CHANNEL, name)),
+        ("test/channel.test.js", fill(TEST, name)),
     ]
 }
 
-const LOCKFILE: &str = include_str!("../../../plugins/room-js/package-lock.json");
+/// The lockfile of [`PACKAGE`]: room-js's pins plus phoenix and ws (made
+/// with `npm install --package-lock-only` from room-js's lockfile).
+const LOCKFILE: &str = include_str!("js-package-lock.json");
 
 const PACKAGE: &str = r#"{
   "name": "plume-NAME",
@@ -27,10 +32,13 @@ const PACKAGE: &str = r#"{
     "node": ">=20"
   },
   "scripts": {
-    "build": "node build.mjs"
+    "build": "node build.mjs",
+    "test": "node --test"
   },
   "devDependencies": {
-    "@bytecodealliance/componentize-js": "^0.23.0"
+    "@bytecodealliance/componentize-js": "^0.23.0",
+    "phoenix": "^1.8.16",
+    "ws": "^8.23.0"
   },
   "overrides": {
     "@bytecodealliance/jco": "~1.17.9"
@@ -140,4 +148,97 @@ export const channelHandler = {
   intercepts: () => [],
   upgrade: () => undefined,
 };
+"#;
+
+const TEST: &str = r#"// The NAME channel's tests: phoenix.js, the real Phoenix client, against
+// a plume server that serves this plugin. Run them with
+//
+//     plume test NAME
+//
+// which builds the plugin, serves it alone on a free loopback port (its
+// topics `NAME:*`, no socket plugin: every socket connects) and runs
+// `npm test` here with PLUME_URL set to the socket's endpoint.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Socket } from 'phoenix';
+import WebSocket from 'ws';
+
+const url = process.env.PLUME_URL;
+if (!url) {
+  throw new Error('PLUME_URL is unset: run these tests with `plume test NAME`, which serves the plugin first');
+}
+
+test('join replies with the topic', async () => {
+  const { reply } = await join('NAME:lobby');
+  assert.deepEqual(reply, { joined: 'NAME:lobby' });
+});
+
+test('ping replies with its payload', async () => {
+  const { channel } = await join('NAME:ping');
+  assert.deepEqual(await push(channel, 'ping', { hello: 'world' }), { status: 'ok', response: { hello: 'world' } });
+});
+
+test('shout reaches everyone on the topic', async () => {
+  const { channel: ann } = await join('NAME:shout');
+  const { channel: bob } = await join('NAME:shout');
+  const heard = next(bob, 'shout');
+  assert.deepEqual(await push(ann, 'shout', { body: 'hi' }), { status: 'ok', response: {} });
+  assert.deepEqual(await heard, { body: 'hi' });
+});
+
+test('shout without a body is an error', async () => {
+  const { channel } = await join('NAME:empty');
+  assert.deepEqual(await push(channel, 'shout', {}), { status: 'error', response: { reason: 'body is required' } });
+});
+
+test('count counts this channel\'s pushes', async () => {
+  const { channel } = await join('NAME:count');
+  for (const count of [1, 2, 3]) {
+    assert.deepEqual(await push(channel, 'count', {}), { status: 'ok', response: { count } });
+  }
+});
+
+// --- helpers: phoenix.js's callbacks as promises ---
+
+const sockets = [];
+after(() => sockets.forEach((socket) => socket.disconnect()));
+
+/** Joins `topic` on a socket of its own: `{channel, reply}`. */
+function join(topic, payload = {}) {
+  const socket = new Socket(url, { transport: WebSocket });
+  socket.connect();
+  sockets.push(socket);
+  const channel = socket.channel(topic, payload);
+  return new Promise((resolve, reject) => {
+    channel
+      .join()
+      .receive('ok', (reply) => resolve({ channel, reply }))
+      .receive('error', (reply) => reject(new Error(`${topic}: join refused: ${JSON.stringify(reply)}`)))
+      .receive('timeout', () => reject(new Error(`${topic}: no join reply`)));
+  });
+}
+
+/** Pushes `event` and resolves with the reply, `{status, response}`. */
+function push(channel, event, payload) {
+  return new Promise((resolve, reject) => {
+    channel
+      .push(event, payload)
+      .receive('ok', (response) => resolve({ status: 'ok', response }))
+      .receive('error', (response) => resolve({ status: 'error', response }))
+      .receive('timeout', () => reject(new Error(`${channel.topic}: no reply to ${event}`)));
+  });
+}
+
+/** The payload of the next `event` the channel receives. */
+function next(channel, event, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${channel.topic}: no ${event} within ${timeoutMs} ms`)), timeoutMs);
+    const ref = channel.on(event, (payload) => {
+      clearTimeout(timer);
+      channel.off(event, ref);
+      resolve(payload);
+    });
+  });
+}
 "#;
