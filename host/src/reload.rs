@@ -206,7 +206,7 @@ where
             return;
         }
         let started = Instant::now();
-        match load(&bytes, Tier::Optimized) {
+        match load(&bytes, Tier::Background) {
             Ok(version) => {
                 if plugin.optimize(&baseline, version) {
                     tracing::info!(plugin = %plugin.name, version = %baseline.id(), took = ?started.elapsed(), "the version's optimized code is live");

@@ -84,11 +84,17 @@ impl CompileCache {
             return Ok((component, Origin::Cached));
         }
         let component = Component::new(engine, bytes)?;
+        self.put(engine, bytes, &component);
+        Ok((component, Origin::Compiled))
+    }
+
+    /// Keep `engine`'s `component`, compiled from `bytes`, for next time.
+    /// A cache that cannot be written only costs a compile later.
+    pub fn put(&self, engine: &Engine, bytes: &[u8], component: &Component) {
         let path = self.path_for(engine, bytes);
-        if let Err(error) = self.store(&path, &component) {
+        if let Err(error) = self.store(&path, component) {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot write the compile cache; plugins will be compiled at every start");
         }
-        Ok((component, Origin::Compiled))
     }
 
     /// The compiled component for `bytes` if the cache holds a usable entry

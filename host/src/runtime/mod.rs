@@ -150,11 +150,7 @@ struct Compiler {
 
 impl Compiler {
     fn new(strategy: Strategy) -> anyhow::Result<Compiler> {
-        let mut config = Config::new();
-        config.strategy(strategy);
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let engine = Engine::new(&engine_config(strategy)).map_err(|e| anyhow::anyhow!("{e:#}"))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -169,6 +165,15 @@ impl Compiler {
     }
 }
 
+/// What every engine is configured with, by compiler.
+fn engine_config(strategy: Strategy) -> Config {
+    let mut config = Config::new();
+    config.strategy(strategy);
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config
+}
+
 /// Which compiler makes a version's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
@@ -179,11 +184,19 @@ pub enum Tier {
     /// slower to run. A hot swap whose code is not in the compile cache
     /// goes live on it first (see [`crate::reload`]).
     Baseline,
+    /// Cranelift's code for a version already serving on Winch's, compiled
+    /// in the background: on the calling thread alone (no parallel
+    /// compilation across the cores that serve) at the lowest CPU
+    /// priority, so the clients' latency hardly moves while it runs.
+    Background,
 }
 
 /// The engines, linkers and epoch clocks, shared by every plugin.
 pub struct Runtime {
     optimized: Compiler,
+    /// Cranelift without parallel compilation, for [`Tier::Background`]:
+    /// made at its first use (its error kept, as a message).
+    serial: std::sync::OnceLock<Result<Engine, String>>,
     /// Winch, for hot swaps not in the compile cache; `None` where the
     /// baseline compiler cannot run (it supports x86_64 and, partly,
     /// aarch64): those swaps wait for Cranelift.
@@ -208,6 +221,7 @@ impl Runtime {
             .ok();
         Ok(Runtime {
             optimized,
+            serial: std::sync::OnceLock::new(),
             baseline,
             settings,
             cache,
@@ -273,11 +287,40 @@ impl Runtime {
                 Err(error) => tracing::debug!(error = %format!("{error:#}"), "the baseline compiler refused the component; compiling it with Cranelift"),
             }
         }
+        if tier == Tier::Background {
+            if let Some(component) = self.cache.as_ref().and_then(|cache| cache.get(&optimized.engine, bytes)) {
+                return Ok((optimized, component, Origin::Cached));
+            }
+            let component = self.compile_aside(bytes)?;
+            if let Some(cache) = &self.cache {
+                cache.put(&optimized.engine, bytes, &component);
+            }
+            return Ok((optimized, component, Origin::Compiled));
+        }
         let (component, origin) = match &self.cache {
             Some(cache) => cache.get_or_compile(&optimized.engine, bytes)?,
             None => (Component::new(&optimized.engine, bytes)?, Origin::Compiled),
         };
         Ok((optimized, component, origin))
+    }
+
+    /// Cranelift's code for `bytes`, compiled for the optimized engine on
+    /// this thread only, at the lowest CPU priority ([`Tier::Background`]).
+    /// An engine configured as the optimized one but without parallel
+    /// compilation compiles it; the optimized engine loads its output,
+    /// which the same configuration makes compatible.
+    fn compile_aside(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        priority::lower_this_thread();
+        let serial = self.serial.get_or_init(|| {
+            let mut config = engine_config(Strategy::Cranelift);
+            config.parallel_compilation(false);
+            Engine::new(&config).map_err(|e| format!("{e:#}"))
+        });
+        let serial = serial.as_ref().map_err(|e| wasmtime::Error::msg(e.clone()))?;
+        let compiled = serial.precompile_component(bytes)?;
+        // SAFETY: `compiled` is what `precompile_component` just made, for
+        // an engine of the optimized one's configuration.
+        unsafe { Component::deserialize(&self.optimized.engine, &compiled) }
     }
 
     fn load<W: World>(

@@ -46,6 +46,17 @@ thread_local! {
     static WATCHED: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
+/// Give this thread the lowest normal CPU priority (nice 19) for good: a
+/// thread that only does background work (compiling a swap's optimized
+/// code) and ends with it. Unlike `SCHED_IDLE` it still progresses on a
+/// machine with no idle time, slowly. Failing to lower it only costs the
+/// clients some latency, so that is logged, not returned.
+pub(crate) fn lower_this_thread() {
+    if let Err(error) = sys::set_lowest_nice() {
+        tracing::debug!(%error, "cannot lower the background compile's CPU priority");
+    }
+}
+
 /// Whether long calls can be demoted here (and back), probed once.
 pub(crate) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
@@ -212,6 +223,16 @@ mod sys {
         set(0, libc::SCHED_OTHER)
     }
 
+    /// Nice 19 for the calling thread (Linux's niceness is per thread).
+    pub fn set_lowest_nice() -> io::Result<()> {
+        // SAFETY: setpriority changes a scheduling attribute of this
+        // thread only; no memory is touched.
+        match unsafe { libc::setpriority(libc::PRIO_PROCESS, this_thread() as libc::id_t, 19) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
     pub fn set_normal_of(thread: Tid) -> io::Result<()> {
         set(thread, libc::SCHED_OTHER)
     }
@@ -261,6 +282,10 @@ mod sys {
 
     pub fn set_normal() -> io::Result<()> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "SCHED_IDLE is Linux's"))
+    }
+
+    pub fn set_lowest_nice() -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "per-thread niceness is Linux's"))
     }
 
     pub type Tid = i32;
