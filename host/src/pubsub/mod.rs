@@ -51,8 +51,15 @@ pub struct Broadcast {
     /// Where it stands in its topic's history, on a topic that keeps one.
     pub position: Option<Position>,
     encoded: [OnceLock<Option<Message>>; 2],
+    /// Frames of it as a channel's own push (see [`Broadcast::pushed_frame`]).
+    pushed: parking_lot::Mutex<Vec<(String, Serializer, Message)>>,
     derived: OnceLock<Box<dyn Any + Send + Sync>>,
 }
+
+/// How many join references a broadcast keeps a pushed frame for: joiners
+/// normally share one ("1", a fresh phoenix.js socket's first join), and a
+/// few others are kept; the rest are encoded per channel.
+const SHARED_PUSHES: usize = 8;
 
 /// A broadcast's place in its topic's history: an epoch, which changes when
 /// the history is lost (a restart, an expiry, a Redis that forgot it), and
@@ -136,6 +143,7 @@ impl Broadcast {
             except: None,
             position: None,
             encoded: [OnceLock::new(), OnceLock::new()],
+            pushed: parking_lot::Mutex::new(Vec::new()),
             derived: OnceLock::new(),
         }
     }
@@ -159,6 +167,34 @@ impl Broadcast {
     /// type.
     pub fn derived<T: Any + Send + Sync>(&self, make: impl FnOnce(&Broadcast) -> T) -> Option<&T> {
         self.derived.get_or_init(|| Box::new(make(self))).downcast_ref()
+    }
+
+    /// The frame `[join_ref,null,topic,event,payload]`: this message as a
+    /// push of the channel joined as `join_ref` (raw JSON), which is how a
+    /// presence announcement (`user_joined`) reaches each member. Encoded
+    /// once per join reference and serializer and shared by the channels
+    /// with the same, so a topic of 10,000 members encodes an announcement
+    /// once, not 10,000 times. `None` when the serializer cannot carry it.
+    pub fn pushed_frame(&self, join_ref: &str, serializer: Serializer) -> Option<Message> {
+        let mut pushed = self.pushed.lock();
+        if let Some((.., frame)) = pushed.iter().find(|(r, s, _)| r == join_ref && *s == serializer) {
+            return Some(frame.clone());
+        }
+        let topic = protocol::json_string(&self.topic);
+        let message = Outbound {
+            join_ref,
+            reference: protocol::NULL,
+            topic: &topic,
+            event: &self.event,
+            payload: self.payload.outbound(),
+        };
+        let frame = protocol::encode_frame(serializer, &message)
+            .inspect_err(|error| tracing::warn!(topic = %self.topic, event = %self.event, %error, "push not sent"))
+            .ok()?;
+        if pushed.len() < SHARED_PUSHES {
+            pushed.push((join_ref.to_owned(), serializer, frame.clone()));
+        }
+        Some(frame)
     }
 
     /// The frame `[null,null,topic,event,payload]` (a binary broadcast
@@ -273,4 +309,39 @@ pub trait Broker: Send + Sync {
     /// in order, at most `limit`, each with its subscription count (the
     /// server API's `/api/topics`).
     fn topics(&self, prefix: &str, limit: usize) -> Vec<(String, usize)>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(frame: &Message) -> &str {
+        frame.to_text().expect("a text frame")
+    }
+
+    #[test]
+    fn an_announcement_is_encoded_once_per_join_reference_and_shared() {
+        let message = Broadcast::of_kind(
+            "chat:lobby".into(),
+            "user_joined".into(),
+            Body::Json(r#"{"user":{"id":7}}"#.into()),
+            None,
+            Kind::Announcement,
+        );
+        let first = message.pushed_frame(r#""1""#, Serializer::V2).expect("a frame");
+        assert_eq!(text(&first), r#"["1",null,"chat:lobby","user_joined",{"user":{"id":7}}]"#);
+        let again = message.pushed_frame(r#""1""#, Serializer::V2).expect("a frame");
+        assert_eq!(text(&again).as_ptr(), text(&first).as_ptr(), "the same join reference shares the encoding");
+        let other = message.pushed_frame(r#""12""#, Serializer::V2).expect("a frame");
+        assert_eq!(text(&other), r#"["12",null,"chat:lobby","user_joined",{"user":{"id":7}}]"#);
+        let v1 = message.pushed_frame(r#""1""#, Serializer::V1).expect("a frame");
+        assert!(text(&v1).starts_with('{'), "V1 is an object: {}", text(&v1));
+        // Past the shared few, frames are still right, just not kept.
+        for n in 0..2 * SHARED_PUSHES {
+            let join_ref = format!("\"{}\"", 100 + n);
+            let frame = message.pushed_frame(&join_ref, Serializer::V2).expect("a frame");
+            assert!(text(&frame).starts_with(&format!("[{join_ref},null,")), "{}", text(&frame));
+        }
+        assert_eq!(message.pushed.lock().len(), SHARED_PUSHES);
+    }
 }

@@ -357,8 +357,10 @@ impl Connection {
                     return;
                 }
                 if delivery.message.kind == crate::pubsub::Kind::Announcement {
-                    if delivery.message.except.is_none() || channel.identity != delivery.message.except {
-                        self.push(delivery.channel, &delivery.message.event, delivery.message.payload.outbound());
+                    if (delivery.message.except.is_none() || channel.identity != delivery.message.except)
+                        && let Some(frame) = delivery.message.pushed_frame(&channel.join_ref, self.serializer)
+                    {
+                        self.outbox.push(frame);
                     }
                 } else if channel.intercepts.contains(&delivery.message.event) {
                     self.intercepted(delivery.channel, &delivery);

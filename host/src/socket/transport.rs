@@ -62,6 +62,59 @@ async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
 /// The most a failed connection's lingering close reads and discards.
 const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
+/// A text or binary message at least this big is written to the stream
+/// from the message itself, not copied into tungstenite's write buffer.
+/// That buffer keeps its largest size for the connection's life: one
+/// `presence_state` of a 10,000-member topic (about 850 KB) would leave
+/// every member's socket holding that much, gigabytes in all, while the
+/// frame itself is one allocation shared by every joiner.
+pub(crate) const LARGE_FRAME: usize = 16 * 1024;
+
+/// The opcode and payload of a message to write directly (see
+/// [`LARGE_FRAME`]).
+fn large_frame(message: &Message) -> Option<(u8, &[u8])> {
+    match message {
+        Message::Text(text) if text.len() >= LARGE_FRAME => Some((0x1, text.as_bytes())),
+        Message::Binary(bytes) if bytes.len() >= LARGE_FRAME => Some((0x2, bytes)),
+        _ => None,
+    }
+}
+
+/// The header of an unfragmented, unmasked frame (a server's, RFC 6455
+/// §5.2): FIN and `opcode`, then the payload's length in 7 bits, or 126
+/// and 16 bits, or 127 and 64 bits, big-endian.
+fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
+    let mut header = [0u8; 10];
+    header[0] = 0x80 | opcode;
+    let used = match len {
+        0..=125 => {
+            header[1] = len as u8;
+            2
+        }
+        126..=0xFFFF => {
+            header[1] = 126;
+            header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            header[1] = 127;
+            header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    };
+    (header, used)
+}
+
+/// Write one whole frame to `stream`, header then payload, without copying
+/// the payload.
+async fn write_frame<S: AsyncWrite + Unpin>(stream: &mut S, opcode: u8, payload: &[u8]) -> Result<(), WsError> {
+    use tokio::io::AsyncWriteExt;
+    let (header, used) = frame_header(opcode, payload.len());
+    stream.write_all(&header[..used]).await?;
+    stream.write_all(payload).await?;
+    Ok(())
+}
+
 /// A connection's frames.
 pub trait Transport: Send {
     /// The next frame from the client; `None` when the client is gone. A
@@ -102,12 +155,68 @@ where
 
     async fn send(&mut self, messages: &mut Vec<Message>) -> Result<(), WsError> {
         for message in messages.drain(..) {
-            self.feed(message).await?;
+            match large_frame(&message) {
+                Some((opcode, payload)) => {
+                    // What tungstenite buffered goes first, then the frame
+                    // straight from the shared message (see `large_frame`).
+                    self.flush().await?;
+                    write_frame(self.get_mut(), opcode, payload).await?;
+                }
+                None => self.feed(message).await?,
+            }
         }
         self.flush().await
     }
 
     async fn close(&mut self, frame: CloseFrame) {
         let _ = WebSocketStream::close(self, Some(frame)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    #[test]
+    fn a_frame_header_codes_the_length_in_7_16_or_64_bits() {
+        let header = |len| {
+            let (bytes, used) = frame_header(0x1, len);
+            bytes[..used].to_vec()
+        };
+        assert_eq!(header(125), [0x81, 125]);
+        assert_eq!(header(126), [0x81, 126, 0, 126]);
+        assert_eq!(header(0xFFFF), [0x81, 126, 0xFF, 0xFF]);
+        assert_eq!(header(0x1_0000), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(frame_header(0x2, 5).0[0], 0x82, "binary");
+    }
+
+    #[tokio::test]
+    async fn large_frames_written_directly_keep_their_place_among_buffered_ones() {
+        let (server, client) = tokio::io::duplex(4 * 1024);
+        let mut server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let big_text = "é".repeat(LARGE_FRAME); // 2 bytes each
+        let big_binary = vec![7u8; 70_000];
+        let sent = vec![
+            Message::text("first"),
+            Message::text(big_text.clone()),
+            Message::text("between"),
+            Message::binary(big_binary.clone()),
+            Message::text("last"),
+        ];
+        let mut batch = sent.clone();
+        // The duplex holds 4 KiB: the writer waits on the reader, as a
+        // socket does on a slow client.
+        let (written, received) = tokio::join!(Transport::send(&mut server, &mut batch), async {
+            let mut received = Vec::new();
+            for _ in 0..sent.len() {
+                received.push(client.next().await.expect("a frame").expect("a valid frame"));
+            }
+            received
+        });
+        written.expect("written");
+        assert_eq!(received, sent);
+        assert!(batch.is_empty(), "the batch is drained");
     }
 }

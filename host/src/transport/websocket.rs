@@ -38,6 +38,9 @@ use crate::socket::{self, Accepted};
 /// Bytes read from a socket at a time.
 const READ_BUFFER: usize = 1024;
 
+/// How many bytes of small frames tungstenite gathers before a write.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// An upgraded connection, as every WebSocket endpoint serves it.
 pub(super) type WebSocket = WebSocketStream<UpgradedIo>;
 
@@ -188,8 +191,13 @@ pub(super) fn config(max_message_bytes: usize) -> WebSocketConfig {
     // tungstenite zero-fills its whole read buffer before each read: the
     // 128 KiB default costs a large memset per wake-up and per socket
     // memory. Client frames are small; the buffer grows for big ones.
+    // The write buffer keeps its largest size for the connection's life:
+    // frames are batched up to WRITE_BUFFER, and bigger ones are written
+    // from the message itself (socket::transport::LARGE_FRAME), so a
+    // socket's buffer stays within twice that.
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
 }
