@@ -62,6 +62,59 @@ struct PresenceResult {
     cpu: CpuReport,
 }
 
+/// A member's list of presence keys: the keys that are numbers (the chat's
+/// user ids) as bits, any other in a set. 10,000 members each holding
+/// 10,000 keys as strings took the tool 10 GB, and its allocator's time.
+#[derive(Default)]
+struct Present {
+    ids: Vec<u64>,
+    others: HashSet<String>,
+    len: usize,
+}
+
+impl Present {
+    /// Keys up to this number are kept as bits.
+    const MAX_ID: usize = 1 << 24;
+
+    fn bit(key: &str) -> Option<(usize, u64)> {
+        let id: usize = key.parse().ok().filter(|id| *id < Self::MAX_ID && !key.starts_with('0') || key == "0")?;
+        Some((id / 64, 1 << (id % 64)))
+    }
+
+    fn insert(&mut self, key: &str) {
+        let added = match Self::bit(key) {
+            Some((word, bit)) => {
+                if word >= self.ids.len() {
+                    self.ids.resize(word + 1, 0);
+                }
+                let added = self.ids[word] & bit == 0;
+                self.ids[word] |= bit;
+                added
+            }
+            None => self.others.insert(key.to_owned()),
+        };
+        self.len += usize::from(added);
+    }
+
+    fn remove(&mut self, key: &str) {
+        let removed = match Self::bit(key) {
+            Some((word, bit)) => {
+                let removed = self.ids.get(word).is_some_and(|w| w & bit != 0);
+                if removed {
+                    self.ids[word] &= !bit;
+                }
+                removed
+            }
+            None => self.others.remove(key),
+        };
+        self.len -= usize::from(removed);
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// phoenix.js's heartbeat interval.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -141,7 +194,7 @@ async fn member(target: Arc<Target>, gate: Arc<Semaphore>, index: usize, topic: 
     };
     // Joins that the server answered with presence_diff are counted as soon
     // as they arrive; `leaves` cannot happen here, but are applied anyway.
-    let mut present: HashSet<String> = HashSet::new();
+    let mut present = Present::default();
     let (mut messages, mut bytes) = (0u64, 0u64);
     let mut joined_at = Instant::now();
     let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
@@ -166,14 +219,19 @@ async fn member(target: Arc<Target>, gate: Arc<Semaphore>, index: usize, topic: 
             Read::State(keys) => {
                 messages += 1;
                 bytes += text.len() as u64;
-                present = keys.into_keys().map(Cow::into_owned).collect();
+                present = Present::default();
+                for key in keys.keys() {
+                    present.insert(key);
+                }
             }
             Read::Diff(Diff { joins, leaves }) => {
                 messages += 1;
                 bytes += text.len() as u64;
-                present.extend(joins.into_keys().map(Cow::into_owned));
+                for key in joins.keys() {
+                    present.insert(key);
+                }
                 for key in leaves.keys() {
-                    present.remove(key.as_ref());
+                    present.remove(key);
                 }
             }
             Read::Reply => joined_at = Instant::now(),
@@ -181,10 +239,21 @@ async fn member(target: Arc<Target>, gate: Arc<Semaphore>, index: usize, topic: 
         }
     }
     let complete_at = Instant::now();
-    // Hold the socket until the whole run ends, so members stay present.
+    // Hold the socket until the whole run ends, so members stay present,
+    // reading on as phoenix.js does: a member that stopped reading would
+    // fill its socket's buffers with later joiners' pushes until the server
+    // closed it as a slow reader, and its leave would undo the others'
+    // lists.
     tokio::spawn(async move {
-        let _ws = ws;
-        tokio::time::sleep_until(deadline).await;
+        let read_on = async {
+            loop {
+                tokio::select! {
+                    frame = ws.next() => if !matches!(frame, Some(Ok(_))) { break },
+                    _ = heartbeat.tick() => if ws.send(Message::text(wire::heartbeat(wire::JOIN_REF + 1))).await.is_err() { break },
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, read_on).await;
     });
     Ok(Member {
         messages,
@@ -263,4 +332,26 @@ pub async fn run(args: &PresenceArgs, target: Arc<Target>) -> anyhow::Result<Out
     ];
     figures.extend(cpu_figures(&result.cpu, str::to_owned));
     Outcome::new("presence", &result, figures, summary)
+}
+
+#[cfg(test)]
+mod present_tests {
+    use super::Present;
+
+    #[test]
+    fn keys_count_once_whether_numbers_or_not() {
+        let mut present = Present::default();
+        for key in ["1", "2", "1", "alice", "alice", "007", "0", "99999999"] {
+            present.insert(key);
+        }
+        // 1, 2, alice, 007 (kept as text: it is no canonical number), 0, 99999999.
+        assert_eq!(present.len(), 6);
+        present.remove("2");
+        present.remove("2");
+        present.remove("alice");
+        present.remove("3");
+        assert_eq!(present.len(), 4);
+        present.insert("2");
+        assert_eq!(present.len(), 5);
+    }
 }
