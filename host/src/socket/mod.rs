@@ -13,7 +13,7 @@
 mod channel;
 mod connection;
 pub mod reference;
-mod transport;
+pub(crate) mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -70,12 +70,11 @@ const LINGER_BYTES: usize = 64 * 1024 * 1024;
 /// frame itself is one allocation shared by every joiner.
 pub(crate) const LARGE_FRAME: usize = 16 * 1024;
 
-/// The opcode and payload of a message to write directly (see
-/// [`LARGE_FRAME`]).
-fn large_frame(message: &Message) -> Option<(u8, &[u8])> {
+/// The opcode of a message to write directly (see [`LARGE_FRAME`]).
+fn large_frame(message: &Message) -> Option<u8> {
     match message {
-        Message::Text(text) if text.len() >= LARGE_FRAME => Some((0x1, text.as_bytes())),
-        Message::Binary(bytes) if bytes.len() >= LARGE_FRAME => Some((0x2, bytes)),
+        Message::Text(text) if text.len() >= LARGE_FRAME => Some(0x1),
+        Message::Binary(bytes) if bytes.len() >= LARGE_FRAME => Some(0x2),
         _ => None,
     }
 }
@@ -105,14 +104,118 @@ fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
     (header, used)
 }
 
-/// Write one whole frame to `stream`, header then payload, without copying
-/// the payload.
-async fn write_frame<S: AsyncWrite + Unpin>(stream: &mut S, opcode: u8, payload: &[u8]) -> Result<(), WsError> {
-    use tokio::io::AsyncWriteExt;
-    let (header, used) = frame_header(opcode, payload.len());
-    stream.write_all(&header[..used]).await?;
-    stream.write_all(payload).await?;
-    Ok(())
+/// The stream under a WebSocket, able to write a large frame straight from
+/// its message. The frame being written is kept here, not in the future
+/// that writes it: a socket task drops that future when it gives up on a
+/// client that stopped reading, and then writes the close frame (1008).
+/// Every later write finishes the unfinished frame first, so the client
+/// still reads whole frames, then the close.
+pub struct Direct<S> {
+    inner: S,
+    unfinished: Option<Unfinished>,
+}
+
+/// A frame partly written by [`Direct`].
+struct Unfinished {
+    header: [u8; 10],
+    header_len: usize,
+    message: Message,
+    /// Bytes written so far, header first.
+    written: usize,
+}
+
+impl Unfinished {
+    fn payload(&self) -> &[u8] {
+        match &self.message {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) => bytes,
+            _ => &[],
+        }
+    }
+}
+
+impl<S> Direct<S> {
+    pub fn new(inner: S) -> Direct<S> {
+        Direct { inner, unfinished: None }
+    }
+
+    /// The stream itself.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Begin writing `message` as one `opcode` frame; it is written by
+    /// [`Direct::poll_unfinished`] and by every later write.
+    fn start(&mut self, opcode: u8, message: Message) {
+        debug_assert!(self.unfinished.is_none(), "one direct frame at a time");
+        let mut unfinished = Unfinished {
+            header: [0; 10],
+            header_len: 0,
+            message,
+            written: 0,
+        };
+        (unfinished.header, unfinished.header_len) = frame_header(opcode, unfinished.payload().len());
+        self.unfinished = Some(unfinished);
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Direct<S> {
+    /// Write the rest of the unfinished frame, if any.
+    fn poll_unfinished(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        while let Some(frame) = &mut self.unfinished {
+            let payload = frame.payload();
+            let total = frame.header_len + payload.len();
+            if frame.written == total {
+                self.unfinished = None;
+                break;
+            }
+            let rest = if frame.written < frame.header_len {
+                &frame.header[frame.written..frame.header_len]
+            } else {
+                &payload[frame.written - frame.header_len..]
+            };
+            let n = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_write(cx, rest))?;
+            if n == 0 {
+                return std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            frame.written += n;
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Direct<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Direct<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_unfinished(cx))?;
+        std::pin::Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_unfinished(cx))?;
+        std::pin::Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_unfinished(cx))?;
+        std::pin::Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
 }
 
 /// A connection's frames.
@@ -129,7 +232,7 @@ pub trait Transport: Send {
     fn close(&mut self, frame: CloseFrame) -> impl Future<Output = ()> + Send;
 }
 
-impl<S> Transport for WebSocketStream<S>
+impl<S> Transport for WebSocketStream<Direct<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -156,11 +259,13 @@ where
     async fn send(&mut self, messages: &mut Vec<Message>) -> Result<(), WsError> {
         for message in messages.drain(..) {
             match large_frame(&message) {
-                Some((opcode, payload)) => {
+                Some(opcode) => {
                     // What tungstenite buffered goes first, then the frame
-                    // straight from the shared message (see `large_frame`).
+                    // straight from the shared message (see `LARGE_FRAME`).
                     self.flush().await?;
-                    write_frame(self.get_mut(), opcode, payload).await?;
+                    let stream = self.get_mut();
+                    stream.start(opcode, message);
+                    std::future::poll_fn(|cx| stream.poll_unfinished(cx)).await?;
                 }
                 None => self.feed(message).await?,
             }
@@ -194,7 +299,7 @@ mod tests {
     #[tokio::test]
     async fn large_frames_written_directly_keep_their_place_among_buffered_ones() {
         let (server, client) = tokio::io::duplex(4 * 1024);
-        let mut server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let mut server = WebSocketStream::from_raw_socket(Direct::new(server), Role::Server, None).await;
         let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         let big_text = "é".repeat(LARGE_FRAME); // 2 bytes each
         let big_binary = vec![7u8; 70_000];
@@ -218,5 +323,41 @@ mod tests {
         written.expect("written");
         assert_eq!(received, sent);
         assert!(batch.is_empty(), "the batch is drained");
+    }
+
+    #[tokio::test]
+    async fn a_direct_frame_cut_off_by_a_cancelled_write_is_finished_before_the_close() {
+        let (server, client) = tokio::io::duplex(4 * 1024);
+        let mut server = WebSocketStream::from_raw_socket(Direct::new(server), Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let big = Message::text("y".repeat(100_000));
+        // Nobody reads: the write stalls after 4 KiB, and the socket task
+        // gives up on it (a slow reader), dropping the future mid-frame.
+        let mut batch = vec![Message::text("before"), big.clone()];
+        let stalled = tokio::time::timeout(Duration::from_millis(50), Transport::send(&mut server, &mut batch)).await;
+        assert!(stalled.is_err(), "the write cannot finish while nobody reads");
+        let close = CloseFrame {
+            code: CloseCode::Policy,
+            reason: "the client is not reading its messages".into(),
+        };
+        let (_, received) = tokio::join!(Transport::close(&mut server, close), async {
+            let mut received = Vec::new();
+            while let Some(Ok(message)) = client.next().await {
+                let done = matches!(message, Message::Close(_));
+                received.push(message);
+                if done {
+                    break;
+                }
+            }
+            received
+        });
+        assert_eq!(received.len(), 3, "{:?}", received.iter().map(Message::len).collect::<Vec<_>>());
+        assert_eq!(received[0], Message::text("before"));
+        assert_eq!(received[1], big, "the cut-off frame arrives whole");
+        assert!(
+            matches!(&received[2], Message::Close(Some(frame)) if frame.code == CloseCode::Policy),
+            "then the close: {:?}",
+            received[2]
+        );
     }
 }

@@ -42,7 +42,7 @@ const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 16 * 1024;
 
 /// An upgraded connection, as every WebSocket endpoint serves it.
-pub(super) type WebSocket = WebSocketStream<UpgradedIo>;
+pub(super) type WebSocket = WebSocketStream<crate::socket::transport::Direct<UpgradedIo>>;
 
 /// The connection under a WebSocket once the handshake is done.
 ///
@@ -220,7 +220,11 @@ where
         let _alive = alive;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(UpgradedIo::new(upgraded), Role::Server, Some(config)).await;
+                let ws = WebSocketStream::from_raw_socket(
+                    crate::socket::transport::Direct::new(UpgradedIo::new(upgraded)),
+                    Role::Server,
+                    Some(config),
+                ).await;
                 serve(ws, shutdown).await;
             }
             Err(error) => tracing::debug!(%error, %peer, "WebSocket upgrade failed"),
