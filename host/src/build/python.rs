@@ -184,22 +184,12 @@ fn build(workspace: &Path, dir: &Path, name: &str, out_dir: &Path) -> anyhow::Re
 /// another version; `None` (after a warning) when there is no Python to
 /// install it with.
 fn componentize_py(workspace: &Path, name: &str, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let venv = workspace.join(VENV);
-    let bin = venv.join("bin");
-    let componentize = bin.join("componentize-py");
-    if installed_version(&componentize).as_deref() == Some(COMPONENTIZE_PY) {
+    let componentize = workspace.join(VENV).join("bin/componentize-py");
+    let installed = || installed_version(&componentize).as_deref() == Some(COMPONENTIZE_PY);
+    if installed() {
         return Ok(Some(componentize));
     }
-    // Builds of two Python plugins (by two processes) share the
-    // environment: one installs, the other waits and finds it done.
-    let lock_path = workspace.join("target/plugins/python-venv.lock");
-    let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
-    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    if installed_version(&componentize).as_deref() == Some(COMPONENTIZE_PY) {
-        return Ok(Some(componentize));
-    }
-    let python = std::env::var_os("PLUME_PYTHON").unwrap_or_else(|| "python3".into());
-    let has_venv = Command::new(&python)
+    let has_venv = Command::new(system_python())
         .args(["-c", "import ensurepip, venv"])
         .output()
         .is_ok_and(|out| out.status.success());
@@ -210,17 +200,7 @@ fn componentize_py(workspace: &Path, name: &str, dir: &Path) -> anyhow::Result<O
         );
         return Ok(None);
     }
-    if !bin.join("pip").is_file() {
-        eprintln!("plume: creating a Python virtual environment in {}", venv.display());
-        run(Command::new(&python).arg("-m").arg("venv").arg(&venv), "python3 -m venv")?;
-    }
-    eprintln!("plume: installing componentize-py {COMPONENTIZE_PY} from PyPI into {}", venv.display());
-    run(
-        Command::new(bin.join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("componentize-py=={COMPONENTIZE_PY}")),
-        "pip install componentize-py",
-    )?;
+    install_pinned(workspace, "componentize-py", COMPONENTIZE_PY, &installed)?;
     match installed_version(&componentize) {
         Some(version) if version == COMPONENTIZE_PY => Ok(Some(componentize)),
         other => bail!(
@@ -228,6 +208,38 @@ fn componentize_py(workspace: &Path, name: &str, dir: &Path) -> anyhow::Result<O
             componentize.display()
         ),
     }
+}
+
+/// The interpreter that makes [`VENV`]: `PLUME_PYTHON`, else `python3`.
+fn system_python() -> std::ffi::OsString {
+    std::env::var_os("PLUME_PYTHON").unwrap_or_else(|| "python3".into())
+}
+
+/// Install `package==version` from PyPI into [`VENV`], making the
+/// environment first if there is none, unless `installed` says it is there.
+/// Processes that build or test Python plugins at once share the
+/// environment: one installs under its lock file, the others wait and find
+/// it done (`installed` is asked again once the lock is held).
+fn install_pinned(workspace: &Path, package: &str, version: &str, installed: &dyn Fn() -> bool) -> anyhow::Result<()> {
+    let venv = workspace.join(VENV);
+    std::fs::create_dir_all(workspace.join("target/plugins"))?;
+    let lock_path = workspace.join("target/plugins/python-venv.lock");
+    let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    if installed() {
+        return Ok(());
+    }
+    if !venv.join("bin/pip").is_file() {
+        eprintln!("plume: creating a Python virtual environment in {}", venv.display());
+        run(Command::new(system_python()).arg("-m").arg("venv").arg(&venv), "python3 -m venv")?;
+    }
+    eprintln!("plume: installing {package} {version} from PyPI into {}", venv.display());
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("{package}=={version}")),
+        &format!("pip install {package}"),
+    )
 }
 
 /// The `websockets` release (PyPI) the Python test client runs on.
@@ -252,25 +264,7 @@ pub fn test_python(workspace: &Path) -> anyhow::Result<PathBuf> {
     if has_websockets() {
         return Ok(python);
     }
-    std::fs::create_dir_all(workspace.join("target/plugins"))?;
-    let lock_path = workspace.join("target/plugins/python-venv.lock");
-    let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
-    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    if has_websockets() {
-        return Ok(python);
-    }
-    if !venv.join("bin/pip").is_file() {
-        let system = std::env::var_os("PLUME_PYTHON").unwrap_or_else(|| "python3".into());
-        eprintln!("plume: creating a Python virtual environment in {}", venv.display());
-        run(Command::new(&system).arg("-m").arg("venv").arg(&venv), "python3 -m venv")?;
-    }
-    eprintln!("plume: installing websockets {WEBSOCKETS} from PyPI into {} (for plume_test)", venv.display());
-    run(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("websockets=={WEBSOCKETS}")),
-        "pip install websockets",
-    )?;
+    install_pinned(workspace, "websockets", WEBSOCKETS, &has_websockets)?;
     if !has_websockets() {
         bail!("pip installed websockets, but {} does not import version {WEBSOCKETS}", python.display());
     }
