@@ -50,7 +50,7 @@ pub fn language(workspace: &Path, name: &str) -> anyhow::Result<Language> {
     if dir.join("Cargo.toml").is_file() {
         return Ok(Language::Rust);
     }
-    if build::npm::plugin_names(workspace, "plugins")?.iter().any(|n| n == name) {
+    if build::npm::has_script(&dir, "build")? {
         return Ok(Language::JavaScript);
     }
     if dir.join("pyproject.toml").is_file() && build::python::manifest(&dir)?.is_some() {
@@ -81,9 +81,7 @@ pub fn run(workspace: &Path, name: &str, topics: &[String], args: &[String]) -> 
 
     let mut runner = match language {
         Language::JavaScript => {
-            let manifest = std::fs::read_to_string(dir.join("package.json")).context("cannot read package.json")?;
-            let package: serde_json::Value = serde_json::from_str(&manifest).context("package.json is not valid JSON")?;
-            if !package["scripts"]["test"].is_string() {
+            if !build::npm::has_script(&dir, "test")? {
                 bail!(
                     "{} has no test script: add \"test\": \"node --test\" to its scripts (`plume new NAME --lang js` shows one, with a phoenix.js test in test/)",
                     dir.join("package.json").display()

@@ -29,16 +29,21 @@ pub const OUT_VAR: &str = "PLUME_PLUGIN_OUT";
 /// The npm plugins in a folder of a workspace: every `<folder>/<name>/`
 /// whose `package.json` has a `build` script.
 pub fn plugin_names(workspace: &Path, folder: &str) -> anyhow::Result<Vec<String>> {
-    super::folders_where(workspace, folder, |path| {
-        let manifest = path.join("package.json");
-        if !manifest.is_file() {
-            return Ok(false);
-        }
-        let text = std::fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
-        let package: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", manifest.display()))?;
-        Ok(package["scripts"]["build"].is_string())
-    })
+    super::folders_where(workspace, folder, |path| has_script(path, "build"))
+}
+
+/// Whether the folder `dir` has a `package.json` with the npm script
+/// `script` (`build` makes it an npm plugin; `test` is what `plume test`
+/// runs).
+pub fn has_script(dir: &Path, script: &str) -> anyhow::Result<bool> {
+    let manifest = dir.join("package.json");
+    if !manifest.is_file() {
+        return Ok(false);
+    }
+    let text = std::fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    let package: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", manifest.display()))?;
+    Ok(package["scripts"][script].is_string())
 }
 
 /// Build the npm plugins of `folder` into `out_dir`. Without npm they are
