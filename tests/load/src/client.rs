@@ -26,7 +26,8 @@ use crate::wire::{self, Status};
 /// A client WebSocket.
 pub type Ws = WebSocketStream<TcpStream>;
 
-/// How long one TCP connect plus WebSocket handshake may take.
+/// How long one TCP connect plus WebSocket handshake may take, unless a
+/// scenario says otherwise ([`Target::with_connect_timeout`]).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long the tool waits for any one reply.
@@ -77,6 +78,7 @@ pub struct Target {
     tokens: Tokens,
     /// The server's process, for its CPU time and memory when known.
     pub server_pid: Option<u32>,
+    connect_timeout: Duration,
 }
 
 /// The secret tokens are signed with unless a scenario sets one:
@@ -122,6 +124,7 @@ impl Target {
             sources,
             tokens: Tokens::new(default_secret().as_bytes()),
             server_pid,
+            connect_timeout: CONNECT_TIMEOUT,
         })
     }
 
@@ -132,12 +135,22 @@ impl Target {
         self
     }
 
+    /// Give each TCP connect plus WebSocket handshake `timeout` instead of
+    /// [`CONNECT_TIMEOUT`]: a server busy with a quadratic fan-out (a
+    /// 10,000-member presence storm) may take longer to answer one, and
+    /// phoenix.js itself waits as long as the browser does.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Target {
+        self.connect_timeout = timeout;
+        self
+    }
+
     /// Another server reached the same way as this one (as many source
     /// addresses, tokens signed with the same secret): a second node of a
     /// cluster, say.
     pub fn sibling(&self, url: &str, server_pid: Option<u32>) -> Result<Target, ClientError> {
         let mut sibling = Target::new(url, self.sources.len(), server_pid)?;
         sibling.tokens = self.tokens.clone();
+        sibling.connect_timeout = self.connect_timeout;
         Ok(sibling)
     }
 
@@ -191,7 +204,7 @@ impl Target {
                 .map_err(|error| ClientError::Handshake { to, error })?;
             Ok(ws)
         };
-        tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+        tokio::time::timeout(self.connect_timeout, handshake)
             .await
             .map_err(|_| ClientError::Timeout("the TCP connect and WebSocket handshake"))?
     }

@@ -90,6 +90,9 @@ struct TargetArgs {
     /// A label for the JSON line's "server" field, e.g. plume.
     #[arg(long)]
     label: Option<String>,
+    /// How long one TCP connect plus WebSocket handshake may take before the socket counts as failed.
+    #[arg(long, default_value_t = 15, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3600))]
+    connect_timeout_seconds: u64,
 }
 
 fn main() -> ExitCode {
@@ -148,7 +151,10 @@ fn run_direct(
             anyhow::bail!("give the server with --url ws://ADDR/socket/websocket or --addr ADDR")
         }
     };
-    let target = Arc::new(Target::new(&url, args.sources, args.server_pid)?);
+    let target = Arc::new(
+        Target::new(&url, args.sources, args.server_pid)?
+            .with_connect_timeout(std::time::Duration::from_secs(args.connect_timeout_seconds)),
+    );
     let outcome = runtime.block_on(scenario.run(target.clone()))?;
     println!(
         "{}",

@@ -94,13 +94,23 @@ fn clock_ticks() -> u64 {
 
 /// A process's resident memory, `VmRSS` in `/proc/PID/status`, in bytes.
 pub fn rss_bytes(pid: u32) -> io::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    parse_rss(&status)
-        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status has no VmRSS line")))
+    status_bytes(pid, "VmRSS:")
 }
 
-fn parse_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+/// The most resident memory process `pid` has had since it started
+/// (`VmHWM`, its high-water mark), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> io::Result<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+fn status_bytes(pid: u32, field: &str) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    parse_status_kib(&status, field)
+        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status has no {field} line")))
+}
+
+fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
@@ -264,17 +274,17 @@ mod tests {
 
     #[test]
     fn rss_is_read_in_bytes() {
-        assert_eq!(
-            parse_rss("Name:\tplume\nVmRSS:\t   12345 kB\nThreads: 3\n"),
-            Some(12345 * 1024)
-        );
-        assert_eq!(parse_rss("Name:\tplume\n"), None);
+        let status = "Name:\tplume\nVmHWM:\t   23456 kB\nVmRSS:\t   12345 kB\nThreads: 3\n";
+        assert_eq!(parse_status_kib(status, "VmRSS:"), Some(12345 * 1024));
+        assert_eq!(parse_status_kib(status, "VmHWM:"), Some(23456 * 1024));
+        assert_eq!(parse_status_kib("Name:\tplume\n", "VmRSS:"), None);
     }
 
     #[test]
     fn this_process_is_measurable() {
         let pid = std::process::id();
         assert!(rss_bytes(pid).expect("rss") > 0);
+        assert!(peak_rss_bytes(pid).expect("peak") >= rss_bytes(pid).expect("rss"));
         assert!(process_cpu(pid).is_ok());
         assert!(own_cpu().is_ok());
     }

@@ -7,13 +7,13 @@
 //! memory before and after.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -59,6 +59,8 @@ struct PresenceResult {
     presence_bytes: u64,
     server_rss_before_bytes: Option<u64>,
     server_rss_after_bytes: Option<u64>,
+    /// The server's most resident memory since it started.
+    server_rss_peak_bytes: Option<u64>,
     cpu: CpuReport,
 }
 
@@ -113,6 +115,21 @@ impl Present {
     fn len(&self) -> usize {
         self.len
     }
+
+    /// Remove every key of `other`.
+    fn remove_all(&mut self, other: &Present) {
+        for (word, bits) in other.ids.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                let bit = bits.trailing_zeros() as usize;
+                self.remove(&(word * 64 + bit).to_string());
+                bits &= bits - 1;
+            }
+        }
+        for key in &other.others {
+            self.remove(key);
+        }
+    }
 }
 
 /// phoenix.js's heartbeat interval.
@@ -127,57 +144,140 @@ struct Member {
     complete_at: Instant,
 }
 
-/// A frame as a member reads it: the event, and for presence events only
-/// the keys. The metas are skipped unparsed (a 10,000-member run moves
-/// gigabytes of them; a tool that built a JSON tree of each would measure
-/// itself rather than the server).
-enum Read<'a> {
-    State(HashMap<Cow<'a, str>, IgnoredAny>),
-    Diff(Diff<'a>),
+/// What a frame was to a member.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    /// A `presence_state`: the list was replaced.
+    State,
+    /// A `presence_diff`: its joins and leaves were applied.
+    Diff,
     /// The join's reply.
     Reply,
     Other,
 }
 
-#[derive(Deserialize)]
-struct Keys<'a>(#[serde(borrow)] HashMap<Cow<'a, str>, IgnoredAny>);
+/// Reads one V2 frame `[join_ref, ref, topic, event, payload]` into a
+/// member's list: for presence events only the keys are read, straight
+/// into the list, and the metas are skipped unparsed. A 10,000-member run
+/// moves gigabytes of them through the tool, on the cores the server uses:
+/// a tool that built a map (or a JSON tree) of every frame would measure
+/// itself rather than the server. Every other event is skipped.
+struct FrameSeed<'p>(&'p mut Present);
 
-#[derive(Deserialize)]
-struct Diff<'a> {
-    #[serde(borrow)]
-    joins: HashMap<Cow<'a, str>, IgnoredAny>,
-    #[serde(borrow)]
-    leaves: HashMap<Cow<'a, str>, IgnoredAny>,
-}
+impl<'de> serde::de::DeserializeSeed<'de> for FrameSeed<'_> {
+    type Value = Read;
 
-impl<'de> Deserialize<'de> for Read<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(ReadVisitor)
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Read, D::Error> {
+        deserializer.deserialize_seq(self)
     }
 }
 
-struct ReadVisitor;
-
-impl<'de> serde::de::Visitor<'de> for ReadVisitor {
-    type Value = Read<'de>;
+impl<'de> serde::de::Visitor<'de> for FrameSeed<'_> {
+    type Value = Read;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a V2 frame [join_ref, ref, topic, event, payload]")
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Read<'de>, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
         for _ in 0..3 {
             seq.next_element::<IgnoredAny>()?;
         }
-        let event: Option<String> = seq.next_element()?;
-        let read = match event.as_deref() {
-            Some("presence_state") => seq.next_element::<Keys<'de>>()?.map_or(Read::Other, |keys| Read::State(keys.0)),
-            Some("presence_diff") => seq.next_element::<Diff<'de>>()?.map_or(Read::Other, Read::Diff),
+        // Event names carry no escapes, so they are borrowed from the frame.
+        let event: Option<&'de str> = seq.next_element()?;
+        let read = match event {
+            Some("presence_state") => {
+                *self.0 = Present::default();
+                seq.next_element_seed(KeysSeed(self.0, Apply::Insert))?;
+                Read::State
+            }
+            Some("presence_diff") => {
+                seq.next_element_seed(DiffSeed(self.0))?;
+                Read::Diff
+            }
             Some("phx_reply") => Read::Reply,
             _ => Read::Other,
         };
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(read)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Apply {
+    Insert,
+    Remove,
+}
+
+/// The keys of an object of presences, applied to a list as they are read.
+struct KeysSeed<'p>(&'p mut Present, Apply);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeysSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeysSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of presences")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match self.1 {
+                Apply::Insert => self.0.insert(&key),
+                Apply::Remove => self.0.remove(&key),
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+}
+
+/// A `presence_diff` payload `{"joins": {...}, "leaves": {...}}`, applied
+/// as phoenix.js applies it: joins first, then leaves (whichever the frame
+/// lists first).
+struct DiffSeed<'p>(&'p mut Present);
+
+impl<'de> serde::de::DeserializeSeed<'de> for DiffSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DiffSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a presence diff")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Leaves read before the joins wait for them; normally none.
+        let mut leaves = Present::default();
+        let mut joined = false;
+        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+            match &*field {
+                "joins" => {
+                    map.next_value_seed(KeysSeed(self.0, Apply::Insert))?;
+                    joined = true;
+                }
+                "leaves" if joined => map.next_value_seed(KeysSeed(self.0, Apply::Remove))?,
+                "leaves" => map.next_value_seed(KeysSeed(&mut leaves, Apply::Insert))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        self.0.remove_all(&leaves);
+        Ok(())
     }
 }
 
@@ -214,25 +314,12 @@ async fn member(target: Arc<Target>, gate: Arc<Semaphore>, index: usize, topic: 
             Some(Ok(_)) => continue,
             Some(Err(error)) => return Err(error.into()),
         };
-        let Ok(read) = serde_json::from_str::<Read<'_>>(&text) else { continue };
+        let mut reader = serde_json::Deserializer::from_str(&text);
+        let Ok(read) = serde::de::DeserializeSeed::deserialize(FrameSeed(&mut present), &mut reader) else { continue };
         match read {
-            Read::State(keys) => {
+            Read::State | Read::Diff => {
                 messages += 1;
                 bytes += text.len() as u64;
-                present = Present::default();
-                for key in keys.keys() {
-                    present.insert(key);
-                }
-            }
-            Read::Diff(Diff { joins, leaves }) => {
-                messages += 1;
-                bytes += text.len() as u64;
-                for key in joins.keys() {
-                    present.insert(key);
-                }
-                for key in leaves.keys() {
-                    present.remove(key);
-                }
             }
             Read::Reply => joined_at = Instant::now(),
             Read::Other => {}
@@ -305,6 +392,7 @@ pub async fn run(args: &PresenceArgs, target: Arc<Target>) -> anyhow::Result<Out
         presence_bytes: bytes,
         server_rss_before_bytes: rss_before,
         server_rss_after_bytes: rss(target.server_pid),
+        server_rss_peak_bytes: target.server_pid.and_then(|pid| process::peak_rss_bytes(pid).ok()),
         cpu,
     };
     let mut summary = format!(
@@ -320,6 +408,9 @@ pub async fn run(args: &PresenceArgs, target: Arc<Target>) -> anyhow::Result<Out
     );
     if let (Some(before), Some(after)) = (result.server_rss_before_bytes, result.server_rss_after_bytes) {
         summary.push_str(&format!("\nserver memory {} MB -> {} MB", before / 1_000_000, after / 1_000_000));
+        if let Some(peak) = result.server_rss_peak_bytes {
+            summary.push_str(&format!(" (peak {} MB)", peak / 1_000_000));
+        }
     }
     if let Some(failure) = &result.first_failure {
         summary.push_str(&format!("\nproblems: {} members failed ({failure})", result.failed));
@@ -336,7 +427,35 @@ pub async fn run(args: &PresenceArgs, target: Arc<Target>) -> anyhow::Result<Out
 
 #[cfg(test)]
 mod present_tests {
-    use super::Present;
+    use super::{FrameSeed, Present, Read};
+
+    fn read(present: &mut Present, frame: &str) -> Read {
+        let mut reader = serde_json::Deserializer::from_str(frame);
+        serde::de::DeserializeSeed::deserialize(FrameSeed(present), &mut reader).expect("a frame")
+    }
+
+    #[test]
+    fn frames_apply_their_keys_as_phoenix_js_does() {
+        let mut present = Present::default();
+        let meta = r#"{"metas":[{"phx_ref":"F1","online_at":1,"name":"a \"b\""}]}"#;
+        present.insert("99");
+        let state = format!(r#"["1",null,"chat:x","presence_state",{{"1":{meta},"2":{meta},"al\u0069ce":{meta}}}]"#);
+        assert_eq!(read(&mut present, &state), Read::State);
+        assert_eq!(present.len(), 3, "the state replaces the list");
+        // Leaves listed before joins still apply after them.
+        let diff = format!(r#"["1",null,"chat:x","presence_diff",{{"leaves":{{"2":{meta},"3":{meta}}},"joins":{{"3":{meta},"4":{meta}}}}}]"#);
+        assert_eq!(read(&mut present, &diff), Read::Diff);
+        let mut expected = Present::default();
+        for key in ["1", "alice", "4"] {
+            expected.insert(key);
+        }
+        assert_eq!(present.len(), 3);
+        expected.remove_all(&present);
+        assert_eq!(expected.len(), 0, "1, alice and 4 are present");
+        assert_eq!(read(&mut present, r#"["1",null,"chat:x","user_joined",{"user":{"id":5}}]"#), Read::Other);
+        assert_eq!(read(&mut present, r#"["1","1","chat:x","phx_reply",{"status":"ok","response":{}}]"#), Read::Reply);
+        assert_eq!(present.len(), 3);
+    }
 
     #[test]
     fn keys_count_once_whether_numbers_or_not() {
