@@ -50,10 +50,12 @@ use host::HostState;
 use pool::World;
 
 /// How often the epoch advances while calls run; a deadline is checked
-/// against the wall clock at each tick. A long call hands off its async worker and drops to
-/// idle priority at its first tick (see `pool`), so the tick bounds how
-/// long a spinning plugin holds other tenants' sockets: the soak's tenant B
-/// p99 storm/quiet was 2.0x at 1 ms and 1.35x at 0.5 ms (median of 7 runs).
+/// against the wall clock at each tick. A call that spins through a tick
+/// after its first hands off its async worker and drops to idle priority
+/// (see `pool`), so the tick bounds how long a spinning plugin holds other
+/// tenants' sockets: the soak's tenant B p99 storm/quiet was 2.0x at 1 ms
+/// and 1.35x at 0.5 ms (median of 7 runs, when the hand-off came at the
+/// first tick).
 /// An idle server's clock sleeps (see [`clock`]).
 const EPOCH_TICK: Duration = Duration::from_micros(500);
 

@@ -79,26 +79,26 @@ pub(crate) trait World: Sized + Send + 'static {
 /// How long a call waits for an instance when all are busy.
 pub const INSTANCE_WAIT: Duration = Duration::from_millis(100);
 
-/// Epoch ticks a call runs before the host first looks at it again. A call
-/// still running then is a long one: its thread hands its place among the
-/// async workers to another thread (see [`hand_off_worker`]) and runs at
-/// idle CPU priority while it keeps running (see [`super::priority`]).
+/// Epoch ticks a call runs before the host first looks at it. A call
+/// still running then may be a long one, or a short one whose thread the
+/// kernel preempted: epochs count wall-clock time, and on a busy machine a
+/// 2 µs call whose thread loses its core for a scheduler tick (4 ms here)
+/// crosses epoch ticks as surely as a spinning one. So the first look only
+/// notes the thread's CPU time, and the next tells the two apart (see
+/// [`look_at_long_call`]): only a call that used the CPU in between is a
+/// long one, whose thread hands its place among the async workers to
+/// another thread (see [`hand_off_worker`]) and runs at idle CPU priority
+/// while it keeps running (see [`super::priority`]).
 ///
-/// A deadline of one tick is the *next* tick, which may come a microsecond
-/// after the call starts: a call that has run for less than
-/// [`STRADDLING`] when the tick comes is taken for a short one that
-/// straddles it, and looked at again at the next tick. Without that, about
-/// one call in five hundred (2 µs calls against a 0.5 ms tick; 190 a second
-/// in the rpc benchmark) paid a hand-off and two priority changes. Waiting
-/// for a whole tick instead would let every hostile call hold its worker,
-/// and the sockets queued on it, twice as long on average (the soak's
-/// tenant B p99 measured worse that way: at a 1 ms tick, 2.0 to 2.3x against
-/// 1.8 to 2.0x); this way only the calls that start in the last tenth of a
-/// tick wait one more.
+/// Handing off at the first look instead took every preempted short call
+/// for a long one: 441 hand-offs and demotions in 6 s of the rpc benchmark
+/// (50 sockets pinging, on 2 cores shared with the load tool), each a
+/// 200 µs wait, a worker moved to another thread and a call left at idle
+/// priority on a machine with no idle time. They set plume's maximum
+/// latency (13 to 17 ms, against 9 to 11 ms for the same logic compiled
+/// natively; BENCHMARKS.md). The price is one tick: a spinning call holds
+/// its worker for one to two ticks (0.5 to 1 ms) before it hands it off.
 const FIRST_SLICE_TICKS: u64 = 1;
-
-/// See [`FIRST_SLICE_TICKS`].
-const STRADDLING: Duration = Duration::from_micros(50);
 
 /// Epoch ticks between the host's looks at a long call after the first.
 const SLICE_TICKS: u64 = 1;
@@ -133,19 +133,21 @@ pub(crate) fn hand_off_worker() {
 /// [`FIRST_SLICE_TICKS`]), on the thread running it.
 fn look_at_long_call(state: &mut HostState, clock: &Clock) {
     use super::priority::{self, Sample};
-    // At every look, not only the first: a hand-off can lose its race (the
-    // new worker thread not started when the grace ends, and this thread
-    // takes its worker back), and once it has succeeded this thread holds
-    // no worker and the call is free.
-    hand_off_worker();
-    // A long call is demoted at once. Each later look checks that it ran
-    // since the one before: a call that spins pauses; one that waited for
-    // the CPU (a short call preempted on a busy machine looks long too) is
-    // put back to normal priority.
+    // The first look notes the thread's CPU time. Each later one checks
+    // that the call ran since the one before: a call that spins hands off
+    // its worker, is demoted and pauses; one that waited for the CPU (a
+    // short call preempted on a busy machine looks long too) keeps, or is
+    // given back, normal priority.
     let now = Sample::now();
     match state.last_look {
-        None => priority::demote(clock),
+        None => {}
         Some(before) if now.busy_since(&before) => {
+            // At every busy look, not only the first: a hand-off can lose
+            // its race (the new worker thread not started when the grace
+            // ends, and this thread takes its worker back), and once it
+            // has succeeded this thread holds no worker and the call is
+            // free.
+            hand_off_worker();
             priority::demote(clock);
             std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS);
             // The next look measures from after the pause.
@@ -200,16 +202,12 @@ impl<W: World> Pool<W> {
         let clock = self.clock.clone();
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
-            let now = Instant::now();
-            if now >= state.deadline {
+            if Instant::now() >= state.deadline {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
-            let straddling = state.last_look.is_none() && now.duration_since(state.call_started) < STRADDLING;
-            if !straddling {
-                look_at_long_call(state, &clock);
-                if Instant::now() >= state.deadline {
-                    return Err(wasmtime::Error::new(Trap::Interrupt));
-                }
+            look_at_long_call(state, &clock);
+            if Instant::now() >= state.deadline {
+                return Err(wasmtime::Error::new(Trap::Interrupt));
             }
             Ok(wasmtime::UpdateDeadline::Continue(SLICE_TICKS))
         });
@@ -224,8 +222,7 @@ impl<W: World> Pool<W> {
     fn start_clock(&self, store: &mut Store<HostState>) {
         let state = store.data_mut();
         state.last_look = None;
-        state.call_started = Instant::now();
-        state.deadline = state.call_started + self.settings.deadline;
+        state.deadline = Instant::now() + self.settings.deadline;
         store.set_epoch_deadline(FIRST_SLICE_TICKS);
     }
 
@@ -244,8 +241,10 @@ impl<W: World> Pool<W> {
     /// [`Fault::Busy`] after waiting [`INSTANCE_WAIT`] for one.
     fn take(&self) -> Result<Instance<W>, Fault> {
         let max = self.settings.max_instances.max(1);
-        let give_up = Instant::now() + INSTANCE_WAIT;
         let mut slots = self.slots.lock();
+        // Read the clock only when there is a wait to bound: nearly every
+        // call finds an idle instance at once.
+        let mut give_up = None;
         loop {
             if let Some(instance) = slots.idle.pop() {
                 return Ok(instance);
@@ -255,6 +254,7 @@ impl<W: World> Pool<W> {
                 drop(slots);
                 return self.fresh().inspect_err(|_| self.dropped());
             }
+            let give_up = *give_up.get_or_insert_with(|| Instant::now() + INSTANCE_WAIT);
             if Instant::now() >= give_up {
                 return Err(Fault::Busy(max));
             }

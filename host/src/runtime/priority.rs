@@ -1,9 +1,10 @@
 //! CPU priority of long plugin calls.
 //!
 //! Nearly every plugin call lasts microseconds and runs on its socket's
-//! async worker at normal priority. A call still running at the end of its
-//! first slice is a long one (see `pool`): its thread has handed its worker
-//! on, and the rest of the call runs under Linux's `SCHED_IDLE` policy. The
+//! async worker at normal priority. A call that still runs, using the CPU,
+//! a tick after its first slice is a long one (see `pool`): its thread has
+//! handed its worker on, and the rest of the call runs under Linux's
+//! `SCHED_IDLE` policy. The
 //! kernel then gives it only CPU time no normal thread wants, and a waking
 //! normal thread (an async worker with a message for another tenant's
 //! socket) preempts it at once, instead of waiting for its turn beside the
@@ -20,9 +21,10 @@
 //!
 //! Epochs count wall-clock time, so a short call whose thread the kernel
 //! preempted on a busy machine looks long too, and would then wait at idle
-//! priority on a machine with no idle time. So at each later look a call
-//! that got under a tenth of the CPU since the one before (it was waiting,
-//! not spinning) is put back to normal priority until it spins again.
+//! priority on a machine with no idle time. So a call is only taken for a
+//! long one when it got at least a tenth of the CPU between two looks, and
+//! at each later look a call that got less (it was waiting, not spinning)
+//! is put back to normal priority until it spins again.
 //!
 //! Setting `SCHED_IDLE` is always allowed; setting the normal policy back
 //! needs `CAP_SYS_NICE` or an `RLIMIT_NICE` of at least 20 - nice. Without

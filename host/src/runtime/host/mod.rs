@@ -33,8 +33,6 @@ pub struct HostState {
     /// When the host last looked at the call in progress, if it has run
     /// past its first slice: see `pool`.
     pub(crate) last_look: Option<super::priority::Sample>,
-    /// When the call in progress started.
-    pub(crate) call_started: std::time::Instant,
     /// When the call in progress traps: its start plus its deadline.
     pub(crate) deadline: std::time::Instant,
 }
@@ -49,7 +47,6 @@ impl HostState {
             limiter: MemoryLimiter::new(memory_limit),
             call: None,
             last_look: None,
-            call_started: std::time::Instant::now(),
             deadline: std::time::Instant::now(),
         }
     }
