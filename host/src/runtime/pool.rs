@@ -14,6 +14,7 @@
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -83,21 +84,27 @@ pub const INSTANCE_WAIT: Duration = Duration::from_millis(100);
 /// still running then may be a long one, or a short one whose thread the
 /// kernel preempted: epochs count wall-clock time, and on a busy machine a
 /// 2 µs call whose thread loses its core for a scheduler tick (4 ms here)
-/// crosses epoch ticks as surely as a spinning one. So the first look only
-/// notes the thread's CPU time, and the next tells the two apart (see
-/// [`look_at_long_call`]): only a call that used the CPU in between is a
-/// long one, whose thread hands its place among the async workers to
-/// another thread (see [`hand_off_worker`]) and runs at idle CPU priority
-/// while it keeps running (see [`super::priority`]).
+/// crosses epoch ticks as surely as a spinning one. Only a call that used
+/// the CPU is a long one (see [`look_at_long_call`]): its thread hands its
+/// place among the async workers to another thread (see
+/// [`hand_off_worker`]) and runs at idle CPU priority while it keeps
+/// running (see [`super::priority`]).
 ///
-/// Handing off at the first look instead took every preempted short call
-/// for a long one: 441 hand-offs and demotions in 6 s of the rpc benchmark
-/// (50 sockets pinging, on 2 cores shared with the load tool), each a
-/// 200 µs wait, a worker moved to another thread and a call left at idle
-/// priority on a machine with no idle time. They set plume's maximum
-/// latency (13 to 17 ms, against 9 to 11 ms for the same logic compiled
-/// natively; BENCHMARKS.md). The price is one tick: a spinning call holds
-/// its worker for one to two ticks (0.5 to 1 ms) before it hands it off.
+/// Telling them apart takes the thread's CPU time at two moments, and
+/// reading it costs about 0.3 µs, as much as a short call: so a plugin's
+/// calls are only timed from their start once one of them was found long
+/// (a hostile plugin's next spin is then handed off at its first tick, as
+/// before). Until then the first look only notes the CPU time and the next
+/// one, a tick later, decides: a spinning call of a plugin that never
+/// spun before holds its worker for one to two ticks (0.5 to 1 ms).
+///
+/// Handing off at the first look, by wall-clock time alone, took every
+/// preempted short call for a long one: 441 hand-offs and demotions in 6 s
+/// of the rpc benchmark (50 sockets pinging, on 2 cores shared with the
+/// load tool), each a 200 µs wait, a worker moved to another thread and a
+/// call left at idle priority on a machine with no idle time. They set
+/// plume's maximum latency (13 to 17 ms, against 9 to 11 ms for the same
+/// logic compiled natively; BENCHMARKS.md).
 const FIRST_SLICE_TICKS: u64 = 1;
 
 /// Epoch ticks between the host's looks at a long call after the first.
@@ -129,34 +136,50 @@ pub(crate) fn hand_off_worker() {
     }
 }
 
+/// A call a tick old may have started just before the tick: under this,
+/// even a plugin that has spun before is not judged at the first look.
+const STRADDLING: Duration = Duration::from_micros(50);
+
 /// One look at a call that has run past its first slice (see
-/// [`FIRST_SLICE_TICKS`]), on the thread running it.
-fn look_at_long_call(state: &mut HostState, clock: &Clock) {
+/// [`FIRST_SLICE_TICKS`]), on the thread running it. `spun` is its pool's
+/// mark of a plugin that has made long calls.
+fn look_at_long_call(state: &mut HostState, clock: &Clock, spun: &AtomicBool) {
     use super::priority::{self, Sample};
-    // The first look notes the thread's CPU time. Each later one checks
-    // that the call ran since the one before: a call that spins hands off
-    // its worker, is demoted and pauses; one that waited for the CPU (a
-    // short call preempted on a busy machine looks long too) keeps, or is
-    // given back, normal priority.
+    // A call is long when it used the CPU since the last look; at the
+    // first look, since its start if the thread's CPU time was read then
+    // (a plugin that has spun before), else it is only noted. A long call
+    // hands off its worker and is demoted, and at every later look it
+    // pauses; one that waited for the CPU (a short call preempted on a
+    // busy machine looks long too) keeps, or is given back, normal
+    // priority.
     let now = Sample::now();
-    match state.last_look {
-        None => {}
-        Some(before) if now.busy_since(&before) => {
-            // At every busy look, not only the first: a hand-off can lose
-            // its race (the new worker thread not started when the grace
-            // ends, and this thread takes its worker back), and once it
-            // has succeeded this thread holds no worker and the call is
-            // free.
-            hand_off_worker();
-            priority::demote(clock);
-            std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS);
-            // The next look measures from after the pause.
-            state.last_look = Some(Sample::now());
-            return;
+    let first = state.last_look.is_none();
+    let busy = match (state.last_look, state.started) {
+        (Some(before), _) => now.busy_since(&before),
+        (None, Some(started)) => started.elapsed() >= STRADDLING && now.busy_since(&started),
+        (None, None) => false,
+    };
+    if !busy {
+        if !first {
+            priority::restore();
         }
-        Some(_) => priority::restore(),
+        state.last_look = Some(now);
+        return;
     }
-    state.last_look = Some(now);
+    spun.store(true, Ordering::Relaxed);
+    // At every busy look, not only the first: a hand-off can lose its race
+    // (the new worker thread not started when the grace ends, and this
+    // thread takes its worker back), and once it has succeeded this thread
+    // holds no worker and the call is free.
+    hand_off_worker();
+    priority::demote(clock);
+    if first {
+        state.last_look = Some(now);
+        return;
+    }
+    std::thread::sleep(super::EPOCH_TICK * LONG_CALL_PAUSE_TICKS);
+    // The next look measures from after the pause.
+    state.last_look = Some(Sample::now());
 }
 
 struct Instance<W> {
@@ -178,6 +201,11 @@ pub(crate) struct Pool<W: World> {
     /// Signalled whenever an instance comes back or is dropped.
     returned: Condvar,
     settings: Settings,
+    /// Set once a call of this plugin is found long: from then on each
+    /// call reads its thread's CPU time at its start (about 0.3 µs), so
+    /// that its next long call is told from a preempted short one at the
+    /// first look (see [`FIRST_SLICE_TICKS`]).
+    spun: Arc<AtomicBool>,
 }
 
 impl<W: World> Pool<W> {
@@ -189,6 +217,7 @@ impl<W: World> Pool<W> {
             slots: Mutex::new(Slots { idle: Vec::new(), live: 0 }),
             returned: Condvar::new(),
             settings,
+            spun: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -199,13 +228,13 @@ impl<W: World> Pool<W> {
         // call's thread reaches: at the first tick a long call hands off
         // its worker, and at the first tick past its deadline it traps.
         // Ticks a starved thread missed count all the same.
-        let clock = self.clock.clone();
+        let (clock, spun) = (self.clock.clone(), self.spun.clone());
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
             if Instant::now() >= state.deadline {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
-            look_at_long_call(state, &clock);
+            look_at_long_call(state, &clock, &spun);
             if Instant::now() >= state.deadline {
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
@@ -222,6 +251,7 @@ impl<W: World> Pool<W> {
     fn start_clock(&self, store: &mut Store<HostState>) {
         let state = store.data_mut();
         state.last_look = None;
+        state.started = self.spun.load(Ordering::Relaxed).then(super::priority::Sample::now);
         state.deadline = Instant::now() + self.settings.deadline;
         store.set_epoch_deadline(FIRST_SLICE_TICKS);
     }
@@ -373,5 +403,76 @@ impl Fault {
             Some(trap) => Fault::Trap(trap.to_string()),
             None => Fault::Trap(format!("{error:#}")),
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod long_call_tests {
+    use super::*;
+    use crate::runtime::priority::tests::{clock, policy, priorities_or_skip};
+    use crate::runtime::priority::{RestoreOnDrop, Sample};
+
+    fn spin(time: Duration) {
+        let until = Instant::now() + time;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// A short call preempted across ticks (its thread waits) is never
+    /// demoted; one that uses the CPU between two looks is, and its plugin
+    /// is marked.
+    #[test]
+    fn only_a_call_that_used_the_cpu_between_two_looks_is_a_long_one() {
+        std::thread::spawn(|| {
+            if !priorities_or_skip() {
+                return;
+            }
+            let (_engine, clock) = clock();
+            let spun = AtomicBool::new(false);
+            let mut state = HostState::new(1 << 20);
+            let _restore = RestoreOnDrop(&clock);
+            look_at_long_call(&mut state, &clock, &spun);
+            assert_eq!(policy(), libc::SCHED_OTHER, "the first look only notes the CPU time");
+            std::thread::sleep(Duration::from_millis(3));
+            look_at_long_call(&mut state, &clock, &spun);
+            assert_eq!(policy(), libc::SCHED_OTHER, "a call that waited for 3 ms is no long one");
+            assert!(!spun.load(Ordering::Relaxed));
+            spin(Duration::from_millis(1));
+            look_at_long_call(&mut state, &clock, &spun);
+            assert_eq!(policy(), libc::SCHED_IDLE, "a call that spun since the last look is demoted");
+            assert!(spun.load(Ordering::Relaxed), "and its plugin marked");
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A plugin that has spun before has its calls timed from their start:
+    /// a spinning call is demoted at the first look, a waiting one is not.
+    #[test]
+    fn a_marked_plugins_call_is_judged_at_the_first_look() {
+        std::thread::spawn(|| {
+            if !priorities_or_skip() {
+                return;
+            }
+            let (_engine, clock) = clock();
+            let spun = AtomicBool::new(true);
+            {
+                let mut state = HostState::new(1 << 20);
+                let _restore = RestoreOnDrop(&clock);
+                state.started = Some(Sample::now());
+                std::thread::sleep(Duration::from_millis(3));
+                look_at_long_call(&mut state, &clock, &spun);
+                assert_eq!(policy(), libc::SCHED_OTHER, "it waited: no long call");
+            }
+            let mut state = HostState::new(1 << 20);
+            let _restore = RestoreOnDrop(&clock);
+            state.started = Some(Sample::now());
+            spin(Duration::from_micros(300));
+            look_at_long_call(&mut state, &clock, &spun);
+            assert_eq!(policy(), libc::SCHED_IDLE, "it spun from its start: demoted at once");
+        })
+        .join()
+        .unwrap();
     }
 }

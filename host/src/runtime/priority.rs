@@ -316,10 +316,11 @@ mod sys {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn policy() -> libc::c_int {
+    /// This thread's scheduling policy.
+    pub(crate) fn policy() -> libc::c_int {
         unsafe { libc::sched_getscheduler(0) }
     }
 
@@ -349,7 +350,7 @@ mod tests {
     /// priorities fails where it may not, unless `PLUME_TEST_SKIP_PRIORITY=1`
     /// says to skip it (a machine without `CAP_SYS_NICE` or an
     /// `RLIMIT_NICE` of 20).
-    fn priorities_or_skip() -> bool {
+    pub(crate) fn priorities_or_skip() -> bool {
         if available() {
             return true;
         }
@@ -363,7 +364,7 @@ mod tests {
     }
 
     /// A clock, and the engine it ticks (it stops when the engine goes).
-    fn clock() -> (wasmtime::Engine, std::sync::Arc<Clock>) {
+    pub(crate) fn clock() -> (wasmtime::Engine, std::sync::Arc<Clock>) {
         let engine = wasmtime::Engine::default();
         let clock = Clock::start(&engine, Duration::from_micros(500)).unwrap();
         (engine, clock)

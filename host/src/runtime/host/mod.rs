@@ -33,6 +33,9 @@ pub struct HostState {
     /// When the host last looked at the call in progress, if it has run
     /// past its first slice: see `pool`.
     pub(crate) last_look: Option<super::priority::Sample>,
+    /// The thread's CPU time when the call in progress started, read only
+    /// for a plugin that has made long calls: see `pool`.
+    pub(crate) started: Option<super::priority::Sample>,
     /// When the call in progress traps: its start plus its deadline.
     pub(crate) deadline: std::time::Instant,
 }
@@ -47,6 +50,7 @@ impl HostState {
             limiter: MemoryLimiter::new(memory_limit),
             call: None,
             last_look: None,
+            started: None,
             deadline: std::time::Instant::now(),
         }
     }
