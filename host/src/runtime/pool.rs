@@ -225,8 +225,8 @@ impl<W: World> Pool<W> {
         let mut store = Store::new(&self.engine, HostState::new(self.settings.memory_limit));
         store.limiter(|state| &mut state.limiter);
         // The deadline is wall-clock time, checked at every epoch tick the
-        // call's thread reaches: at the first tick a long call hands off
-        // its worker, and at the first tick past its deadline it traps.
+        // call's thread reaches: a call found long at a tick hands off its
+        // worker, and at the first tick past its deadline it traps.
         // Ticks a starved thread missed count all the same.
         let (clock, spun) = (self.clock.clone(), self.spun.clone());
         store.epoch_deadline_callback(move |mut ctx| {
@@ -412,9 +412,17 @@ mod long_call_tests {
     use crate::runtime::priority::tests::{clock, policy, priorities_or_skip};
     use crate::runtime::priority::{RestoreOnDrop, Sample};
 
+    /// Spin until this thread has used `time` of CPU, however long the
+    /// kernel preempts it meanwhile.
     fn spin(time: Duration) {
-        let until = Instant::now() + time;
-        while Instant::now() < until {
+        let cpu = || {
+            let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `now` is a valid timespec to write to.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+            Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+        };
+        let start = cpu();
+        while cpu() - start < time {
             std::hint::spin_loop();
         }
     }

@@ -4,11 +4,10 @@
 //! async worker at normal priority. A call that still runs, using the CPU,
 //! a tick after its first slice is a long one (see `pool`): its thread has
 //! handed its worker on, and the rest of the call runs under Linux's
-//! `SCHED_IDLE` policy. The
-//! kernel then gives it only CPU time no normal thread wants, and a waking
-//! normal thread (an async worker with a message for another tenant's
-//! socket) preempts it at once, instead of waiting for its turn beside the
-//! hostile call. The tenant that runs long calls is the one that waits.
+//! `SCHED_IDLE` policy. The kernel then gives it only CPU time no normal
+//! thread wants, and a waking normal thread (an async worker with a
+//! message for another tenant's socket) preempts it at once, instead of
+//! waiting for its turn beside the hostile call. The tenant that runs long calls is the one that waits.
 //!
 //! On a machine whose cores are all busy with other work there is no CPU
 //! time nobody wants, and a demoted call would not run at all: not to its
