@@ -409,23 +409,8 @@ impl Fault {
 #[cfg(all(test, target_os = "linux"))]
 mod long_call_tests {
     use super::*;
-    use crate::runtime::priority::tests::{clock, policy, priorities_or_skip};
+    use crate::runtime::priority::tests::{clock, policy, priorities_or_skip, spin_for_cpu};
     use crate::runtime::priority::{RestoreOnDrop, Sample};
-
-    /// Spin until this thread has used `time` of CPU, however long the
-    /// kernel preempts it meanwhile.
-    fn spin(time: Duration) {
-        let cpu = || {
-            let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: `now` is a valid timespec to write to.
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-            Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-        };
-        let start = cpu();
-        while cpu() - start < time {
-            std::hint::spin_loop();
-        }
-    }
 
     /// A short call preempted across ticks (its thread waits) is never
     /// demoted; one that uses the CPU between two looks is, and its plugin
@@ -446,7 +431,7 @@ mod long_call_tests {
             look_at_long_call(&mut state, &clock, &spun);
             assert_eq!(policy(), libc::SCHED_OTHER, "a call that waited for 3 ms is no long one");
             assert!(!spun.load(Ordering::Relaxed));
-            spin(Duration::from_millis(1));
+            spin_for_cpu(Duration::from_millis(1));
             look_at_long_call(&mut state, &clock, &spun);
             assert_eq!(policy(), libc::SCHED_IDLE, "a call that spun since the last look is demoted");
             assert!(spun.load(Ordering::Relaxed), "and its plugin marked");
@@ -476,7 +461,7 @@ mod long_call_tests {
             let mut state = HostState::new(1 << 20);
             let _restore = RestoreOnDrop(&clock);
             state.started = Some(Sample::now());
-            spin(Duration::from_micros(300));
+            spin_for_cpu(Duration::from_micros(300));
             look_at_long_call(&mut state, &clock, &spun);
             assert_eq!(policy(), libc::SCHED_IDLE, "it spun from its start: demoted at once");
         })

@@ -323,6 +323,16 @@ pub(crate) mod tests {
         unsafe { libc::sched_getscheduler(0) }
     }
 
+    /// Spin until this thread has used `time` of CPU, however long the
+    /// kernel preempts it meanwhile.
+    pub(crate) fn spin_for_cpu(time: Duration) {
+        let cpu = || sys::thread_cpu_time().expect("a thread CPU clock");
+        let start = cpu();
+        while cpu() - start < time {
+            std::hint::spin_loop();
+        }
+    }
+
     #[test]
     fn a_call_is_busy_when_its_thread_ran_a_tenth_of_the_time_or_more() {
         let then = Instant::now();

@@ -118,13 +118,9 @@ impl Present {
 
     /// Remove every key of `other`.
     fn remove_all(&mut self, other: &Present) {
-        for (word, bits) in other.ids.iter().enumerate() {
-            let mut bits = *bits;
-            while bits != 0 {
-                let bit = bits.trailing_zeros() as usize;
-                self.remove(&(word * 64 + bit).to_string());
-                bits &= bits - 1;
-            }
+        for (word, bits) in self.ids.iter_mut().zip(&other.ids) {
+            self.len -= (*word & bits).count_ones() as usize;
+            *word &= !bits;
         }
         for key in &other.others {
             self.remove(key);
