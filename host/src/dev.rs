@@ -47,16 +47,34 @@ pub struct Dev {
 /// file or a manifest, outside build output, installed npm packages and
 /// Python's bytecode caches.
 fn is_source(workspace: &Path, path: &Path) -> bool {
-    let Ok(relative) = path.strip_prefix(workspace.join("plugins")) else {
-        return false;
-    };
-    if relative.components().any(|c| matches!(c.as_os_str().to_str(), Some("target" | "node_modules" | "__pycache__"))) {
-        return false;
-    }
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("rs" | "toml" | "wit" | "js" | "mjs" | "json" | "py")
-    )
+    in_plugins(workspace, path)
+        && matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("rs" | "toml" | "wit" | "js" | "mjs" | "json" | "py")
+        )
+}
+
+/// Whether `path` is under the workspace's `plugins/`, outside build
+/// output, installed npm packages and Python's bytecode caches.
+fn in_plugins(workspace: &Path, path: &Path) -> bool {
+    path.strip_prefix(workspace.join("plugins")).is_ok_and(|relative| {
+        !relative
+            .components()
+            .any(|c| matches!(c.as_os_str().to_str(), Some("target" | "node_modules" | "__pycache__")))
+    })
+}
+
+/// Whether `event` calls for a build: a changed source file, or a new
+/// folder under `plugins/`. The watcher only starts watching a new folder
+/// once it sees it created, so the files `plume new` writes into it at once
+/// may come before that and go unseen; the folder's own creation starts
+/// the build, which reads whatever the folder holds after [`SETTLE`].
+fn calls_for_build(workspace: &Path, event: &notify::Event) -> bool {
+    let new_folder = matches!(event.kind, EventKind::Create(notify::event::CreateKind::Folder));
+    event
+        .paths
+        .iter()
+        .any(|p| is_source(workspace, p) || (new_folder && in_plugins(workspace, p)))
 }
 
 /// Start `plume dev`'s watchers: rebuild the plugins of `workspace` on
@@ -90,7 +108,7 @@ fn watch_sources(workspace: PathBuf, built: watch::Sender<u64>) -> anyhow::Resul
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !matches!(event.kind, EventKind::Access(_))
-            && event.paths.iter().any(|p| is_source(&root, p))
+            && calls_for_build(&root, &event)
         {
             let _ = tx.send(());
         }
@@ -263,6 +281,13 @@ mod tests {
         assert!(is_source(ws, Path::new("/w/plugins/room-py/src/room.py")));
         assert!(is_source(ws, Path::new("/w/plugins/room-py/pyproject.toml")));
         assert!(!is_source(ws, Path::new("/w/plugins/room-py/src/__pycache__/room.cpython-311.pyc")));
+        let created = |kind, path: &str| notify::Event::new(EventKind::Create(kind)).add_path(PathBuf::from(path));
+        use notify::event::CreateKind;
+        assert!(calls_for_build(ws, &created(CreateKind::Folder, "/w/plugins/added")), "a new plugin folder");
+        assert!(calls_for_build(ws, &created(CreateKind::File, "/w/plugins/added/src/lib.rs")));
+        assert!(!calls_for_build(ws, &created(CreateKind::Folder, "/w/plugins/room/target/debug")));
+        assert!(!calls_for_build(ws, &created(CreateKind::Folder, "/w/host/src/x")));
+        assert!(!calls_for_build(ws, &created(CreateKind::File, "/w/plugins/added/README")));
     }
 
     #[test]
