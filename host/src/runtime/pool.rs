@@ -136,38 +136,77 @@ pub(crate) fn hand_off_worker() {
     }
 }
 
-/// A call a tick old may have started just before the tick: under this,
-/// even a plugin that has spun before is not judged at the first look.
-const STRADDLING: Duration = Duration::from_micros(50);
+/// CPU time a call must have used since the last look (or its start) to
+/// be judged at all: a tenth of an epoch tick. Two looks can come
+/// microseconds apart (a short call whose thread the kernel preempted is
+/// first looked at when it runs again, which may be just before the next
+/// tick), and over so short a span any running call used more than a
+/// tenth of the time. Judged that way, a 2 µs call now and then counted as
+/// long, and its plugin was marked for good (see [`Pool::spun`]), each of
+/// its calls then paying a read of the thread's CPU clock: a system call,
+/// 4.5% of the server's CPU in the rpc benchmark. A spinning call uses a
+/// tick of CPU between two looks a tick apart, or a tenth of one when
+/// the other threads leave it no more.
+const LONG_RUN: Duration = Duration::from_micros(50);
+
+/// What two samples of a call's thread tell of the call.
+#[derive(Debug, PartialEq, Eq)]
+enum Judged {
+    /// It used at least a tenth of the time, and [`LONG_RUN`]: a long call.
+    /// Without a CPU clock, every call that crosses a tick is one.
+    Long,
+    /// It used under a tenth of the time: it waited for the CPU.
+    Waited,
+    /// It ran, but under [`LONG_RUN`]: too soon to tell, so the next look
+    /// measures from the same sample.
+    TooSoon,
+}
+
+fn judge(now: &super::priority::Sample, before: &super::priority::Sample) -> Judged {
+    if !now.busy_since(before) {
+        return Judged::Waited;
+    }
+    match now.ran_since(before) {
+        Some(ran) if ran < LONG_RUN => Judged::TooSoon,
+        _ => Judged::Long,
+    }
+}
 
 /// One look at a call that has run past its first slice (see
 /// [`FIRST_SLICE_TICKS`]), on the thread running it. `spun` is its pool's
 /// mark of a plugin that has made long calls.
 fn look_at_long_call(state: &mut HostState, clock: &Clock, spun: &AtomicBool) {
     use super::priority::{self, Sample};
-    // A call is long when it used the CPU since the last look; at the
-    // first look, since its start if the thread's CPU time was read then
-    // (a plugin that has spun before), else it is only noted. A long call
-    // hands off its worker and is demoted, and at every later look it
-    // pauses; one that waited for the CPU (a short call preempted on a
-    // busy machine looks long too) keeps, or is given back, normal
+    // A call is judged by the CPU it used since the last look; at the first
+    // look, since its start if the thread's CPU time was read then (a
+    // plugin that has spun before), else the first look only notes it. A
+    // long call hands off its worker and is demoted, and at every later
+    // look it pauses; one that waited for the CPU (a short call preempted
+    // on a busy machine looks long too) keeps, or is given back, normal
     // priority.
     let now = Sample::now();
     let first = state.last_look.is_none();
-    let busy = match (state.last_look, state.started) {
-        (Some(before), _) => now.busy_since(&before),
-        (None, Some(started)) => started.elapsed() >= STRADDLING && now.busy_since(&started),
-        (None, None) => false,
-    };
-    if !busy {
-        if !first {
-            priority::restore();
+    let judged = match (state.last_look, state.started) {
+        (Some(before), _) => judge(&now, &before),
+        (None, Some(started)) => judge(&now, &started),
+        (None, None) => {
+            state.last_look = Some(now);
+            return;
         }
-        state.last_look = Some(now);
-        return;
+    };
+    match judged {
+        Judged::TooSoon => return,
+        Judged::Waited => {
+            if !first {
+                priority::restore();
+            }
+            state.last_look = Some(now);
+            return;
+        }
+        Judged::Long => {}
     }
     spun.store(true, Ordering::Relaxed);
-    // At every busy look, not only the first: a hand-off can lose its race
+    // At every long look, not only the first: a hand-off can lose its race
     // (the new worker thread not started when the grace ends, and this
     // thread takes its worker back), and once it has succeeded this thread
     // holds no worker and the call is free.
@@ -435,6 +474,36 @@ mod long_call_tests {
             look_at_long_call(&mut state, &clock, &spun);
             assert_eq!(policy(), libc::SCHED_IDLE, "a call that spun since the last look is demoted");
             assert!(spun.load(Ordering::Relaxed), "and its plugin marked");
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Two looks close together (the first when a preempted short call ran
+    /// again just before a tick, the next just after it) see a call that
+    /// ran all the time between them, but only for microseconds: no long
+    /// call yet, and its plugin stays unmarked; if it spins on, a later
+    /// look finds it long.
+    #[test]
+    fn a_call_that_ran_microseconds_between_looks_is_no_long_one() {
+        std::thread::spawn(|| {
+            if !priorities_or_skip() {
+                return;
+            }
+            let (_engine, clock) = clock();
+            let spun = AtomicBool::new(false);
+            let mut state = HostState::new(1 << 20);
+            let _restore = RestoreOnDrop(&clock);
+            look_at_long_call(&mut state, &clock, &spun);
+            spin_for_cpu(Duration::from_micros(5));
+            look_at_long_call(&mut state, &clock, &spun);
+            assert_eq!(policy(), libc::SCHED_OTHER, "5 µs of CPU is a short call's");
+            assert!(!spun.load(Ordering::Relaxed), "and its plugin is not marked");
+            // A call that goes on spinning is judged at a later look.
+            spin_for_cpu(Duration::from_millis(1));
+            look_at_long_call(&mut state, &clock, &spun);
+            assert_eq!(policy(), libc::SCHED_IDLE, "a call that spun on is demoted");
+            assert!(spun.load(Ordering::Relaxed));
         })
         .join()
         .unwrap();

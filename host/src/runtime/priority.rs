@@ -97,6 +97,12 @@ impl Sample {
         self.wall.elapsed()
     }
 
+    /// CPU time this thread used since `before` (a sample of the same
+    /// thread); `None` without a CPU clock.
+    pub fn ran_since(&self, before: &Sample) -> Option<Duration> {
+        Some(self.cpu?.saturating_sub(before.cpu?))
+    }
+
     /// Whether this thread ran for at least a tenth of the wall-clock time
     /// since `before` (a sample of the same thread): a call that uses the CPU,
     /// if only the idle time it is left, not one that waits for a CPU.
@@ -346,6 +352,8 @@ pub(crate) mod tests {
         assert!(!at(2000, 10_000).busy_since(&at(1000, 10_000)));
         let no_clock = Sample { wall: then, cpu: None };
         assert!(no_clock.busy_since(&at(0, 0)), "without a CPU clock every call counts as busy");
+        assert_eq!(at(2000, 10_150).ran_since(&at(1000, 10_000)), Some(Duration::from_micros(150)));
+        assert_eq!(no_clock.ran_since(&at(0, 0)), None);
     }
 
     #[test]
