@@ -451,32 +451,41 @@ mod long_call_tests {
     use crate::runtime::priority::tests::{clock, policy, priorities_or_skip, spin_for_cpu};
     use crate::runtime::priority::{RestoreOnDrop, Sample};
 
+    /// Run `test` on a thread of its own (its priority is the test's to
+    /// change) with a call's state, an epoch clock and its plugin's mark,
+    /// set to `marked` at the start; skipped where priorities cannot change.
+    fn on_a_call_thread(marked: bool, test: impl FnOnce(&mut HostState, &Clock, &AtomicBool) + Send + 'static) {
+        std::thread::spawn(move || {
+            if !priorities_or_skip() {
+                return;
+            }
+            let (_engine, clock) = clock();
+            let spun = AtomicBool::new(marked);
+            let mut state = HostState::new(1 << 20);
+            let _restore = RestoreOnDrop(&clock);
+            test(&mut state, &clock, &spun);
+        })
+        .join()
+        .unwrap();
+    }
+
     /// A short call preempted across ticks (its thread waits) is never
     /// demoted; one that uses the CPU between two looks is, and its plugin
     /// is marked.
     #[test]
     fn only_a_call_that_used_the_cpu_between_two_looks_is_a_long_one() {
-        std::thread::spawn(|| {
-            if !priorities_or_skip() {
-                return;
-            }
-            let (_engine, clock) = clock();
-            let spun = AtomicBool::new(false);
-            let mut state = HostState::new(1 << 20);
-            let _restore = RestoreOnDrop(&clock);
-            look_at_long_call(&mut state, &clock, &spun);
+        on_a_call_thread(false, |state, clock, spun| {
+            look_at_long_call(state, clock, spun);
             assert_eq!(policy(), libc::SCHED_OTHER, "the first look only notes the CPU time");
             std::thread::sleep(Duration::from_millis(3));
-            look_at_long_call(&mut state, &clock, &spun);
+            look_at_long_call(state, clock, spun);
             assert_eq!(policy(), libc::SCHED_OTHER, "a call that waited for 3 ms is no long one");
             assert!(!spun.load(Ordering::Relaxed));
             spin_for_cpu(Duration::from_millis(1));
-            look_at_long_call(&mut state, &clock, &spun);
+            look_at_long_call(state, clock, spun);
             assert_eq!(policy(), libc::SCHED_IDLE, "a call that spun since the last look is demoted");
             assert!(spun.load(Ordering::Relaxed), "and its plugin marked");
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     /// Two looks close together (the first when a preempted short call ran
@@ -486,55 +495,35 @@ mod long_call_tests {
     /// look finds it long.
     #[test]
     fn a_call_that_ran_microseconds_between_looks_is_no_long_one() {
-        std::thread::spawn(|| {
-            if !priorities_or_skip() {
-                return;
-            }
-            let (_engine, clock) = clock();
-            let spun = AtomicBool::new(false);
-            let mut state = HostState::new(1 << 20);
-            let _restore = RestoreOnDrop(&clock);
-            look_at_long_call(&mut state, &clock, &spun);
+        on_a_call_thread(false, |state, clock, spun| {
+            look_at_long_call(state, clock, spun);
             spin_for_cpu(Duration::from_micros(5));
-            look_at_long_call(&mut state, &clock, &spun);
+            look_at_long_call(state, clock, spun);
             assert_eq!(policy(), libc::SCHED_OTHER, "5 µs of CPU is a short call's");
             assert!(!spun.load(Ordering::Relaxed), "and its plugin is not marked");
             // A call that goes on spinning is judged at a later look.
             spin_for_cpu(Duration::from_millis(1));
-            look_at_long_call(&mut state, &clock, &spun);
+            look_at_long_call(state, clock, spun);
             assert_eq!(policy(), libc::SCHED_IDLE, "a call that spun on is demoted");
             assert!(spun.load(Ordering::Relaxed));
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     /// A plugin that has spun before has its calls timed from their start:
     /// a spinning call is demoted at the first look, a waiting one is not.
     #[test]
     fn a_marked_plugins_call_is_judged_at_the_first_look() {
-        std::thread::spawn(|| {
-            if !priorities_or_skip() {
-                return;
-            }
-            let (_engine, clock) = clock();
-            let spun = AtomicBool::new(true);
-            {
-                let mut state = HostState::new(1 << 20);
-                let _restore = RestoreOnDrop(&clock);
-                state.started = Some(Sample::now());
-                std::thread::sleep(Duration::from_millis(3));
-                look_at_long_call(&mut state, &clock, &spun);
-                assert_eq!(policy(), libc::SCHED_OTHER, "it waited: no long call");
-            }
-            let mut state = HostState::new(1 << 20);
-            let _restore = RestoreOnDrop(&clock);
+        on_a_call_thread(true, |state, clock, spun| {
+            state.started = Some(Sample::now());
+            std::thread::sleep(Duration::from_millis(3));
+            look_at_long_call(state, clock, spun);
+            assert_eq!(policy(), libc::SCHED_OTHER, "it waited: no long call");
+            // The next call.
+            *state = HostState::new(1 << 20);
             state.started = Some(Sample::now());
             spin_for_cpu(Duration::from_micros(300));
-            look_at_long_call(&mut state, &clock, &spun);
+            look_at_long_call(state, clock, spun);
             assert_eq!(policy(), libc::SCHED_IDLE, "it spun from its start: demoted at once");
-        })
-        .join()
-        .unwrap();
+        });
     }
 }
