@@ -153,7 +153,8 @@ const LONG_RUN: Duration = Duration::from_micros(50);
 #[derive(Debug, PartialEq, Eq)]
 enum Judged {
     /// It used at least a tenth of the time, and [`LONG_RUN`]: a long call.
-    /// Without a CPU clock, every call that crosses a tick is one.
+    /// Without a CPU clock, every call that crosses a tick is one, once
+    /// [`LONG_RUN`] has passed since the last look.
     Long,
     /// It used under a tenth of the time: it waited for the CPU.
     Waited,
@@ -166,9 +167,11 @@ fn judge(now: &super::priority::Sample, before: &super::priority::Sample) -> Jud
     if !now.busy_since(before) {
         return Judged::Waited;
     }
-    match now.ran_since(before) {
-        Some(ran) if ran < LONG_RUN => Judged::TooSoon,
-        _ => Judged::Long,
+    // Without a CPU clock, wall-clock time stands in for CPU time.
+    if now.ran_since(before).unwrap_or_else(|| before.elapsed()) < LONG_RUN {
+        Judged::TooSoon
+    } else {
+        Judged::Long
     }
 }
 
