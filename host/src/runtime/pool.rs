@@ -150,7 +150,6 @@ pub(crate) fn hand_off_worker() {
 const LONG_RUN: Duration = Duration::from_micros(50);
 
 /// What two samples of a call's thread tell of the call.
-#[derive(Debug, PartialEq, Eq)]
 enum Judged {
     /// It used at least a tenth of the time, and [`LONG_RUN`]: a long call.
     /// Without a CPU clock, every call that crosses a tick is one, once
@@ -189,15 +188,11 @@ fn look_at_long_call(state: &mut HostState, clock: &Clock, spun: &AtomicBool) {
     // priority.
     let now = Sample::now();
     let first = state.last_look.is_none();
-    let judged = match (state.last_look, state.started) {
-        (Some(before), _) => judge(&now, &before),
-        (None, Some(started)) => judge(&now, &started),
-        (None, None) => {
-            state.last_look = Some(now);
-            return;
-        }
+    let Some(before) = state.last_look.or(state.started) else {
+        state.last_look = Some(now);
+        return;
     };
-    match judged {
+    match judge(&now, &before) {
         Judged::TooSoon => return,
         Judged::Waited => {
             if !first {

@@ -7,7 +7,8 @@
 //! `SCHED_IDLE` policy. The kernel then gives it only CPU time no normal
 //! thread wants, and a waking normal thread (an async worker with a
 //! message for another tenant's socket) preempts it at once, instead of
-//! waiting for its turn beside the hostile call. The tenant that runs long calls is the one that waits.
+//! waiting for its turn beside the hostile call. The tenant that runs long
+//! calls is the one that waits.
 //!
 //! On a machine whose cores are all busy with other work there is no CPU
 //! time nobody wants, and a demoted call would not run at all: not to its
@@ -108,13 +109,8 @@ impl Sample {
     /// if only the idle time it is left, not one that waits for a CPU.
     /// Without a CPU clock, every call counts as busy.
     pub fn busy_since(&self, before: &Sample) -> bool {
-        match (self.cpu, before.cpu) {
-            (Some(now), Some(then)) => {
-                let ran = now.saturating_sub(then);
-                ran * 10 >= self.wall.saturating_duration_since(before.wall)
-            }
-            _ => true,
-        }
+        self.ran_since(before)
+            .is_none_or(|ran| ran * 10 >= self.wall.saturating_duration_since(before.wall))
     }
 }
 
