@@ -15,9 +15,10 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use plume::kv::{Kv, KvEngine, MemoryEngine, Quota, RedisEngine};
+use plume::kv::{Kv, KvEngine, MemoryEngine, Quota, RedbEngine, RedisEngine};
 
 // The tests' Redis fixture; the bench only starts it (no restarts).
 #[allow(dead_code)]
@@ -52,8 +53,36 @@ fn operations(c: &mut Criterion, engine_name: &str, engine: Arc<dyn KvEngine>) {
     group.finish();
 }
 
+/// A write that adds a key checks the namespace's quota, so it reads the
+/// namespace's counts: here, in a namespace already holding `keys` keys,
+/// one key is added and deleted again (the namespace keeps its size;
+/// 99,999 keys is one short of the default quota).
+fn crowded(c: &mut Criterion, engine_name: &str, engine: Arc<dyn KvEngine>, keys: usize) {
+    // Filled without the quota: the fill is not what is measured.
+    let fill = Kv::new(engine.clone(), "crowded");
+    let started = Instant::now();
+    for i in 0..keys {
+        fill.set(&format!("key:{i:06}"), VALUE.into(), None).expect("fill");
+    }
+    eprintln!("kv/{engine_name}: {keys} keys written in {:.1?}", started.elapsed());
+    let kv = Kv::new(engine, "crowded").with_quota(QUOTA);
+    c.bench_function(&format!("kv/{engine_name}/add_and_delete@{keys}"), |b| {
+        b.iter(|| {
+            black_box(kv.set("added", VALUE.into(), None).expect("set"));
+            black_box(kv.delete("added").expect("delete"))
+        })
+    });
+}
+
 fn engines(c: &mut Criterion) {
     operations(c, "memory", Arc::new(MemoryEngine::default()));
+    crowded(c, "memory", Arc::new(MemoryEngine::default()), 99_999);
+    let dir = std::env::temp_dir().join(format!("plume-kv-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let redb = Arc::new(RedbEngine::open(&dir.join("kv.redb")).expect("the redb file opens"));
+    operations(c, "redb", redb.clone());
+    crowded(c, "redb", redb, 10_000);
+    let _ = std::fs::remove_dir_all(&dir);
     let redis = test_redis::Redis::start();
     let mut connection = redis::Client::open(redis.url())
         .and_then(|client| client.get_connection())
