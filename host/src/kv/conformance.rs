@@ -1,6 +1,9 @@
 //! The semantics every key-value engine must have, as tests each engine
 //! runs against itself: one specification, checked on every engine.
 
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,6 +126,127 @@ pub(super) fn usage_counts_the_live_keys_and_their_bytes(kv: &dyn KvEngine) {
     assert!(kv.delete("a", "n").unwrap());
     assert_eq!(kv.usage("a"), Ok(Usage::default()));
     assert_eq!(kv.usage("b"), Ok(Usage { keys: 1, bytes: 8 }));
+}
+
+/// Which clock [`usage_matches_a_recount_after_any_mix_of_writes`] runs on.
+pub(super) enum Time {
+    /// The engine's own (Redis reads its server's): ttls are either past at
+    /// once or an hour away.
+    Real,
+    /// A virtual clock on the test's thread, one millisecond a step, for
+    /// the engines that read [`crate::clock`]: keys also expire a few steps
+    /// after they are written, so rewritten and deleted keys' old expiries
+    /// come due while the test runs.
+    Stepped,
+}
+
+/// After any mix of writes (keys written with and without a ttl, rewritten
+/// with another one, expiring, deleted, incremented, swapped), the engine
+/// holds what a plain model of those writes holds, and a namespace's usage
+/// is what its live keys add up to. Engines that keep counts and expiry
+/// indexes as they write, rather than scan when asked, must keep them exact
+/// through all of it.
+pub(super) fn usage_matches_a_recount_after_any_mix_of_writes(kv: &dyn KvEngine, time: Time) {
+    let clock = Rc::new(SteppedClock(Cell::new(0)));
+    let _installed = matches!(time, Time::Stepped).then(|| crate::clock::use_on_this_thread(clock.clone()));
+    // (namespace, key) → (value, expires at on the stepped clock).
+    let mut model: BTreeMap<(&str, String), (String, Option<u64>)> = BTreeMap::new();
+    // A fixed sequence of pseudo-random choices (a linear congruential
+    // generator), so a failure is the same on every run.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |below: u64| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % below
+    };
+    for step in 0..600 {
+        let now = clock.0.get() + 1;
+        clock.0.set(now);
+        model.retain(|_, (_, expires_at)| expires_at.is_none_or(|at| at > now));
+        let ns = if next(4) == 0 { "b" } else { "a" };
+        let key = format!("k{}", next(8));
+        // No ttl, one that has passed already (a zero ttl), an hour, or
+        // (on the stepped clock) a few steps.
+        let ttl = match (next(4), &time) {
+            (0, _) => None,
+            (1, _) => Some(Duration::ZERO),
+            (2, Time::Stepped) => Some(Duration::from_millis(1 + next(6))),
+            _ => Some(Duration::from_secs(3600)),
+        };
+        let expires_at = ttl.map(|ttl| now + ttl.as_millis() as u64);
+        let mut value = "7".repeat(1 + next(12) as usize);
+        let op = next(5);
+        match op {
+            0 | 1 => {
+                kv.set(ns, &key, value.clone(), ttl).unwrap();
+            }
+            2 => {
+                kv.delete(ns, &key).unwrap();
+            }
+            3 => {
+                // Every value is digits, so an increment always applies.
+                let delta = 1 + next(1000) as i64;
+                let before = model.get(&(ns, key.clone())).map_or(0, |(value, _)| value.parse::<i64>().unwrap());
+                assert_eq!(kv.increment(ns, &key, delta, ttl), Ok(before + delta));
+                value = (before + delta).to_string();
+            }
+            _ => {
+                let version = kv.get(ns, &key).unwrap().map(|entry| entry.version);
+                assert!(kv.compare_and_swap(ns, &key, version, value.clone(), ttl).unwrap().is_some());
+            }
+        }
+        if op == 2 || expires_at.is_some_and(|at| at <= now) {
+            model.remove(&(ns, key.clone()));
+        } else {
+            model.insert((ns, key.clone()), (value, expires_at));
+        }
+        // Every few steps, nothing is asked, so that keys come due unread.
+        if next(3) == 0 {
+            continue;
+        }
+        for ns in ["a", "b"] {
+            let held: Vec<(String, String)> = kv
+                .list_by_prefix(ns, "", usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|(key, entry)| (key, entry.value))
+                .collect();
+            let modelled: Vec<(String, String)> = model
+                .iter()
+                .filter(|((n, _), _)| *n == ns)
+                .map(|((_, key), (value, _))| (key.clone(), value.clone()))
+                .collect();
+            assert_eq!(held, modelled, "namespace {ns} after step {step} (operation {op} on {key})");
+            let usage = Usage {
+                keys: held.len() as u64,
+                bytes: held.iter().map(|(key, value)| (key.len() + value.len()) as u64).sum(),
+            };
+            assert_eq!(kv.usage(ns).unwrap(), usage, "usage of {ns} after step {step} (operation {op} on {key})");
+        }
+    }
+    // A sweep removes what expired, and the counts stay right.
+    clock.0.set(clock.0.get() + 10);
+    kv.sweep();
+    for ns in ["a", "b"] {
+        let held = kv.list_by_prefix(ns, "", usize::MAX).unwrap();
+        let usage = Usage {
+            keys: held.len() as u64,
+            bytes: held.iter().map(|(key, entry)| (key.len() + entry.value.len()) as u64).sum(),
+        };
+        assert_eq!(kv.usage(ns).unwrap(), usage, "usage of {ns} after the sweep");
+    }
+}
+
+/// A clock that moves only when told, in milliseconds.
+struct SteppedClock(Cell<u64>);
+
+impl crate::clock::TimeSource for SteppedClock {
+    fn unix_ms(&self) -> u64 {
+        1_800_000_000_000 + self.0.get()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        self.0.get() * 1_000_000
+    }
 }
 
 pub(super) fn quotas_refuse_writes_past_the_limits_of_each_namespace(engine: Arc<dyn KvEngine>) {

@@ -1,9 +1,13 @@
 //! The in-memory engine: a sorted map per namespace behind one lock.
 //!
-//! Expired keys are invisible at once and removed lazily, when touched, and
-//! by [`MemoryEngine::sweep`], which the server runs periodically.
+//! Expired keys are invisible at once and removed lazily: by
+//! [`MemoryEngine::sweep`], which the server runs periodically, and by a
+//! namespace's [`usage`](KvEngine::usage), which the quota check asks for
+//! before a write that adds a key. Each namespace keeps its key and byte
+//! counts as it is written and an index of its keys by expiry, so both cost
+//! the keys that expired, not the keys the namespace holds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,7 +16,7 @@ use crate::clock::monotonic_ms;
 
 use parking_lot::Mutex;
 
-use super::{Entry, KvEngine, KvError};
+use super::{Entry, KvEngine, KvError, Usage};
 
 struct Stored {
     value: String,
@@ -28,9 +32,84 @@ impl Stored {
     }
 }
 
+/// What a stored key counts against its namespace's byte quota.
+fn size(key: &str, stored: &Stored) -> u64 {
+    (key.len() + stored.value.len()) as u64
+}
+
+/// One namespace: its keys, the keys that expire by when they do, and the
+/// counts of every stored key, expired or not (a purge removes the expired
+/// ones before the counts are read).
+#[derive(Default)]
+struct Namespace {
+    entries: BTreeMap<String, Stored>,
+    expiries: BTreeSet<(u64, String)>,
+    keys: u64,
+    bytes: u64,
+}
+
+impl Namespace {
+    fn current(&self, key: &str, now: u64) -> Option<&Stored> {
+        self.entries.get(key).filter(|stored| stored.live(now))
+    }
+
+    fn insert(&mut self, key: &str, stored: Stored) {
+        let (bytes, expires_at) = (size(key, &stored), stored.expires_at);
+        match self.entries.get_mut(key) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, stored);
+                self.bytes -= size(key, &old);
+                if let Some(at) = old.expires_at {
+                    self.expiries.remove(&(at, key.to_owned()));
+                }
+            }
+            None => {
+                self.entries.insert(key.to_owned(), stored);
+                self.keys += 1;
+            }
+        }
+        self.bytes += bytes;
+        if let Some(at) = expires_at {
+            self.expiries.insert((at, key.to_owned()));
+        }
+    }
+
+    /// Remove the key, expired or not, with its counts and expiry.
+    fn remove(&mut self, key: &str) -> Option<Stored> {
+        let stored = self.entries.remove(key)?;
+        self.keys -= 1;
+        self.bytes -= size(key, &stored);
+        if let Some(at) = stored.expires_at {
+            self.expiries.remove(&(at, key.to_owned()));
+        }
+        Some(stored)
+    }
+
+    /// Remove every key that expired by `now`; returns how many.
+    fn purge(&mut self, now: u64) -> usize {
+        let mut removed = 0;
+        while self.expiries.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((at, key)) = self.expiries.pop_first() else {
+                break;
+            };
+            // Every indexed key is stored with that expiry (a write or a
+            // delete of the key drops its index entry); checked all the
+            // same, so that no slip can ever remove a live key.
+            if self.entries.get(&key).is_some_and(|stored| stored.expires_at == Some(at))
+                && let Some(stored) = self.entries.remove(&key)
+            {
+                self.keys -= 1;
+                self.bytes -= size(&key, &stored);
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
 #[derive(Default)]
 pub struct MemoryEngine {
-    namespaces: Mutex<HashMap<String, BTreeMap<String, Stored>>>,
+    namespaces: Mutex<HashMap<String, Namespace>>,
     versions: AtomicU64,
 }
 
@@ -39,51 +118,34 @@ impl MemoryEngine {
         self.versions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    fn with_ns<R>(&self, ns: &str, f: impl FnOnce(&mut BTreeMap<String, Stored>) -> R) -> R {
+    fn with_ns<R>(&self, ns: &str, f: impl FnOnce(&mut Namespace) -> R) -> R {
         let mut namespaces = self.namespaces.lock();
-        if let Some(map) = namespaces.get_mut(ns) {
-            return f(map);
+        if let Some(namespace) = namespaces.get_mut(ns) {
+            return f(namespace);
         }
         f(namespaces.entry(ns.to_owned()).or_default())
     }
 
-    fn write(
-        &self,
-        map: &mut BTreeMap<String, Stored>,
-        key: &str,
-        value: String,
-        ttl: Option<Duration>,
-    ) -> u64 {
+    fn write(&self, namespace: &mut Namespace, key: &str, value: String, ttl: Option<Duration>) -> u64 {
         let version = self.next_version();
         let stored = Stored {
             value,
             version,
             expires_at: ttl.map(|ttl| monotonic_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))),
         };
-        match map.get_mut(key) {
-            Some(slot) => *slot = stored,
-            None => {
-                map.insert(key.to_owned(), stored);
-            }
-        }
+        namespace.insert(key, stored);
         version
     }
 
-    /// Drop every expired key. Returns how many were removed.
+    /// Remove expired keys from every namespace.
     fn sweep_expired(&self) -> usize {
         let now = monotonic_ms();
-        let mut removed = 0;
-        for map in self.namespaces.lock().values_mut() {
-            let before = map.len();
-            map.retain(|_, stored| stored.live(now));
-            removed += before - map.len();
-        }
-        removed
+        self.namespaces
+            .lock()
+            .values_mut()
+            .map(|namespace| namespace.purge(now))
+            .sum()
     }
-}
-
-fn current<'m>(map: &'m BTreeMap<String, Stored>, key: &str, now: u64) -> Option<&'m Stored> {
-    map.get(key).filter(|stored| stored.live(now))
 }
 
 impl KvEngine for MemoryEngine {
@@ -91,22 +153,21 @@ impl KvEngine for MemoryEngine {
         self.sweep_expired()
     }
 
-    fn usage(&self, ns: &str) -> Result<super::Usage, KvError> {
+    fn usage(&self, ns: &str) -> Result<Usage, KvError> {
         let now = monotonic_ms();
-        Ok(self.with_ns(ns, |map| {
-            map.iter()
-                .filter(|(_, stored)| stored.live(now))
-                .fold(super::Usage::default(), |usage, (key, stored)| super::Usage {
-                    keys: usage.keys + 1,
-                    bytes: usage.bytes + (key.len() + stored.value.len()) as u64,
-                })
+        Ok(self.with_ns(ns, |namespace| {
+            namespace.purge(now);
+            Usage {
+                keys: namespace.keys,
+                bytes: namespace.bytes,
+            }
         }))
     }
 
     fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>, KvError> {
         let now = monotonic_ms();
-        Ok(self.with_ns(ns, |map| {
-            current(map, key, now).map(|stored| Entry {
+        Ok(self.with_ns(ns, |namespace| {
+            namespace.current(key, now).map(|stored| Entry {
                 value: stored.value.clone(),
                 version: stored.version,
             })
@@ -120,13 +181,13 @@ impl KvEngine for MemoryEngine {
         value: String,
         ttl: Option<Duration>,
     ) -> Result<u64, KvError> {
-        Ok(self.with_ns(ns, |map| self.write(map, key, value, ttl)))
+        Ok(self.with_ns(ns, |namespace| self.write(namespace, key, value, ttl)))
     }
 
     fn delete(&self, ns: &str, key: &str) -> Result<bool, KvError> {
         let now = monotonic_ms();
-        Ok(self.with_ns(ns, |map| {
-            map.remove(key).is_some_and(|stored| stored.live(now))
+        Ok(self.with_ns(ns, |namespace| {
+            namespace.remove(key).is_some_and(|stored| stored.live(now))
         }))
     }
 
@@ -139,9 +200,9 @@ impl KvEngine for MemoryEngine {
         ttl: Option<Duration>,
     ) -> Result<Option<u64>, KvError> {
         let now = monotonic_ms();
-        Ok(self.with_ns(ns, |map| {
-            let version = current(map, key, now).map(|stored| stored.version);
-            (version == expected).then(|| self.write(map, key, value, ttl))
+        Ok(self.with_ns(ns, |namespace| {
+            let version = namespace.current(key, now).map(|stored| stored.version);
+            (version == expected).then(|| self.write(namespace, key, value, ttl))
         }))
     }
 
@@ -153,9 +214,9 @@ impl KvEngine for MemoryEngine {
         ttl: Option<Duration>,
     ) -> Result<i64, KvError> {
         let now = monotonic_ms();
-        self.with_ns(ns, |map| {
-            let sum = super::incremented(current(map, key, now).map(|stored| stored.value.as_str()), delta)?;
-            self.write(map, key, sum.to_string(), ttl);
+        self.with_ns(ns, |namespace| {
+            let sum = super::incremented(namespace.current(key, now).map(|stored| stored.value.as_str()), delta)?;
+            self.write(namespace, key, sum.to_string(), ttl);
             Ok(sum)
         })
     }
@@ -167,8 +228,10 @@ impl KvEngine for MemoryEngine {
         limit: usize,
     ) -> Result<Vec<(String, Entry)>, KvError> {
         let now = monotonic_ms();
-        Ok(self.with_ns(ns, |map| {
-            map.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        Ok(self.with_ns(ns, |namespace| {
+            namespace
+                .entries
+                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
                 .take_while(|(key, _)| key.starts_with(prefix))
                 .filter(|(_, stored)| stored.live(now))
                 .take(limit)
@@ -239,6 +302,11 @@ mod tests {
     #[test]
     fn usage_counts_the_live_keys_and_their_bytes() {
         conformance::usage_counts_the_live_keys_and_their_bytes(&MemoryEngine::default());
+    }
+
+    #[test]
+    fn usage_matches_a_recount_after_any_mix_of_writes() {
+        conformance::usage_matches_a_recount_after_any_mix_of_writes(&MemoryEngine::default(), conformance::Time::Stepped);
     }
 
     #[test]

@@ -433,6 +433,12 @@ mod tests {
     }
 
     #[test]
+    fn usage_matches_a_recount_after_any_mix_of_writes() {
+        let file = TempFile::new("usage_recount");
+        conformance::usage_matches_a_recount_after_any_mix_of_writes(&file.open(), conformance::Time::Stepped);
+    }
+
+    #[test]
     fn quotas_refuse_writes_past_the_limits_of_each_namespace() {
         let file = TempFile::new("quotas_refus");
         conformance::quotas_refuse_writes_past_the_limits_of_each_namespace(std::sync::Arc::new(file.open()));

@@ -416,6 +416,11 @@ mod tests {
     }
 
     #[test]
+    fn usage_matches_a_recount_after_any_mix_of_writes() {
+        conformance::usage_matches_a_recount_after_any_mix_of_writes(&fresh().1, conformance::Time::Real);
+    }
+
+    #[test]
     fn quotas_refuse_writes_past_the_limits_of_each_namespace() {
         let (_server, engine) = fresh();
         conformance::quotas_refuse_writes_past_the_limits_of_each_namespace(Arc::new(engine));
