@@ -11,13 +11,17 @@
 //! means something to the next process. Expired keys are invisible at once;
 //! [`RedbEngine::sweep`] removes them through an index ordered by expiry, so
 //! a sweep with nothing to do reads one row and writes nothing.
+//!
+//! Each namespace's key and byte counts are kept in the file by the writes
+//! themselves, so a quota check reads one row (and the few keys that
+//! expired since the last sweep), however many keys the namespace holds.
 
 use std::path::Path;
 use std::time::Duration;
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
-use super::{Entry, KvEngine, KvError};
+use super::{Entry, KvEngine, KvError, Usage};
 
 /// `(namespace, key)` → `(version, expires at in Unix ms or 0 for never, value)`.
 const ENTRIES: TableDefinition<(&str, &str), (u64, u64, &str)> = TableDefinition::new("entries");
@@ -28,6 +32,14 @@ const EXPIRIES: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("e
 /// Engine-wide counters; `version` is the last version handed out.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const VERSION: &str = "version";
+/// Set once [`USAGE`] counts every entry of the file (a file written by a
+/// plume before the counts were kept is counted once when opened).
+const USAGE_COUNTED: &str = "usage_counted";
+
+/// `namespace` → `(keys, bytes of keys and values)` of every entry stored,
+/// expired or not, kept by every write: what a quota check reads, instead
+/// of scanning the namespace.
+const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
 
 /// Most expired keys one sweep removes, so a sweep never holds the writer
 /// for long; the next sweep takes the rest.
@@ -89,9 +101,8 @@ impl RedbEngine {
             ))
         })?;
         let txn = db.begin_write()?;
-        txn.open_table(ENTRIES)?;
         txn.open_table(EXPIRIES)?;
-        txn.open_table(META)?;
+        count_once(&txn)?;
         txn.commit()?;
         Ok(RedbEngine { db })
     }
@@ -114,11 +125,50 @@ impl RedbEngine {
     }
 }
 
+/// Fill [`USAGE`] from the entries, unless it was already: once per file.
+fn count_once(txn: &WriteTransaction) -> Result<(), KvError> {
+    let mut meta = txn.open_table(META)?;
+    let mut usage = txn.open_table(USAGE)?;
+    let entries = txn.open_table(ENTRIES)?;
+    if meta.get(USAGE_COUNTED)?.is_some() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut counts: std::collections::BTreeMap<String, (u64, u64)> = std::collections::BTreeMap::new();
+    for row in entries.iter()? {
+        let (key, stored) = row?;
+        let (ns, key) = key.value();
+        let (_, _, value) = stored.value();
+        let count = counts.entry(ns.to_owned()).or_default();
+        count.0 += 1;
+        count.1 += size(key, value);
+    }
+    for (ns, count) in &counts {
+        usage.insert(ns.as_str(), *count)?;
+    }
+    meta.insert(USAGE_COUNTED, 1)?;
+    if !counts.is_empty() {
+        tracing::info!(
+            namespaces = counts.len(),
+            keys = counts.values().map(|count| count.0).sum::<u64>(),
+            took = ?started.elapsed(),
+            "counted the key-value file's keys for the quotas (once: the file was written by an earlier plume)"
+        );
+    }
+    Ok(())
+}
+
+/// What a stored key counts against its namespace's byte quota.
+fn size(key: &str, value: &str) -> u64 {
+    (key.len() + value.len()) as u64
+}
+
 /// The tables of one write transaction.
 struct Writer<'t> {
     entries: Table<'t, (&'static str, &'static str), (u64, u64, &'static str)>,
     expiries: Table<'t, (u64, &'static str, &'static str), ()>,
     meta: Table<'t, &'static str, u64>,
+    usage: Table<'t, &'static str, (u64, u64)>,
     now: u64,
 }
 
@@ -128,6 +178,7 @@ impl<'t> Writer<'t> {
             entries: txn.open_table(ENTRIES)?,
             expiries: txn.open_table(EXPIRIES)?,
             meta: txn.open_table(META)?,
+            usage: txn.open_table(USAGE)?,
             now: crate::clock::unix_ms(),
         })
     }
@@ -159,7 +210,12 @@ impl<'t> Writer<'t> {
     /// Write the key with a fresh version, replacing whatever was there
     /// (and its place in the expiry index).
     fn put(&mut self, ns: &str, key: &str, value: &str, ttl: Option<Duration>) -> Result<u64, KvError> {
-        self.unindex(ns, key)?;
+        let old = self.stored(ns, key)?;
+        if let Some(old) = &old
+            && old.expires_at != 0
+        {
+            self.expiries.remove((old.expires_at, ns, key))?;
+        }
         let version = self.next_version()?;
         let expires_at = ttl.map_or(0, |ttl| {
             self.now
@@ -170,23 +226,37 @@ impl<'t> Writer<'t> {
         if expires_at != 0 {
             self.expiries.insert((expires_at, ns, key), ())?;
         }
+        match old {
+            Some(old) => self.count(ns, 0, size(key, &old.value), size(key, value))?,
+            None => self.count(ns, 1, 0, size(key, value))?,
+        }
         Ok(version)
     }
 
-    /// Remove the key; returns whether it was live.
+    /// Remove the key, expired or not (and its place in the expiry index);
+    /// returns whether it was live.
     fn remove(&mut self, ns: &str, key: &str) -> Result<bool, KvError> {
-        let live = self.current(ns, key)?.is_some();
-        self.unindex(ns, key)?;
+        let Some(stored) = self.stored(ns, key)? else {
+            return Ok(false);
+        };
+        if stored.expires_at != 0 {
+            self.expiries.remove((stored.expires_at, ns, key))?;
+        }
         self.entries.remove((ns, key))?;
-        Ok(live)
+        self.count(ns, -1, size(key, &stored.value), 0)?;
+        Ok(stored.live(self.now))
     }
 
-    /// Drop the key's expiry index row, if it has one.
-    fn unindex(&mut self, ns: &str, key: &str) -> Result<(), KvError> {
-        if let Some(stored) = self.stored(ns, key)?
-            && stored.expires_at != 0
-        {
-            self.expiries.remove((stored.expires_at, ns, key))?;
+    /// Move the namespace's counts by `keys` (one in, none, or one out)
+    /// and its bytes from `before` to `after`; its row goes with its last
+    /// key.
+    fn count(&mut self, ns: &str, keys: i64, before: u64, after: u64) -> Result<(), KvError> {
+        let (count, bytes) = self.usage.get(ns)?.map_or((0, 0), |guard| guard.value());
+        let count = count.saturating_add_signed(keys);
+        if count == 0 {
+            self.usage.remove(ns)?;
+        } else {
+            self.usage.insert(ns, (count, (bytes + after).saturating_sub(before)))?;
         }
         Ok(())
     }
@@ -273,6 +343,31 @@ impl KvEngine for RedbEngine {
         Ok(found)
     }
 
+    fn usage(&self, ns: &str) -> Result<Usage, KvError> {
+        let now = crate::clock::unix_ms();
+        let txn = self.db.begin_read()?;
+        let (mut keys, mut bytes) = txn.open_table(USAGE)?.get(ns)?.map_or((0, 0), |guard| guard.value());
+        // The counts hold every stored key; those that expired and no sweep
+        // has removed yet are taken out here. The sweep keeps them few.
+        let expiries = txn.open_table(EXPIRIES)?;
+        let entries = txn.open_table(ENTRIES)?;
+        for row in expiries.range(..(now.saturating_add(1), "", ""))? {
+            let (index, _) = row?;
+            let (expires_at, row_ns, key) = index.value();
+            if row_ns != ns {
+                continue;
+            }
+            if let Some(guard) = entries.get((ns, key))? {
+                let (_, stored_expires_at, value) = guard.value();
+                if stored_expires_at == expires_at {
+                    keys = keys.saturating_sub(1);
+                    bytes = bytes.saturating_sub(size(key, value));
+                }
+            }
+        }
+        Ok(Usage { keys, bytes })
+    }
+
     fn sweep(&self) -> usize {
         match self.sweep_expired() {
             Ok(removed) => removed,
@@ -314,7 +409,7 @@ impl RedbEngine {
                 w.expiries.remove((*expires_at, ns.as_str(), key.as_str()))?;
                 // The key may have been written again since the read above.
                 if w.stored(ns, key)?.is_some_and(|stored| !stored.live(w.now)) {
-                    w.entries.remove((ns.as_str(), key.as_str()))?;
+                    w.remove(ns, key)?;
                     removed += 1;
                 }
             }
@@ -430,6 +525,37 @@ mod tests {
     fn usage_counts_the_live_keys_and_their_bytes() {
         let file = TempFile::new("usage_counts");
         conformance::usage_counts_the_live_keys_and_their_bytes(&file.open());
+    }
+
+    #[test]
+    fn a_file_from_before_the_counts_is_counted_once_when_opened() {
+        let file = TempFile::new("uncounted");
+        {
+            // What an earlier plume left: entries (one expired, in the
+            // index), a version, and no counts.
+            let db = Database::create(&file.0).expect("the file is created");
+            let txn = db.begin_write().unwrap();
+            {
+                let mut entries = txn.open_table(ENTRIES).unwrap();
+                entries.insert(("a", "k1"), (1, 0, "abc")).unwrap();
+                entries.insert(("a", "k2"), (2, 0, "defgh")).unwrap();
+                entries.insert(("a", "old"), (3, 1, "x")).unwrap();
+                entries.insert(("b", "k"), (4, 0, "y")).unwrap();
+                txn.open_table(EXPIRIES).unwrap().insert((1, "a", "old"), ()).unwrap();
+                txn.open_table(META).unwrap().insert(VERSION, 4).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let kv = file.open();
+        assert_eq!(kv.usage("a"), Ok(Usage { keys: 2, bytes: 12 }), "the expired key does not count");
+        assert_eq!(kv.usage("b"), Ok(Usage { keys: 1, bytes: 2 }));
+        kv.set("a", "k3", "z".into(), None).unwrap();
+        assert!(kv.delete("a", "k1").unwrap());
+        assert_eq!(kv.sweep(), 1);
+        assert_eq!(kv.usage("a"), Ok(Usage { keys: 2, bytes: 10 }), "writes move the counted totals");
+        drop(kv);
+        // Counted once: a second open keeps the counts the writes kept.
+        assert_eq!(file.open().usage("a"), Ok(Usage { keys: 2, bytes: 10 }));
     }
 
     #[test]
