@@ -9,25 +9,34 @@
 //!
 //! Expiry uses wall-clock time (Unix milliseconds), the only clock that
 //! means something to the next process. Expired keys are invisible at once;
-//! [`RedbEngine::sweep`] removes them through an index ordered by expiry, so
-//! a sweep with nothing to do reads one row and writes nothing.
+//! [`RedbEngine::sweep`] removes them through an index of each namespace's
+//! keys ordered by expiry, so a sweep with nothing to do reads a row per
+//! namespace and writes nothing.
 //!
 //! Each namespace's key and byte counts are kept in the file by the writes
-//! themselves, so a quota check reads one row (and the few keys that
+//! themselves, so a quota check reads one row (and the namespace's keys that
 //! expired since the last sweep), however many keys the namespace holds.
 
 use std::path::Path;
 use std::time::Duration;
 
-use ::redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use ::redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, TableHandle, WriteTransaction};
 
 use super::{Entry, KvEngine, KvError, Usage};
 
 /// `(namespace, key)` → `(version, expires at in Unix ms or 0 for never, value)`.
 const ENTRIES: TableDefinition<(&str, &str), (u64, u64, &str)> = TableDefinition::new("entries");
 
-/// `(expires at, namespace, key)` for every key with a ttl: what a sweep walks.
-const EXPIRIES: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiries");
+/// `(namespace, expires at, key)` for every key with a ttl, a namespace's
+/// keys in the order they expire: what a sweep walks, and what a quota check
+/// reads for the keys expired since the last sweep (its own namespace's
+/// only, however many other namespaces hold).
+const EXPIRIES: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("expiries_by_namespace");
+
+/// The expiry index as plumes before the per-namespace one kept it,
+/// `(expires at, namespace, key)`: moved into [`EXPIRIES`] when such a file
+/// is opened.
+const EXPIRIES_BEFORE: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiries");
 
 /// Engine-wide counters; `version` is the last version handed out.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -101,7 +110,7 @@ impl RedbEngine {
             ))
         })?;
         let txn = db.begin_write()?;
-        txn.open_table(EXPIRIES)?;
+        index_by_namespace(&txn)?;
         count_once(&txn)?;
         txn.commit()?;
         Ok(RedbEngine { db })
@@ -123,6 +132,25 @@ impl RedbEngine {
         }
         Ok(result)
     }
+}
+
+/// Move a file's expiry index from the layout of earlier plumes, if it has
+/// one, into [`EXPIRIES`] (which this creates).
+fn index_by_namespace(txn: &WriteTransaction) -> Result<(), KvError> {
+    let mut expiries = txn.open_table(EXPIRIES)?;
+    if !txn.list_tables()?.any(|table| table.name() == EXPIRIES_BEFORE.name()) {
+        return Ok(());
+    }
+    {
+        let before = txn.open_table(EXPIRIES_BEFORE)?;
+        for row in before.iter()? {
+            let (index, _) = row?;
+            let (expires_at, ns, key) = index.value();
+            expiries.insert((ns, expires_at, key), ())?;
+        }
+    }
+    txn.delete_table(EXPIRIES_BEFORE)?;
+    Ok(())
 }
 
 /// Fill [`USAGE`] from the entries, unless it was already: once per file.
@@ -166,7 +194,7 @@ fn size(key: &str, value: &str) -> u64 {
 /// The tables of one write transaction.
 struct Writer<'t> {
     entries: Table<'t, (&'static str, &'static str), (u64, u64, &'static str)>,
-    expiries: Table<'t, (u64, &'static str, &'static str), ()>,
+    expiries: Table<'t, (&'static str, u64, &'static str), ()>,
     meta: Table<'t, &'static str, u64>,
     usage: Table<'t, &'static str, (u64, u64)>,
     now: u64,
@@ -214,7 +242,7 @@ impl<'t> Writer<'t> {
         if let Some(old) = &old
             && old.expires_at != 0
         {
-            self.expiries.remove((old.expires_at, ns, key))?;
+            self.expiries.remove((ns, old.expires_at, key))?;
         }
         let version = self.next_version()?;
         let expires_at = ttl.map_or(0, |ttl| {
@@ -224,7 +252,7 @@ impl<'t> Writer<'t> {
         });
         self.entries.insert((ns, key), (version, expires_at, value))?;
         if expires_at != 0 {
-            self.expiries.insert((expires_at, ns, key), ())?;
+            self.expiries.insert((ns, expires_at, key), ())?;
         }
         match old {
             Some(old) => self.count(ns, 0, size(key, &old.value), size(key, value))?,
@@ -240,7 +268,7 @@ impl<'t> Writer<'t> {
             return Ok(false);
         };
         if stored.expires_at != 0 {
-            self.expiries.remove((stored.expires_at, ns, key))?;
+            self.expiries.remove((ns, stored.expires_at, key))?;
         }
         self.entries.remove((ns, key))?;
         self.count(ns, -1, size(key, &stored.value), 0)?;
@@ -351,12 +379,9 @@ impl KvEngine for RedbEngine {
         // has removed yet are taken out here. The sweep keeps them few.
         let expiries = txn.open_table(EXPIRIES)?;
         let entries = txn.open_table(ENTRIES)?;
-        for row in expiries.range(..(now.saturating_add(1), "", ""))? {
+        for row in expiries.range((ns, 0, "")..(ns, now.saturating_add(1), ""))? {
             let (index, _) = row?;
-            let (expires_at, row_ns, key) = index.value();
-            if row_ns != ns {
-                continue;
-            }
+            let (_, expires_at, key) = index.value();
             if let Some(guard) = entries.get((ns, key))? {
                 let (_, stored_expires_at, value) = guard.value();
                 if stored_expires_at == expires_at {
@@ -386,16 +411,19 @@ impl RedbEngine {
         let due = {
             let txn = self.db.begin_read()?;
             let expiries = txn.open_table(EXPIRIES)?;
+            // Every namespace that holds a key has a row of counts.
+            let usage = txn.open_table(USAGE)?;
             let mut due = Vec::new();
-            for row in expiries.range(..=(now, "", ""))? {
-                let (index, _) = row?;
-                let (expires_at, ns, key) = index.value();
-                if expires_at > now {
-                    break;
-                }
-                due.push((expires_at, ns.to_owned(), key.to_owned()));
-                if due.len() >= SWEEP_BATCH {
-                    break;
+            'namespaces: for row in usage.iter()? {
+                let (ns, _) = row?;
+                let ns = ns.value();
+                for row in expiries.range((ns, 0, "")..(ns, now.saturating_add(1), ""))? {
+                    let (index, _) = row?;
+                    let (_, expires_at, key) = index.value();
+                    due.push((expires_at, ns.to_owned(), key.to_owned()));
+                    if due.len() >= SWEEP_BATCH {
+                        break 'namespaces;
+                    }
                 }
             }
             due
@@ -406,7 +434,7 @@ impl RedbEngine {
         self.write(|w| {
             let mut removed = 0;
             for (expires_at, ns, key) in &due {
-                w.expiries.remove((*expires_at, ns.as_str(), key.as_str()))?;
+                w.expiries.remove((ns.as_str(), *expires_at, key.as_str()))?;
                 // The key may have been written again since the read above.
                 if w.stored(ns, key)?.is_some_and(|stored| !stored.live(w.now)) {
                     w.remove(ns, key)?;
@@ -532,7 +560,7 @@ mod tests {
         let file = TempFile::new("uncounted");
         {
             // What an earlier plume left: entries (one expired, in the
-            // index), a version, and no counts.
+            // expiry index of its layout), a version, and no counts.
             let db = Database::create(&file.0).expect("the file is created");
             let txn = db.begin_write().unwrap();
             {
@@ -541,7 +569,7 @@ mod tests {
                 entries.insert(("a", "k2"), (2, 0, "defgh")).unwrap();
                 entries.insert(("a", "old"), (3, 1, "x")).unwrap();
                 entries.insert(("b", "k"), (4, 0, "y")).unwrap();
-                txn.open_table(EXPIRIES).unwrap().insert((1, "a", "old"), ()).unwrap();
+                txn.open_table(EXPIRIES_BEFORE).unwrap().insert((1, "a", "old"), ()).unwrap();
                 txn.open_table(META).unwrap().insert(VERSION, 4).unwrap();
             }
             txn.commit().unwrap();
@@ -559,6 +587,8 @@ mod tests {
         {
             let db = Database::create(&file.0).expect("the file opens");
             let txn = db.begin_write().unwrap();
+            let old_index = txn.list_tables().unwrap().any(|table| table.name() == EXPIRIES_BEFORE.name());
+            assert!(!old_index, "the earlier expiry index was moved, and removed");
             txn.open_table(USAGE).unwrap().insert("a", (7, 70)).unwrap();
             txn.commit().unwrap();
         }
