@@ -204,35 +204,38 @@ pub(super) fn usage_matches_a_recount_after_any_mix_of_writes(kv: &dyn KvEngine,
             continue;
         }
         for ns in ["a", "b"] {
-            let held: Vec<(String, String)> = kv
-                .list_by_prefix(ns, "", usize::MAX)
-                .unwrap()
-                .into_iter()
-                .map(|(key, entry)| (key, entry.value))
-                .collect();
+            let held = held(kv, ns);
             let modelled: Vec<(String, String)> = model
                 .iter()
                 .filter(|((n, _), _)| *n == ns)
                 .map(|((_, key), (value, _))| (key.clone(), value.clone()))
                 .collect();
             assert_eq!(held, modelled, "namespace {ns} after step {step} (operation {op} on {key})");
-            let usage = Usage {
-                keys: held.len() as u64,
-                bytes: held.iter().map(|(key, value)| (key.len() + value.len()) as u64).sum(),
-            };
-            assert_eq!(kv.usage(ns).unwrap(), usage, "usage of {ns} after step {step} (operation {op} on {key})");
+            assert_eq!(kv.usage(ns).unwrap(), usage_of(&held), "usage of {ns} after step {step} (operation {op} on {key})");
         }
     }
     // A sweep removes what expired, and the counts stay right.
     clock.0.set(clock.0.get() + 10);
     kv.sweep();
     for ns in ["a", "b"] {
-        let held = kv.list_by_prefix(ns, "", usize::MAX).unwrap();
-        let usage = Usage {
-            keys: held.len() as u64,
-            bytes: held.iter().map(|(key, entry)| (key.len() + entry.value.len()) as u64).sum(),
-        };
-        assert_eq!(kv.usage(ns).unwrap(), usage, "usage of {ns} after the sweep");
+        assert_eq!(kv.usage(ns).unwrap(), usage_of(&held(kv, ns)), "usage of {ns} after the sweep");
+    }
+}
+
+/// The live keys of a namespace and their values, in key order.
+fn held(kv: &dyn KvEngine, ns: &str) -> Vec<(String, String)> {
+    kv.list_by_prefix(ns, "", usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(key, entry)| (key, entry.value))
+        .collect()
+}
+
+/// What `keys` with their values count against a quota.
+fn usage_of(keys: &[(String, String)]) -> Usage {
+    Usage {
+        keys: keys.len() as u64,
+        bytes: keys.iter().map(|(key, value)| (key.len() + value.len()) as u64).sum(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! counts as it is written and an index of its keys by expiry, so both cost
 //! the keys that expired, not the keys the namespace holds.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,12 +77,17 @@ impl Namespace {
     /// Remove the key, expired or not, with its counts and expiry.
     fn remove(&mut self, key: &str) -> Option<Stored> {
         let stored = self.entries.remove(key)?;
-        self.keys -= 1;
-        self.bytes -= size(key, &stored);
+        self.uncount(key, &stored);
         if let Some(at) = stored.expires_at {
             self.expiries.remove(&(at, key.to_owned()));
         }
         Some(stored)
+    }
+
+    /// Take a removed key out of the counts.
+    fn uncount(&mut self, key: &str, stored: &Stored) {
+        self.keys -= 1;
+        self.bytes -= size(key, stored);
     }
 
     /// Remove every key that expired by `now`; returns how many.
@@ -95,11 +100,11 @@ impl Namespace {
             // Every indexed key is stored with that expiry (a write or a
             // delete of the key drops its index entry); checked all the
             // same, so that no slip can ever remove a live key.
-            if self.entries.get(&key).is_some_and(|stored| stored.expires_at == Some(at))
-                && let Some(stored) = self.entries.remove(&key)
+            if let btree_map::Entry::Occupied(entry) = self.entries.entry(key)
+                && entry.get().expires_at == Some(at)
             {
-                self.keys -= 1;
-                self.bytes -= size(&key, &stored);
+                let (key, stored) = entry.remove_entry();
+                self.uncount(&key, &stored);
                 removed += 1;
             }
         }

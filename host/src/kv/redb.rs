@@ -261,18 +261,23 @@ impl<'t> Writer<'t> {
         Ok(version)
     }
 
-    /// Remove the key, expired or not (and its place in the expiry index);
-    /// returns whether it was live.
-    fn remove(&mut self, ns: &str, key: &str) -> Result<bool, KvError> {
+    /// Remove the key, expired or not; returns what was stored.
+    fn remove(&mut self, ns: &str, key: &str) -> Result<Option<Stored>, KvError> {
         let Some(stored) = self.stored(ns, key)? else {
-            return Ok(false);
+            return Ok(None);
         };
+        self.forget(ns, key, &stored)?;
+        Ok(Some(stored))
+    }
+
+    /// Remove `stored`, just read under the key, with its place in the
+    /// expiry index and its counts.
+    fn forget(&mut self, ns: &str, key: &str, stored: &Stored) -> Result<(), KvError> {
         if stored.expires_at != 0 {
             self.expiries.remove((ns, stored.expires_at, key))?;
         }
         self.entries.remove((ns, key))?;
-        self.count(ns, -1, size(key, &stored.value), 0)?;
-        Ok(stored.live(self.now))
+        self.count(ns, -1, size(key, &stored.value), 0)
     }
 
     /// Move the namespace's counts by `keys` (one in, none, or one out)
@@ -313,8 +318,9 @@ impl KvEngine for RedbEngine {
 
     fn delete(&self, ns: &str, key: &str) -> Result<bool, KvError> {
         self.write(|w| {
-            let existed = w.stored(ns, key)?.is_some();
-            Ok((w.remove(ns, key)?, existed))
+            let removed = w.remove(ns, key)?;
+            let live = removed.as_ref().is_some_and(|stored| stored.live(w.now));
+            Ok((live, removed.is_some()))
         })
     }
 
@@ -436,8 +442,10 @@ impl RedbEngine {
             for (expires_at, ns, key) in &due {
                 w.expiries.remove((ns.as_str(), *expires_at, key.as_str()))?;
                 // The key may have been written again since the read above.
-                if w.stored(ns, key)?.is_some_and(|stored| !stored.live(w.now)) {
-                    w.remove(ns, key)?;
+                if let Some(stored) = w.stored(ns, key)?
+                    && !stored.live(w.now)
+                {
+                    w.forget(ns, key, &stored)?;
                     removed += 1;
                 }
             }
